@@ -1,0 +1,54 @@
+# wmaug: every env x dataset x method x seed cell of the studies in config/config.yaml, their datasets,
+# world models, aggregation and figures.
+#   snakemake --cores 8 figures                         # paper scale (the default)
+#   snakemake --cores 2 figures --config scale=smoke    # the whole DAG at toy budgets
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+from wmaug import config as C
+from wmaug.data import DATASET_KINDS
+from wmaug.envs import ENV_SPECS
+
+
+configfile: "config/config.yaml"
+
+
+# Checked before any job is planned: unknown names, bad types and non-positive budgets stop here.
+CFG = C.validate(config, where="config/config.yaml (with --config overrides)")
+SCALE = CFG["scale"]
+S = C.scale_cfg(CFG)
+
+# The CLI reads the same effective config (including --config overrides) from this file.
+_cfg_text = json.dumps(CFG, sort_keys=True)
+CONFIG_JSON = f".snakemake/wmaug/config-{hashlib.sha256(_cfg_text.encode()).hexdigest()[:12]}.json"
+Path(CONFIG_JSON).parent.mkdir(parents=True, exist_ok=True)
+if not Path(CONFIG_JSON).exists():
+    Path(CONFIG_JSON).write_text(_cfg_text)
+
+WMAUG = f"wmaug --config {CONFIG_JSON}"
+LOGS = f"logs/{SCALE}"
+
+
+wildcard_constraints:
+    env="|".join(ENV_SPECS),
+    kind="|".join(k.replace("-", "\\-") for k in DATASET_KINDS),
+    dataset="|".join(k.replace("-", "\\-") for k in DATASET_KINDS),
+    seed=r"\d+",
+    method=r"[a-z0-9_]+",
+    study=r"[a-z0-9_]+",
+
+
+include: "rules/datasets.smk"
+include: "rules/cells.smk"
+include: "rules/report.smk"
+
+
+rule figures:
+    """Every figure of every study in the config (and the CSVs of the numbers plotted)."""
+    input:
+        [figure_files(study) for study in CFG["studies"]],
+    default_target: True

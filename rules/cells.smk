@@ -1,0 +1,38 @@
+# One training cell per (study, env, dataset, method, seed): `wmaug cell` with the resolved spec.
+
+
+def cell_spec(wc):
+    return C.cell_spec(CFG, wc.study, wc.env, wc.dataset, wc.method, int(wc.seed))
+
+
+def cell_inputs(wc):
+    paths = cell_spec(wc)["paths"]
+    return [p for p in (paths["sample"], paths["world_model"]) if p and cell_spec(wc)["recipe"]["offline"]]
+
+
+CELL_DIR = C.cell_dir(CFG, "{study}", "{env}", "{dataset}", "{method}", "{seed}")
+
+
+rule cell:
+    input:
+        cell_inputs,
+    output:
+        curve=f"{CELL_DIR}/curve.csv",
+        model=f"{CELL_DIR}/model.pt",
+        summary=f"{CELL_DIR}/summary.json",
+    log:
+        f"{LOGS}/cells/{{study}}/{{env}}-{{dataset}}-{{method}}-seed{{seed}}.log",
+    params:
+        # The resolved spec is a param: changing any number of a cell re-runs exactly that cell.
+        spec=lambda wc: json.dumps(cell_spec(wc), sort_keys=True),
+        out=CELL_DIR,
+    threads: 1
+    resources:
+        runtime=max(10, (S["offline_iterations"] + S["online_steps"]) // 6000),
+        mem_mb=6000,
+    shell:
+        "wmaug cell --spec-json {params.spec:q} --out {params.out} --threads {threads} 2> {log}"
+
+
+def study_summaries(study):
+    return [f"{C.cell_dir(CFG, **cell)}/summary.json" for cell in C.grid_cells(CFG, study)]

@@ -1,0 +1,87 @@
+# D4RL-protocol datasets (behaviour SAC -> Minari datasets), each cell's seeded sample, and the world models.
+
+
+rule behaviour:
+    """Behaviour SAC with evaluation checkpoints: expert = last, medium = first at 1/3 of expert."""
+    output:
+        C.behaviour_path(CFG, "{env}"),
+    log:
+        f"{LOGS}/behaviour/{{env}}.log",
+    params:
+        budget={k: S[k] for k in ("behaviour_steps", "behaviour_start_steps", "behaviour_eval_every", "behaviour_eval_episodes")},
+        sac=CFG["algorithms"]["sac"],
+    threads: 1
+    resources:
+        runtime=max(10, S["behaviour_steps"] // 3000),  # minutes, at ~50 SAC updates/s worst case
+        mem_mb=4000,
+    shell:
+        "{WMAUG} behaviour --env {wildcards.env} --threads {threads} --out {output} 2> {log}"
+
+
+def dataset_inputs(wc):
+    if wc.kind == "random":
+        return []
+    if wc.kind == "medium-expert":
+        return [C.dataset_marker(CFG, wc.env, k) for k in ("medium", "expert")]
+    return [C.behaviour_path(CFG, wc.env)]
+
+
+rule dataset:
+    """One dataset kind written as a Minari dataset; the marker JSON (checksum, provenance) is written last."""
+    input:
+        dataset_inputs,
+    output:
+        C.dataset_marker(CFG, "{env}", "{kind}"),
+    log:
+        f"{LOGS}/datasets/{{env}}-{{kind}}.log",
+    params:
+        transitions=S["dataset_transitions"],
+    threads: 1
+    resources:
+        runtime=max(10, S["dataset_transitions"] // 2000),
+        mem_mb=8000,
+    shell:
+        "{WMAUG} dataset --env {wildcards.env} --kind {wildcards.kind} --threads {threads} --out {output} 2> {log}"
+
+
+def sample_inputs(wc):
+    # A user-provided source replaces the built dataset (and everything upstream of it).
+    return [] if C.dataset_source(CFG, wc.env, wc.dataset) else [C.dataset_marker(CFG, wc.env, wc.dataset)]
+
+
+rule subsample:
+    """A cell's uniform sample of the dataset, reproducible from (dataset, seed), with its normalisation stats."""
+    input:
+        sample_inputs,
+    output:
+        C.sample_path(CFG, "{env}", "{dataset}", "{seed}"),
+    log:
+        f"{LOGS}/samples/{{env}}-{{dataset}}-seed{{seed}}.log",
+    params:
+        n=S["offline_samples"],
+        source=lambda wc: C.dataset_source(CFG, wc.env, wc.dataset),
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=8000,
+    shell:
+        "{WMAUG} subsample --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed} --out {output} 2> {log}"
+
+
+rule world_model:
+    """Paper A's VAE world model trained on one cell's sample (shared by every method that augments)."""
+    input:
+        C.sample_path(CFG, "{env}", "{dataset}", "{seed}"),
+    output:
+        C.world_model_path(CFG, "{env}", "{dataset}", "{seed}"),
+    log:
+        f"{LOGS}/world_models/{{env}}-{{dataset}}-seed{{seed}}.log",
+    params:
+        world_model=C.world_model_spec(CFG),
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    shell:
+        "{WMAUG} world-model --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        " --sample {input} --threads {threads} --out {output} 2> {log}"

@@ -1,0 +1,85 @@
+"""Bad config values stop with a message naming the key and value, before any job is planned."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+
+from wmaug import config as C
+from wmaug.methods import METHODS
+
+from conftest import ROOT
+
+
+def _bad(config, edit) -> str:
+    cfg = copy.deepcopy(config)
+    edit(cfg)
+    with pytest.raises(C.ConfigError) as exc:
+        C.validate(cfg, where="test.yaml")
+    return str(exc.value)
+
+
+def test_valid_config_expands_paper_grid(base_config):
+    cfg = C.validate(base_config)
+    cells = C.grid_cells(cfg, "wmaug")
+    assert len(cells) == 4 * 3 * 3 * 5
+    assert {c["method"] for c in cells} == set(METHODS)
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda c: c["studies"]["wmaug"]["envs"].append("cheetah"), ["studies.wmaug.envs[4]", "'cheetah'", "halfcheetah"]),
+        (lambda c: c["studies"]["wmaug"]["methods"].__setitem__(0, "wm_td3"), ["studies.wmaug.methods[0]", "'wm_td3'", "wm_td3bc_td3"]),
+        (lambda c: c["studies"]["wmaug"]["datasets"].__setitem__(1, "medium_replay"), ["datasets[1]", "'medium_replay'", "medium-replay"]),
+        (lambda c: c.__setitem__("scale", "smok"), ["scale", "'smok'", "smoke"]),
+        (lambda c: c["scales"]["smoke"].__setitem__("online_steps", 0), ["scales.smoke.online_steps", "0"]),
+        (lambda c: c["scales"]["paper"].__setitem__("eval_episodes", -2), ["scales.paper.eval_episodes", "-2"]),
+        (lambda c: c["scales"]["quick"].__setitem__("seeds", "five"), ["scales.quick.seeds", "'five'"]),
+        (lambda c: c["algorithms"]["td3"].__setitem__("actor_lr", 0), ["algorithms.td3.actor_lr", "0"]),
+        (lambda c: c["algorithms"]["augmentation"].__setitem__("rate", 1.5), ["algorithms.augmentation.rate", "1.5"]),
+        (lambda c: c["algorithms"]["world_model"].__setitem__("variant", "authors"), ["algorithms.world_model.variant", "'authors'"]),
+        (lambda c: c["scales"]["smoke"].__setitem__("offline_samples", 10**9), ["scales.smoke.offline_samples", "exceeds"]),
+    ],
+)
+def test_bad_values_are_named(base_config, edit, expected):
+    message = _bad(base_config, edit)
+    for part in expected:
+        assert part in message, message
+    assert "test.yaml" in message
+
+
+def test_missing_dataset_file_is_named(base_config, tmp_path):
+    missing = tmp_path / "nowhere" / "hopper_random-v2.hdf5"
+    message = _bad(base_config, lambda c: c.__setitem__("dataset_sources", {"hopper": {"random": f"d4rl:{missing}"}}))
+    assert "dataset_sources.hopper.random" in message and str(missing) in message
+
+
+def test_snakemake_stops_on_bad_config_before_planning():
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "figures", "--config", "scale=paperr"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "unknown scale 'paperr'" in text and "Did you mean 'paper'" in text
+    assert "Job stats" not in text  # stopped before planning any job
+
+
+def test_paper_dry_run_plans_180_cells():
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "figures", "--config", "scale=paper", "--quiet", "rules"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["cell"] == 180
+    assert counts["world_model"] == 4 * 3 * 5 and counts["subsample"] == 4 * 3 * 5
+    assert counts["behaviour"] == 4 and counts["dataset"] == 4 * 5

@@ -1,0 +1,99 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018) with automatic entropy tuning and twin critics."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from wmaug.data.buffer import Batch
+from wmaug.nets import QEnsemble, TanhGaussianActor, soft_update
+
+
+@dataclass
+class SACConfig:
+    hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    init_alpha: float = 1.0
+    target_entropy: float | None = None  # None = -|A|
+    gamma: float = 0.99
+    tau: float = 0.005
+
+
+class SAC:
+    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, max_action: float = 1.0, device="cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.actor = TanhGaussianActor(obs_dim, act_dim, cfg.hidden, max_action).to(self.device)
+        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, members=2).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
+        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.updates = 0
+
+    def update(self, b: Batch) -> dict[str, float]:
+        cfg = self.cfg
+        self.updates += 1
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor(b.next_observations)
+            # y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a'|s'))
+            target_v = self.critic_target(b.next_observations, next_action).min(0).values - alpha * next_log_prob
+            y = b.rewards + cfg.gamma * (1.0 - b.terminals) * target_v
+        q = self.critic(b.observations, b.actions)
+        critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        action, log_prob = self.actor(b.observations)
+        # J_pi = E[alpha log pi(a|s) - min_i Q_i(s, a)]
+        actor_loss = (alpha * log_prob - self.critic(b.observations, action).min(0).values).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        # J_alpha = E[-alpha (log pi(a|s) + target_entropy)], taken in log alpha
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {
+            "critic_loss": critic_loss.item(),
+            "actor_loss": actor_loss.item(),
+            "alpha": alpha.item(),
+            "q_mean": q[0].mean().item(),
+        }
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        return self.actor.act(obs, deterministic)
+
+    def state_dict(self) -> dict:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.updates = state["updates"]

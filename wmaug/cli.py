@@ -1,0 +1,252 @@
+"""`wmaug`: the entrypoints the Snakemake rules call, usable by hand with the same config.
+
+    wmaug validate  [--config config/config.yaml] [--scale smoke]
+    wmaug behaviour --env hopper --out resources/smoke/behaviour/hopper/behaviour.pt
+    wmaug dataset   --env hopper --kind medium --out resources/smoke/datasets/hopper/medium.json
+    wmaug subsample --env hopper --dataset medium --seed 0 --out ...npz
+    wmaug world-model --env hopper --dataset medium --seed 0 --out ...pt
+    wmaug cell      --study wmaug --env hopper --dataset medium-replay --method td3bc_td3 --seed 0 [--out DIR]
+    wmaug report    --study wmaug --cells DIR [DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from wmaug import config as C
+from wmaug.errors import InputError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="config/config.yaml", help="YAML (or JSON) config file")
+    p.add_argument("--scale", default=None, help="override the config's scale (smoke, quick, paper)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _load(args) -> dict:
+    return C.load_config(args.config, args.scale)
+
+
+def cmd_validate(args) -> None:
+    cfg = _load(args)
+    for study in cfg["studies"]:
+        print(f"{study}: {len(C.grid_cells(cfg, study))} cells at scale '{cfg['scale']}'")
+    print("config OK")
+
+
+def cmd_behaviour(args) -> None:
+    import torch
+
+    from wmaug.data.d4rl_protocol import train_behaviour
+    from wmaug.io import torch_save
+
+    cfg = _load(args)
+    s = C.scale_cfg(cfg)
+    result = train_behaviour(args.env, s["behaviour_steps"], s["behaviour_start_steps"], s["behaviour_eval_every"],
+                             s["behaviour_eval_episodes"], args.seed, cfg["algorithms"]["sac"], progress=not args.no_progress)
+    # weights_only loading admits tensors, not numpy arrays
+    result["episodes"] = [{k: torch.from_numpy(v) for k, v in ep.items()} for ep in result["episodes"]]
+    torch_save(result, args.out)
+
+
+def _load_behaviour(path: str) -> dict:
+    from wmaug.io import torch_load
+
+    b = torch_load(path, "behaviour policy file")
+    b["episodes"] = [{k: v.numpy() for k, v in ep.items()} for ep in b["episodes"]]
+    return b
+
+
+def cmd_dataset(args) -> None:
+    from wmaug.data import d4rl_protocol as P
+    from wmaug.data.minari_io import dataset_checksum, write_minari_dataset
+    from wmaug.io import write_json
+
+    cfg = _load(args)
+    s = C.scale_cfg(cfg)
+    env, kind, scale = args.env, args.kind, cfg["scale"]
+    n = s["dataset_transitions"]
+    progress = not args.no_progress
+    info: dict = {"env": env, "kind": kind, "scale": scale}
+    sac_hidden = cfg["algorithms"]["sac"]["hidden"]
+    if kind == "random":
+        episodes = P.rollout_episodes(env, P.uniform_policy(env, args.seed), n, args.seed, progress, f"{env} random")
+    elif kind in ("expert", "medium", "medium-replay"):
+        behaviour = _load_behaviour(C.behaviour_path(cfg, env))
+        ckpts = behaviour["checkpoints"]
+        medium = P.pick_medium(ckpts)
+        info["behaviour"] = {"path": C.behaviour_path(cfg, env), "expert_step": ckpts[-1]["step"],
+                             "expert_return": ckpts[-1]["return"], "medium_step": medium["step"],
+                             "medium_return": medium["return"], "medium_threshold": medium["threshold"],
+                             "checkpoint_returns": {c["step"]: c["return"] for c in ckpts}}
+        if kind == "medium-replay":
+            episodes = P.replay_episodes_until(behaviour, medium["step"])
+        else:
+            actor = ckpts[-1]["actor"] if kind == "expert" else medium["actor"]
+            policy = P.sac_policy(actor, env, sac_hidden, deterministic=False, seed=args.seed)
+            episodes = P.rollout_episodes(env, policy, n, args.seed, progress, f"{env} {kind}")
+    elif kind == "medium-expert":
+        from wmaug.data.minari_io import read_minari_episodes
+
+        episodes = []
+        for part in ("medium", "expert"):
+            episodes += read_minari_episodes(C.built_minari_id(scale, env, part), C.MINARI_ROOT)
+    else:
+        raise ValueError(f"unknown dataset kind {kind!r}")
+    dataset_id = C.built_minari_id(scale, env, kind)
+    path = write_minari_dataset(dataset_id, episodes, env, C.MINARI_ROOT,
+                                description=f"{kind} data for {env} built by wmaug with the D4RL protocol (scale {scale})",
+                                algorithm_name="SAC (D4RL protocol)" if kind != "random" else "uniform random",
+                                metadata={k: v for k, v in info.items() if k != "behaviour"})
+    info.update({"dataset_id": dataset_id, "minari_root": C.MINARI_ROOT, "path": str(path),
+                 "checksum": dataset_checksum(path), "n_episodes": len(episodes),
+                 "n_transitions": int(sum(len(e["actions"]) for e in episodes))})
+    write_json(args.out, info)
+
+
+def source_for(cfg: dict, env: str, kind: str) -> str:
+    return C.dataset_source(cfg, env, kind) or f"minari:{C.built_minari_id(cfg['scale'], env, kind)}"
+
+
+def cmd_subsample(args) -> None:
+    from wmaug.data.minari_io import load_source
+    from wmaug.data.sample import ObsNormalizer, subsample
+    from wmaug.io import atomic_path
+
+    cfg = _load(args)
+    source = source_for(cfg, args.env, args.dataset)
+    data, prov = load_source(source, args.env, C.MINARI_ROOT)
+    sample = subsample(data, C.scale_cfg(cfg)["offline_samples"], args.seed, where=source)
+    norm = ObsNormalizer.fit(sample.observations)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **sample.as_dict(), obs_mean=norm.mean, obs_std=norm.std, checksum=sample.checksum(),
+                     source=source, source_checksum=prov["checksum"], seed=args.seed)
+    logging.getLogger("wmaug").info("sample of %d from %s (%d transitions), checksum %s", len(sample), source,
+                                    len(data), sample.checksum()[:12])
+
+
+def cmd_world_model(args) -> None:
+    from wmaug.models.world_model import WorldModelConfig, one_step_error, save_world_model, train_world_model
+    from wmaug.pipeline import load_sample
+
+    cfg = _load(args)
+    wm = C.world_model_spec(cfg)
+    base = WorldModelConfig.authors_code() if wm["variant"] == "authors_code" else WorldModelConfig()
+    wm_cfg = WorldModelConfig(**{**base.__dict__, **{k: v for k, v in wm.items() if k in base.__dict__}})
+    data, _, meta = load_sample(args.sample or C.sample_path(cfg, args.env, args.dataset, args.seed))
+    model, history = train_world_model(data, wm_cfg, args.seed, progress=not args.no_progress)
+    error = one_step_error(model, data)
+    logging.getLogger("wmaug").info("world model: train one-step MSE %.4g vs copy-the-state %.4g",
+                                    error["model_mse"], error["copy_mse"])
+    save_world_model(model, args.out, extra={"history": history, "train_error": error, "sample": meta,
+                                             "variant": wm["variant"]})
+
+
+def cmd_cell(args) -> None:
+    from wmaug.cell import run_cell
+
+    if args.spec_json:
+        spec = json.loads(args.spec_json)
+    else:
+        cfg = _load(args)
+        spec = C.cell_spec(cfg, args.study, args.env, args.dataset, args.method, args.seed)
+    out = args.out or C.cell_dir(_load(args), **spec["cell"])
+    run_cell(spec, out, device=args.device, progress=not args.no_progress)
+
+
+def cmd_report(args) -> None:
+    from wmaug.report.build import build_study_report
+
+    cfg = _load(args)
+    build_study_report(cfg, args.study, [Path(c) for c in args.cells], Path(args.results_out), Path(args.figures_out))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="wmaug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check the config and print the grid size")
+    _common(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("behaviour", help="train the behaviour SAC of the D4RL protocol")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_behaviour)
+
+    p = sub.add_parser("dataset", help="build one D4RL-protocol dataset as a Minari dataset")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--kind", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="marker JSON written once the dataset is complete")
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("subsample", help="a cell's seeded offline sample and its normalisation statistics")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_subsample)
+
+    p = sub.add_parser("world-model", help="train paper A's world model on a cell's sample")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--sample", default=None, help="sample .npz (default: the config's path)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_world_model)
+
+    p = sub.add_parser("cell", help="run one (study, env, dataset, method, seed) cell")
+    _common(p)
+    for key in ("study", "env", "dataset", "method"):
+        p.add_argument(f"--{key}")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--spec-json", default=None, help="a resolved cell spec (what the Snakemake rule passes)")
+    p.add_argument("--out", default=None, help="result folder (default: the config's)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_cell)
+
+    p = sub.add_parser("report", help="aggregate finished cells with rliable and draw the study's figures")
+    _common(p)
+    p.add_argument("--study", required=True)
+    p.add_argument("--cells", nargs="+", required=True)
+    p.add_argument("--results-out", required=True)
+    p.add_argument("--figures-out", required=True)
+    p.set_defaults(func=cmd_report)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("MINARI_DATASETS_PATH", os.path.abspath(C.MINARI_ROOT))
+    if args.command == "cell" and not args.spec_json:
+        missing = [k for k in ("study", "env", "dataset", "method", "seed") if getattr(args, k) is None]
+        if missing:
+            parser.error(f"cell: give --spec-json or all of --study --env --dataset --method --seed (missing {missing})")
+    try:
+        args.func(args)
+    except (InputError, FileNotFoundError) as exc:
+        # Bad input: a message, not a traceback.
+        print(f"wmaug {args.command}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

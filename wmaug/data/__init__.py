@@ -1,0 +1,2 @@
+# D4RL dataset kinds the protocol builds (PROTOCOL.md, common ground).
+DATASET_KINDS = ["random", "medium", "expert", "medium-replay", "medium-expert"]

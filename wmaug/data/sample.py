@@ -1,0 +1,52 @@
+"""Per-cell offline data: a seeded uniform subsample of a dataset and its state-normalisation statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wmaug.data.buffer import Batch
+from wmaug.data.transitions import Transitions
+
+
+def subsample(data: Transitions, n: int, seed: int, where: str = "dataset") -> Transitions:
+    """n transitions drawn uniformly without replacement; the same (data, n, seed) gives the same sample."""
+    if n > len(data):
+        raise ValueError(f"{where}: asked for {n} transitions but the dataset holds only {len(data)}")
+    idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+    return data.take(idx)
+
+
+@dataclass
+class ObsNormalizer:
+    """z-scores states with dataset statistics; TD3+BC adds 1e-3 to the std (PROTOCOL.md)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @staticmethod
+    def fit(observations: np.ndarray, eps: float = 1e-3) -> "ObsNormalizer":
+        return ObsNormalizer(observations.mean(0).astype(np.float32), (observations.std(0) + eps).astype(np.float32))
+
+    @staticmethod
+    def identity(obs_dim: int) -> "ObsNormalizer":
+        return ObsNormalizer(np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32))
+
+    def __call__(self, obs):
+        if isinstance(obs, torch.Tensor):
+            mean = torch.as_tensor(self.mean, device=obs.device)
+            std = torch.as_tensor(self.std, device=obs.device)
+            return (obs - mean) / std
+        return ((obs - self.mean) / self.std).astype(np.float32)
+
+    def batch(self, b: Batch) -> Batch:
+        return b.replace(observations=self(b.observations), next_observations=self(b.next_observations))
+
+    def state_dict(self) -> dict:
+        return {"mean": torch.from_numpy(self.mean), "std": torch.from_numpy(self.std)}
+
+    @staticmethod
+    def from_state_dict(state: dict) -> "ObsNormalizer":
+        return ObsNormalizer(state["mean"].numpy(), state["std"].numpy())

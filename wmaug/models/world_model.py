@@ -1,0 +1,357 @@
+"""Paper A's world model: a VAE over states with a transition model in its latent space.
+
+Numbers are from /work/shared/PROTOCOL.md, section "Paper A"; the architecture and loss follow the
+paper's "World Model" section (encoder, decoder, transition model; ELBO + two reconstruction losses).
+
+    q(z | s) = N(mu(s), diag(exp(logvar(s))))        encoder
+    s_hat    = D(z)                                   decoder
+    z'_pred  = z + T(z, a)      (paper text)          transition; residual=False: z'_pred = T(z, a) (authors' code)
+
+    L = MSE(D(z), s) + beta * KL(q(z|s) || N(0, I))                    ELBO, beta = 1 / (batches per epoch)
+        + w_next   * MSE(D(z'_pred), s')                               w_next = 10
+        + w_latent * MSE(z'_pred, sg(z'_enc)),  z'_enc ~ q(z | s')     w_latent = 1
+
+Everything inside the model works on z-scored states; the public sampling API (`sample_next`,
+`predict_next`) takes and returns raw states.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wmaug.data.transitions import Transitions
+from wmaug.nets import mlp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorldModelConfig:
+    """Defaults are the paper text's; `authors_code()` gives the authors' implementation's choices."""
+
+    hidden: int = 512  # paper: "four layer MLP, hidden layer size 512"
+    layers: int = 3  # hidden layers per MLP; four layers = 3 hidden + the output layer
+    latent_dim: int = 12  # PROTOCOL.md (authors' code); the paper text gives none
+    transition_hidden: tuple[int, ...] | None = None  # None -> (hidden,) * layers, like encoder/decoder
+    residual: bool = True  # paper text: T predicts dz, z' = z + dz; authors' code: z' = T(z, a)
+    kl_weight: float | None = None  # None -> 1 / (batches per epoch) (PROTOCOL.md)
+    next_state_weight: float = 10.0
+    latent_weight: float = 1.0
+    lr: float = 1e-4
+    batch_size: int = 4096
+    epochs: int = 300
+    std_eps: float = 1e-5  # z-scoring divides by std + eps
+
+    def __post_init__(self) -> None:
+        if self.transition_hidden is not None:
+            # lists come back from saved configs; keep one type so configs compare equal
+            self.transition_hidden = tuple(int(h) for h in self.transition_hidden)
+        if self.hidden <= 0 or self.layers <= 0 or self.latent_dim <= 0:
+            raise ValueError(f"WorldModelConfig: hidden, layers and latent_dim must be positive, got {self}")
+        if self.batch_size <= 0 or self.epochs < 0:
+            raise ValueError(f"WorldModelConfig: batch_size must be positive and epochs >= 0, got {self}")
+
+    @classmethod
+    def authors_code(cls, **overrides) -> "WorldModelConfig":
+        """The authors' implementation: 500 hidden, transition head 300-600-300, predicts z' directly."""
+        return cls(**{"hidden": 500, "transition_hidden": (300, 600, 300), "residual": False, **overrides})
+
+    @property
+    def transition_layers(self) -> tuple[int, ...]:
+        return self.transition_hidden if self.transition_hidden is not None else (self.hidden,) * self.layers
+
+
+class WorldModel(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: WorldModelConfig, obs_mean, obs_std):
+        """obs_mean, obs_std: the training states' statistics (numpy or tensors); obs_std WITHOUT the eps,
+        which is added here (cfg.std_eps)."""
+        super().__init__()
+        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
+        hidden = [cfg.hidden] * cfg.layers
+        self.encoder = mlp(obs_dim, hidden, 2 * cfg.latent_dim)  # -> (mu, logvar)
+        self.decoder = mlp(cfg.latent_dim, hidden, obs_dim)
+        self.transition = mlp(cfg.latent_dim + act_dim, list(cfg.transition_layers), cfg.latent_dim)
+        mean = torch.as_tensor(np.asarray(obs_mean, dtype=np.float32) if not torch.is_tensor(obs_mean) else obs_mean)
+        std = torch.as_tensor(np.asarray(obs_std, dtype=np.float32) if not torch.is_tensor(obs_std) else obs_std)
+        if mean.shape != (obs_dim,) or std.shape != (obs_dim,):
+            raise ValueError(f"WorldModel: obs_mean/obs_std must have shape ({obs_dim},), got {mean.shape}, {std.shape}")
+        # buffers, so they travel with state_dict and .to(device)
+        self.register_buffer("obs_mean", mean.float().clone())
+        self.register_buffer("obs_std", std.float().clone())
+
+    # -- building blocks (z-scored space) -------------------------------------------------------------
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.obs_mean) / (self.obs_std + self.cfg.std_eps)
+
+    def denormalize(self, obs_n: torch.Tensor) -> torch.Tensor:
+        return obs_n * (self.obs_std + self.cfg.std_eps) + self.obs_mean
+
+    def encode(self, obs_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z-scored state -> (mu, logvar) of q(z | s)."""
+        mu, logvar = self.encoder(obs_n).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """latent -> z-scored state."""
+        return self.decoder(z)
+
+    def step_latent(self, z: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        out = self.transition(torch.cat([z, act], dim=-1))
+        return z + out if self.cfg.residual else out
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None):
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def _as_tensor(self, x) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.obs_mean.device)
+
+    # -- training objective ---------------------------------------------------------------------------
+    def loss(self, obs, act, next_obs, kl_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """The paper's objective on a batch of raw-scale (s, a, s'). Returns (loss, metrics)."""
+        s, s_next = self.normalize(self._as_tensor(obs)), self.normalize(self._as_tensor(next_obs))
+        act = self._as_tensor(act)
+
+        mu, logvar = self.encode(s)
+        z = self.reparameterize(mu, logvar)
+        # ELBO: Gaussian decoder -> MSE; KL(N(mu, sigma^2) || N(0, I)) in closed form, summed over latent
+        # dims and averaged over the batch (the per-example KL of a standard VAE). MSE is averaged over
+        # elements (a plain "MSE", as the paper says); beta = 1/(batches per epoch) scales the KL.
+        recon = F.mse_loss(self.decode(z), s)
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean()
+
+        z_next_pred = self.step_latent(z, act)
+        next_state = F.mse_loss(self.decode(z_next_pred), s_next)
+        # Target: a SAMPLE of q(z | s'), as the paper's text says ("the one sampled by the encoder using the
+        # actual next state"). With the stop-gradient the sample is an unbiased, noisier stand-in for the
+        # mean: E||z'_pred - (mu' + sigma' eps)||^2 = ||z'_pred - mu'||^2 + const, so the transition's
+        # expected gradient is the same either way.
+        with torch.no_grad():
+            mu_n, logvar_n = self.encode(s_next)
+            z_next_enc = self.reparameterize(mu_n, logvar_n)
+        latent = F.mse_loss(z_next_pred, z_next_enc)
+
+        total = (recon + kl_weight * kl) + self.cfg.next_state_weight * next_state + self.cfg.latent_weight * latent
+        metrics = {
+            "loss": total.item(),
+            "recon": recon.item(),
+            "kl": kl.item(),
+            "next_state": next_state.item(),
+            "latent": latent.item(),
+        }
+        return total, metrics
+
+    # -- sampling API (raw scale) ---------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_next(
+        self,
+        obs,
+        act,
+        steps: int = 1,
+        actions_after=None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """A stochastic next state: z ~ q(z | s), `steps` latent transitions, decode. Raw scale, (B, obs_dim).
+
+        steps > 1 rolls the latent forward without decoding in between. Actions: `act` is used for the
+        first step; `actions_after` gives the rest, either (steps - 1, B, act_dim) (the actions after `act`)
+        or (steps, B, act_dim) (the whole sequence; its first row must equal `act`). Without
+        `actions_after`, `act` is repeated. Noise comes from `generator` or torch's global RNG.
+        """
+        if steps < 1:
+            raise ValueError(f"sample_next: steps must be >= 1, got {steps}")
+        obs, act = self._as_tensor(obs), self._as_tensor(act)
+        seq = self._action_sequence(act, steps, actions_after)
+        mu, logvar = self.encode(self.normalize(obs))
+        z = self.reparameterize(mu, logvar, generator)
+        for a in seq:
+            z = self.step_latent(z, a)
+        return self.denormalize(self.decode(z))
+
+    def _action_sequence(self, act: torch.Tensor, steps: int, actions_after) -> list[torch.Tensor]:
+        if actions_after is None:
+            return [act] * steps
+        after = self._as_tensor(actions_after)
+        if after.dim() != 3 or after.shape[1:] != act.shape:
+            raise ValueError(f"sample_next: actions_after must be (steps[-1], {tuple(act.shape)}), got {tuple(after.shape)}")
+        if after.shape[0] == steps - 1:
+            return [act, *after.unbind(0)]
+        if after.shape[0] == steps:
+            if not torch.equal(after[0], act):
+                raise ValueError("sample_next: actions_after has `steps` rows but its first row is not `act`")
+            return list(after.unbind(0))
+        raise ValueError(f"sample_next: actions_after has {after.shape[0]} steps, need {steps - 1} or {steps}")
+
+    @torch.no_grad()
+    def predict_next(self, obs, act) -> torch.Tensor:
+        """The deterministic one-step prediction (z = mu), raw scale: for measuring model error."""
+        mu, _ = self.encode(self.normalize(self._as_tensor(obs)))
+        return self.denormalize(self.decode(self.step_latent(mu, self._as_tensor(act))))
+
+
+# -- training ---------------------------------------------------------------------------------------------
+def _non_terminal(transitions: Transitions) -> np.ndarray:
+    """Rows that are neither terminal nor time-outs: their s' is a real successor that T can learn."""
+    return (transitions.terminals < 0.5) & (transitions.timeouts < 0.5)
+
+
+def train_world_model(
+    transitions: Transitions,
+    cfg: WorldModelConfig,
+    seed: int,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    log_every: int | None = None,
+) -> tuple[WorldModel, list[dict]]:
+    """Train on `transitions` minus terminal/timeout rows (PROTOCOL.md). Returns (model, per-epoch metrics).
+
+    The model's `train_info` attribute records what was used (n_train, rows dropped, kl_weight, ...).
+    """
+    keep = _non_terminal(transitions)
+    n = int(keep.sum())
+    if n == 0:
+        raise ValueError(
+            f"train_world_model: all {len(transitions)} transitions are terminal or timeouts; nothing to train on"
+        )
+    data = transitions.take(np.flatnonzero(keep))
+    # z-scoring statistics of the training states (float64 for the sums)
+    obs_mean = data.observations.mean(0, dtype=np.float64).astype(np.float32)
+    obs_std = data.observations.std(0, dtype=np.float64).astype(np.float32)
+
+    torch.manual_seed(seed)
+    model = WorldModel(data.obs_dim, data.act_dim, cfg, obs_mean, obs_std).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)  # epoch shuffles
+
+    obs = torch.as_tensor(data.observations, device=device)
+    act = torch.as_tensor(data.actions, device=device)
+    next_obs = torch.as_tensor(data.next_observations, device=device)
+
+    # the last, partial batch is kept, so every row is seen once per epoch
+    batches = math.ceil(n / cfg.batch_size)
+    kl_weight = cfg.kl_weight if cfg.kl_weight is not None else 1.0 / batches
+    model.train_info = {
+        "n_total": len(transitions),
+        "n_train": n,
+        "n_dropped_terminal": int((transitions.terminals >= 0.5).sum()),
+        "n_dropped_timeout": int((transitions.timeouts >= 0.5).sum()),
+        "batches_per_epoch": batches,
+        "kl_weight": kl_weight,
+        "updates": batches * cfg.epochs,
+    }
+    log.info("world model: training on %s", model.train_info)
+
+    epochs = range(1, cfg.epochs + 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = bar = tqdm(epochs, desc="world model", unit="epoch")
+    history: list[dict] = []
+    model.train()
+    for epoch in epochs:
+        perm = torch.randperm(n, generator=gen).to(device)
+        sums: dict[str, float] = {}
+        for b in range(batches):
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            loss, metrics = model.loss(obs[idx], act[idx], next_obs[idx], kl_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v
+        row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()}}
+        history.append(row)
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['loss']:.4f}", next_state=f"{row['next_state']:.4f}")
+        if log_every and epoch % log_every == 0:
+            log.info("world model epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items() if k != "epoch"})
+    model.eval()
+    return model, history
+
+
+@torch.no_grad()
+def one_step_error(model: WorldModel, transitions: Transitions, chunk: int = 65536) -> dict:
+    """Deterministic one-step error of `model` on `transitions` (terminal/timeout rows excluded).
+
+    model_mse / copy_mse / per_dim_model_mse: on RAW states, MSE averaged over rows and state dims;
+    copy_mse is the copy-the-state baseline MSE(s, s'); ratio = model_mse / copy_mse.
+    The *_normalized keys are the same on states z-scored with the model's (training data's) statistics,
+    where each dim weighs the same (raw MSE is dominated by the large-scale velocity dims).
+    """
+    keep = np.flatnonzero(_non_terminal(transitions))
+    if len(keep) == 0:
+        raise ValueError("one_step_error: no non-terminal, non-timeout transitions to evaluate")
+    data = transitions.take(keep)
+    sq_model = torch.zeros(model.obs_dim, dtype=torch.float64)
+    sq_copy = torch.zeros(model.obs_dim, dtype=torch.float64)
+    sq_model_n = torch.zeros(model.obs_dim, dtype=torch.float64)
+    sq_copy_n = torch.zeros(model.obs_dim, dtype=torch.float64)
+    scale = (model.obs_std + model.cfg.std_eps).cpu().double()
+    for start in range(0, len(data), chunk):
+        s = model._as_tensor(data.observations[start : start + chunk])
+        a = model._as_tensor(data.actions[start : start + chunk])
+        s_next = model._as_tensor(data.next_observations[start : start + chunk])
+        err_model = (model.predict_next(s, a) - s_next).cpu().double()
+        err_copy = (s - s_next).cpu().double()
+        sq_model += err_model.pow(2).sum(0)
+        sq_copy += err_copy.pow(2).sum(0)
+        sq_model_n += (err_model / scale).pow(2).sum(0)
+        sq_copy_n += (err_copy / scale).pow(2).sum(0)
+    n = len(data)
+    per_dim = sq_model / n
+    model_mse, copy_mse = per_dim.mean().item(), (sq_copy / n).mean().item()
+    model_mse_n, copy_mse_n = (sq_model_n / n).mean().item(), (sq_copy_n / n).mean().item()
+    return {
+        "n": n,
+        "model_mse": model_mse,
+        "copy_mse": copy_mse,
+        "ratio": model_mse / copy_mse if copy_mse > 0 else float("inf"),
+        "per_dim_model_mse": per_dim.tolist(),
+        "model_mse_normalized": model_mse_n,
+        "copy_mse_normalized": copy_mse_n,
+        "ratio_normalized": model_mse_n / copy_mse_n if copy_mse_n > 0 else float("inf"),
+    }
+
+
+# -- persistence ------------------------------------------------------------------------------------------
+def save_world_model(model: WorldModel, path: str | Path, extra: dict | None = None) -> None:
+    """Atomic torch.save (tmp file + os.replace). `extra` must hold only what torch.load(weights_only=True)
+    accepts: Python scalars, strings, lists, dicts, tensors (no numpy arrays)."""
+    path = str(path)
+    payload = {
+        "config": asdict(model.cfg),
+        "obs_dim": model.obs_dim,
+        "act_dim": model.act_dim,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    tmp = path + ".tmp"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[WorldModel, dict]:
+    """Returns (model in eval mode on `device`, extra). Errors name the file."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"world model checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        cfg = WorldModelConfig(**payload["config"])
+        obs_dim, act_dim = int(payload["obs_dim"]), int(payload["act_dim"])
+        model = WorldModel(obs_dim, act_dim, cfg, np.zeros(obs_dim), np.ones(obs_dim))
+        model.load_state_dict(payload["state_dict"])
+    except Exception as e:  # unpickling, missing keys, shape mismatch: all mean a bad checkpoint
+        raise RuntimeError(f"could not load world model checkpoint {path}: {type(e).__name__}: {e}") from e
+    return model.to(device).eval(), payload.get("extra", {})

@@ -1,0 +1,112 @@
+"""Network building blocks shared by every algorithm.
+
+Ensembles (twin critics, Q-ensembles, batched agents) are one weight tensor per layer with a leading
+member axis, so E members cost one batched matmul rather than E small ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def mlp(in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int, activation=nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    dims = [in_dim, *hidden]
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), activation()]
+    layers.append(nn.Linear(dims[-1], out_dim))
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers: (E, B, in) -> (E, B, out)."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim))
+        # Same distribution as nn.Linear's default init, drawn per member.
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    def __init__(self, members: int, in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int):
+        super().__init__()
+        self.members = members
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in) shared by all members, or (E, B, in) one batch per member."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, -1, -1)
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x)
+
+
+class QEnsemble(nn.Module):
+    """E state-action critics Q_i(s, a); TD3/SAC's twin critic is E = 2."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), members: int = 2):
+        super().__init__()
+        self.net = EnsembleMLP(members, obs_dim + act_dim, hidden, 1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Returns (E, B)."""
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+class DeterministicActor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), max_action: float = 1.0):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, act_dim)
+        self.max_action = max_action
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.max_action * torch.tanh(self.net(obs))
+
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class TanhGaussianActor(nn.Module):
+    """SAC's squashed Gaussian policy."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), max_action: float = 1.0):
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden[:-1], hidden[-1])
+        self.head = nn.Linear(hidden[-1], 2 * act_dim)
+        self.max_action = max_action
+
+    def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std of the pre-tanh Gaussian."""
+        mean, log_std = self.head(F.relu(self.trunk(obs))).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """A squashed action and its log-probability (change of variables through tanh)."""
+        mean, std = self.distribution_params(obs)
+        u = mean if deterministic else mean + std * torch.randn_like(mean)
+        log_prob = torch.distributions.Normal(mean, std).log_prob(u).sum(-1)
+        # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), the numerically stable form
+        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return self.max_action * torch.tanh(u), log_prob
+
+    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        return self(obs, deterministic)[0]
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging: target <- (1 - tau) target + tau source."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
