@@ -29,7 +29,7 @@ Path(CONFIG_JSON).parent.mkdir(parents=True, exist_ok=True)
 if not Path(CONFIG_JSON).exists():
     Path(CONFIG_JSON).write_text(_cfg_text)
 
-WMAUG = f"wmaug --config {CONFIG_JSON}"
+CFG_ARG = f"--config {CONFIG_JSON}"
 LOGS = f"logs/{SCALE}"
 
 

@@ -15,7 +15,7 @@ rule behaviour:
         runtime=max(10, S["behaviour_steps"] // 3000),  # minutes, at ~50 SAC updates/s worst case
         mem_mb=4000,
     shell:
-        "{WMAUG} behaviour --env {wildcards.env} --threads {threads} --out {output} 2> {log}"
+        "wmaug behaviour {CFG_ARG} --env {wildcards.env} --threads {threads} --out {output} 2> {log}"
 
 
 def dataset_inputs(wc):
@@ -41,7 +41,7 @@ rule dataset:
         runtime=max(10, S["dataset_transitions"] // 2000),
         mem_mb=8000,
     shell:
-        "{WMAUG} dataset --env {wildcards.env} --kind {wildcards.kind} --threads {threads} --out {output} 2> {log}"
+        "wmaug dataset {CFG_ARG} --env {wildcards.env} --kind {wildcards.kind} --threads {threads} --out {output} 2> {log}"
 
 
 def sample_inputs(wc):
@@ -65,7 +65,7 @@ rule subsample:
         runtime=10,
         mem_mb=8000,
     shell:
-        "{WMAUG} subsample --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed} --out {output} 2> {log}"
+        "wmaug subsample {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed} --out {output} 2> {log}"
 
 
 rule world_model:
@@ -83,5 +83,5 @@ rule world_model:
         runtime=30,
         mem_mb=4000,
     shell:
-        "{WMAUG} world-model --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        "wmaug world-model {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --sample {input} --threads {threads} --out {output} 2> {log}"

@@ -28,5 +28,5 @@ rule report:
         runtime=30,
         mem_mb=8000,
     shell:
-        "{WMAUG} report --study {wildcards.study} --cells {params.cells} --results-out {params.results_out}"
+        "wmaug report {CFG_ARG} --study {wildcards.study} --cells {params.cells} --results-out {params.results_out}"
         " --figures-out {params.figures_out} 2> {log}"

@@ -43,6 +43,7 @@ def test_valid_config_expands_paper_grid(base_config):
         (lambda c: c["algorithms"]["augmentation"].__setitem__("rate", 1.5), ["algorithms.augmentation.rate", "1.5"]),
         (lambda c: c["algorithms"]["world_model"].__setitem__("variant", "authors"), ["algorithms.world_model.variant", "'authors'"]),
         (lambda c: c["scales"]["smoke"].__setitem__("offline_samples", 10**9), ["scales.smoke.offline_samples", "exceeds"]),
+        (lambda c: c["scales"]["quick"].__setitem__("behaviour_start_steps", 500), ["scales.quick.offline_samples", "behaviour_start_steps"]),
     ],
 )
 def test_bad_values_are_named(base_config, edit, expected):
@@ -83,3 +84,28 @@ def test_paper_dry_run_plans_180_cells():
     assert counts["cell"] == 180
     assert counts["world_model"] == 4 * 3 * 5 and counts["subsample"] == 4 * 3 * 5
     assert counts["behaviour"] == 4 and counts["dataset"] == 4 * 5
+
+
+def test_truncated_d4rl_file_is_named_before_compute(base_config, tmp_path, hopper_random):
+    import h5py
+
+    path = tmp_path / "hopper_random-v2.hdf5"
+    with h5py.File(path, "w") as f:
+        for key in ("observations", "actions", "rewards", "terminals", "timeouts"):
+            f[key] = getattr(hopper_random, key)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    message = _bad(base_config, lambda c: c.__setitem__("dataset_sources", {"hopper": {"random": f"d4rl:{path}"}}))
+    assert "dataset_sources.hopper.random" in message and str(path) in message
+
+
+def test_wrong_shape_d4rl_file_is_named(base_config, tmp_path, hopper_random):
+    import h5py
+
+    path = tmp_path / "hopper_random-v2.hdf5"
+    with h5py.File(path, "w") as f:
+        for key in ("observations", "actions", "rewards", "terminals", "timeouts"):
+            f[key] = getattr(hopper_random, key)
+    # hopper's 11-dim states given as halfcheetah data (17-dim)
+    message = _bad(base_config, lambda c: c.__setitem__("dataset_sources", {"halfcheetah": {"random": f"d4rl:{path}"}}))
+    assert "dataset_sources.halfcheetah.random" in message and "11" in message and "17" in message

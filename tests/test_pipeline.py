@@ -116,6 +116,10 @@ def test_same_seed_same_cpu_curve(tmp_path, hopper_random, base_config, method):
     online_rows = 1 + 400 // 50  # steps 0, 50, ..., 400
     offline_rows = 3  # iterations 0, 50 and the last, 60
     assert len(a) == online_rows + (offline_rows if method != "td3" else 0)
+    if method != "td3":  # online step 0 is the hand-off policy: the final offline evaluation
+        final_offline = a[a.phase == "offline"].iloc[-1]
+        first_online = a[a.phase == "online"].iloc[0]
+        assert first_online.step == 0 and first_online.raw_return == final_offline.raw_return
     assert a.equals(b)
     other = tiny_spec(base_config, tmp_path, method, seed=4)
     run_cell(other, tmp_path / "c", device="cpu", progress=False)

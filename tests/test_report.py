@@ -379,6 +379,13 @@ def test_aggregate_figure_files_and_csv(separated_scores, tmp_path):
                                                                  ref["hi"])
     no_poi = plot_aggregate_metrics(m, None, tmp_path / "agg2", methods=methods, title="x")
     assert len(no_poi) == 8
+    # two comparisons concatenated (what the report build passes): one panel per pair
+    rev = probability_of_improvement(separated_scores, x="td3bc_td3", y="wm_td3bc_td3",
+                                     reps=20)
+    two = plot_aggregate_metrics(m, pd.concat([p, rev], ignore_index=True), tmp_path / "agg3",
+                                 methods=methods, title="x")
+    assert len(two) == 8 + 2 * 13
+    assert two.panel.value_counts()["poi:td3bc_td3>wm_td3bc_td3"] == 13
 
 
 def test_figure_write_is_atomic(curve_scores, tmp_path, monkeypatch):

@@ -82,7 +82,7 @@ def cmd_dataset(args) -> None:
     elif kind in ("expert", "medium", "medium-replay"):
         behaviour = _load_behaviour(C.behaviour_path(cfg, env))
         ckpts = behaviour["checkpoints"]
-        medium = P.pick_medium(ckpts)
+        medium = P.pick_medium(ckpts, behaviour["start_steps"])
         info["behaviour"] = {"path": C.behaviour_path(cfg, env), "expert_step": ckpts[-1]["step"],
                              "expert_return": ckpts[-1]["return"], "medium_step": medium["step"],
                              "medium_return": medium["return"], "medium_threshold": medium["threshold"],

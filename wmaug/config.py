@@ -154,6 +154,10 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
             raise ConfigError(f"{k}.online_start_steps = {s['online_start_steps']} must be below online_steps = {s['online_steps']}")
         if s["behaviour_start_steps"] >= s["behaviour_steps"]:
             raise ConfigError(f"{k}.behaviour_start_steps = {s['behaviour_start_steps']} must be below behaviour_steps = {s['behaviour_steps']}")
+        if s["offline_samples"] > s["behaviour_start_steps"]:
+            # medium-replay holds at least the behaviour's random start steps, and may hold no more
+            raise ConfigError(f"{k}.offline_samples = {s['offline_samples']} exceeds behaviour_start_steps = "
+                              f"{s['behaviour_start_steps']}, the smallest medium-replay dataset can hold")
         if s["offline_samples"] > s["dataset_transitions"]:
             raise ConfigError(f"{k}.offline_samples = {s['offline_samples']} exceeds dataset_transitions = {s['dataset_transitions']}")
     for study, grid in config["studies"].items():

@@ -232,7 +232,12 @@ class CellRun:
         b = self.budget
         pretrained = self.recipe["offline"] and self.recipe["keep_actor"]
         if not resumed_mid_online:
-            self.evaluate("online", 0)
+            last = self.p.curve[-1] if self.p.curve else None
+            if last is not None and last["phase"] == "offline" and self.recipe["keep_actor"]:
+                # The same policy on the same evaluation seeds: the final offline evaluation is online step 0.
+                self.p.curve.append({**last, "phase": "online", "step": 0})
+            else:
+                self.evaluate("online", 0)
             self.obs, _ = self.env.reset(seed=self.seed)
         else:
             self.obs, _ = self.env.reset()  # the checkpoint was taken at an episode end, before this reset

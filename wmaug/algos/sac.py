@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import QEnsemble, TanhGaussianActor, soft_update
+from wmaug.nets import QEnsemble, TanhGaussianActor, frozen, soft_update
 
 
 @dataclass
@@ -56,7 +56,9 @@ class SAC:
 
         action, log_prob = self.actor(b.observations)
         # J_pi = E[alpha log pi(a|s) - min_i Q_i(s, a)]
-        actor_loss = (alpha * log_prob - self.critic(b.observations, action).min(0).values).mean()
+        with frozen(self.critic):
+            q_pi = self.critic(b.observations, action).min(0).values
+        actor_loss = (alpha * log_prob - q_pi).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()

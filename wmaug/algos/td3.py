@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import DeterministicActor, QEnsemble, soft_update
+from wmaug.nets import DeterministicActor, QEnsemble, frozen, soft_update
 
 
 @dataclass
@@ -63,7 +63,8 @@ class TD3:
 
         if self.updates % cfg.policy_delay == 0:
             pi = self.actor(b.observations)
-            q_pi = self.critic(b.observations, pi)[0]
+            with frozen(self.critic):
+                q_pi = self.critic(b.observations, pi)[0]
             if self.bc_alpha is None:
                 actor_loss = -q_pi.mean()
             else:

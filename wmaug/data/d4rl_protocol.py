@@ -66,8 +66,13 @@ class EpisodeRecorder:
 
 def rollout_episodes(env_name: str, policy: Callable[[np.ndarray], np.ndarray], n_transitions: int, seed: int,
                      progress: bool = False, desc: str = "rollout") -> list[dict]:
+    """Exactly n_transitions steps of `policy` on a named environment."""
+    return rollout_on_env(make_env(env_name, seed), policy, n_transitions, seed, progress, desc)
+
+
+def rollout_on_env(env, policy: Callable[[np.ndarray], np.ndarray], n_transitions: int, seed: int,
+                   progress: bool = False, desc: str = "rollout") -> list[dict]:
     """Exactly n_transitions steps of `policy`; the last episode is cut (truncated) at the budget."""
-    env = make_env(env_name, seed)
     rec = EpisodeRecorder()
     obs, _ = env.reset(seed=seed)
     rec.start(obs)
@@ -83,6 +88,11 @@ def rollout_episodes(env_name: str, policy: Callable[[np.ndarray], np.ndarray], 
     return rec.episodes
 
 
+def as_batch(obs: np.ndarray) -> torch.Tensor:
+    """One float32 row: MuJoCo observations come as float64."""
+    return torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
+
+
 def sac_policy(actor_state: dict, env_name: str, hidden, deterministic: bool, seed: int) -> Callable:
     spec = get_spec(env_name)
     sac = SAC(spec.obs_dim, spec.act_dim, SACConfig(hidden=tuple(hidden)))
@@ -91,7 +101,7 @@ def sac_policy(actor_state: dict, env_name: str, hidden, deterministic: bool, se
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
-        mean, std = sac.actor.distribution_params(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))
+        mean, std = sac.actor.distribution_params(as_batch(obs))
         u = mean if deterministic else mean + std * torch.randn(mean.shape, generator=gen)
         return torch.tanh(u).squeeze(0).numpy()
 
@@ -125,7 +135,7 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
         if t <= start_steps:
             action = rng.uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
         else:
-            action = agent.act(torch.as_tensor(obs).unsqueeze(0)).squeeze(0).numpy()
+            action = agent.act(as_batch(obs)).squeeze(0).numpy()
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated)
         rec.step(action, reward, next_obs, terminated, truncated)
@@ -135,8 +145,8 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
             rec.start(obs)
         if t > start_steps:
             agent.update(buffer.sample(int(sac["batch_size"]), rng))
-        if t % eval_every == 0:
-            returns = evaluate(eval_env, lambda o: agent.act(torch.as_tensor(o).unsqueeze(0), True).squeeze(0).numpy(),
+        if t % eval_every == 0 or t == steps:  # the last checkpoint is the final (expert) policy
+            returns = evaluate(eval_env, lambda o: agent.act(as_batch(o), True).squeeze(0).numpy(),
                                eval_episodes, seed=10_000 + seed)
             checkpoints.append({"step": t, "return": float(returns.mean()),
                                 "actor": {k: v.clone() for k, v in agent.actor.state_dict().items()}})
@@ -147,6 +157,7 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
         "env": env_name,
         "seed": seed,
         "steps": steps,
+        "start_steps": start_steps,
         "checkpoints": checkpoints,
         "episodes": rec.episodes,
         "wall_time_s": time.perf_counter() - t0,
@@ -154,16 +165,21 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
     }
 
 
-def pick_medium(checkpoints: list[dict], fraction: float = 1.0 / 3.0) -> dict:
-    """The first checkpoint whose return reaches `fraction` of the expert's (the final checkpoint's).
-    Returns are shifted by the first checkpoint's so that environments with negative returns behave."""
-    expert = checkpoints[-1]["return"]
+def pick_medium(checkpoints: list[dict], learning_starts: int, fraction: float = 1.0 / 3.0) -> dict:
+    """The first checkpoint of a trained policy (taken after `learning_starts`) whose return reaches
+    `fraction` of the expert's (the final checkpoint's). Returns are measured from min(0, first return)
+    so that environments with negative returns behave."""
+    trained = [c for c in checkpoints if c["step"] > learning_starts]
+    if not trained:
+        raise ValueError(f"no behaviour checkpoint after the {learning_starts} random start steps: "
+                         f"raise behaviour_steps or lower behaviour_eval_every")
+    expert = trained[-1]["return"]
     base = min(0.0, checkpoints[0]["return"])
     threshold = base + fraction * (expert - base)
-    for ckpt in checkpoints:
+    for ckpt in trained:
         if ckpt["return"] >= threshold:
             return {**ckpt, "threshold": threshold}
-    return {**checkpoints[-1], "threshold": threshold}
+    return {**trained[-1], "threshold": threshold}
 
 
 def replay_episodes_until(behaviour: dict, step: int) -> list[dict]:

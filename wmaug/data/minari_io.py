@@ -71,11 +71,12 @@ class DatasetError(InputError):
 
 def resolve_root(root: str | Path | None) -> Path:
     """The Minari datasets root: ``root`` itself, else what minari itself would use."""
+    # Absolute: minari joins a relative root onto paths it has already rooted.
     if root is not None:
-        return Path(root)
+        return Path(root).resolve()
     env = os.environ.get("MINARI_DATASETS_PATH")
     if env is not None:
-        return Path(env)
+        return Path(env).resolve()
     return Path.home() / ".minari" / "datasets"
 
 
@@ -282,7 +283,7 @@ def write_minari_dataset(
     ]
     total_steps = sum(len(a["rewards"]) for a in arrays)
 
-    root_p = Path(root)
+    root_p = resolve_root(root)
     root_p.mkdir(parents=True, exist_ok=True)
     final_dir = root_p / dataset_id
     if final_dir.exists() and not (final_dir / "data").is_dir() and any(final_dir.iterdir()):

@@ -124,9 +124,10 @@ class WorldModel(nn.Module):
 
         mu, logvar = self.encode(s)
         z = self.reparameterize(mu, logvar)
-        # ELBO: Gaussian decoder -> MSE; KL(N(mu, sigma^2) || N(0, I)) in closed form, summed over latent
-        # dims and averaged over the batch (the per-example KL of a standard VAE). MSE is averaged over
-        # elements (a plain "MSE", as the paper says); beta = 1/(batches per epoch) scales the KL.
+        # ELBO: Gaussian decoder -> MSE averaged over elements; KL(N(mu, sigma^2) || N(0, I)) in closed form,
+        # summed over latent dims and averaged over the batch. A KL weight of 1/(batches per epoch) is the
+        # widely copied PyTorch-VAE convention (kld_weight "M_N" = batch / N with exactly these two
+        # reductions), so we take its reductions too; the paper does not state them.
         recon = F.mse_loss(self.decode(z), s)
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean()
 

@@ -134,7 +134,7 @@ def _metric_estimates(scores: np.ndarray) -> np.ndarray:
 def _poi_per_task(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """P(X_m > Y_m) per task m, ties counting 1/2 (the Mann-Whitney U / (n_x n_y) rliable uses)."""
     diff = x[:, None, :] - y[None, :, :]
-    return (diff > 0).mean(axis=(0, 1)) + 0.0 * (diff == 0).mean(axis=(0, 1))
+    return (diff > 0).mean(axis=(0, 1)) + 0.5 * (diff == 0).mean(axis=(0, 1))
 
 
 def _poi_estimates(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -149,7 +149,8 @@ def _interval(score_dict, func, reps: int, seed: int, key: tuple) -> tuple[np.nd
     with _seeded_global_rng(seed, *key):
         point, ci = rly.get_interval_estimates(
             score_dict, func, reps=reps, confidence_interval_size=CI_SIZE)
-    return np.atleast_1d(point[name]).astype(float), np.asarray(ci[name], dtype=float).reshape(2, -1)
+    point_arr = np.atleast_1d(point[name]).astype(float)
+    return point_arr, np.asarray(ci[name], dtype=float).reshape(2, -1)
 
 
 def _check_reps(reps: int) -> None:
@@ -420,10 +421,10 @@ def _tasks_of(final: pd.DataFrame, methods: Sequence[str]) -> list[tuple[str, st
     missing = [m for m in methods if not sets[m]]
     if missing:
         raise ValueError(f"no scores for method(s) {missing}")
-    common = set.intersection(*sets.values())
-    if any(s != common for s in sets.values()):
-        detail = "; ".join(f"{m}: lacks {sorted(f'{e}/{d}' for e, d in set.union(*sets.values()) - s)}"
-                           for m, s in sets.items() if s != set.union(*sets.values()))
+    common, union = set.intersection(*sets.values()), set.union(*sets.values())
+    if common != union:
+        detail = "; ".join(f"{m}: lacks {sorted(f'{e}/{d}' for e, d in union - s)}"
+                           for m, s in sets.items() if s != union)
         raise ValueError("methods cover different tasks, so across-task aggregates would not "
                          f"be comparable: {detail}")
     return sorted(common)

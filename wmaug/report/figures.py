@@ -215,7 +215,8 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
     One panel per metric (IQM, median, mean, optimality gap) with a horizontal 95% CI bar and
     a point-estimate tick per method; when ``poi`` (output of
     :func:`~wmaug.report.aggregate.probability_of_improvement`, possibly several (x, y)
-    pairs concatenated) is given, a panel below with P(X > Y) over all tasks and per task.
+    pairs concatenated) is given, a row below with one panel per (x, y) pair: P(X > Y) over
+    all tasks and per task.
     Writes ``out_prefix``.png/.pdf/.csv; returns the CSV table (columns
     :data:`METRIC_PLOT_COLUMNS`: panel = metric name or ``poi:<x>><y>``, label = method or task).
     """
@@ -224,30 +225,28 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
         raise ValueError("methods must be non-empty")
     scale = scale if scale is not None else metrics.attrs.get("scale", "unknown")
     colors = method_colors(methods)
-    metric_names = [m for m in _METRIC_TITLES]
-    poi_rows: list[tuple[str, str, pd.Series]] = []  # (panel, label, row)
+    metric_names = list(_METRIC_TITLES)
+    # one POI panel per (x, y) pair: [(x, y, [(label, row), ...]), ...]
+    poi_panels: list[tuple[str, str, list[tuple[str, pd.Series]]]] = []
     if poi is not None and len(poi):
-        pairs = list(dict.fromkeys(zip(poi["x"], poi["y"])))
-        for x, y in pairs:
+        for x, y in dict.fromkeys(zip(poi["x"], poi["y"])):
             sub = poi[(poi["x"] == x) & (poi["y"] == y)]
             sub = pd.concat([sub[sub["scope"] == "aggregate"],
                              sub[sub["scope"] != "aggregate"].sort_values(["dataset", "env"])])
-            for _, row in sub.iterrows():
-                task = ("all tasks" if row["scope"] == "aggregate"
-                        else f"{row['env']} \u00b7 {row['dataset']}")
-                label = task if len(pairs) == 1 else f"{x} > {y}: {task}"
-                poi_rows.append((f"poi:{x}>{y}", label, row))
-    n_poi = len(poi_rows)
+            labels = ["all tasks" if r["scope"] == "aggregate"
+                      else f"{r['env']} \u00b7 {r['dataset']}" for _, r in sub.iterrows()]
+            poi_panels.append((x, y, list(zip(labels, (r for _, r in sub.iterrows())))))
+    n_poi = max((len(p[2]) for p in poi_panels), default=0)
     fig = Figure(figsize=(13.0, 1.0 + 0.45 * len(methods) + 1.4
-                          + (0.7 + 0.28 * n_poi if n_poi else 0)), layout="constrained")
-    if n_poi:
-        grid = fig.add_gridspec(2, 4, height_ratios=[0.45 * len(methods) + 0.9,
-                                                    0.28 * n_poi + 0.6])
-        metric_axes = [fig.add_subplot(grid[0, i]) for i in range(4)]
-        poi_ax = fig.add_subplot(grid[1, :])
+                          + (1.2 + 0.28 * n_poi if n_poi else 0)), layout="constrained")
+    poi_axes = []
+    if poi_panels:
+        grid = fig.add_gridspec(2, 1, height_ratios=[0.45 * len(methods) + 0.9,
+                                                    0.28 * n_poi + 1.1])
+        metric_axes = list(grid[0].subgridspec(1, 4).subplots())
+        poi_axes = list(np.atleast_1d(grid[1].subgridspec(1, len(poi_panels)).subplots()))
     else:
         metric_axes = list(fig.subplots(1, 4))
-        poi_ax = None
     rows: list[dict] = []
     ys = np.arange(len(methods))[::-1]  # first method on top
     for i, (ax, metric) in enumerate(zip(metric_axes, metric_names)):
@@ -268,25 +267,26 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
         ax.set_xlabel(_METRIC_XLABELS[metric])
         ax.grid(axis="x", alpha=0.3, linewidth=0.5)
         ax.margins(x=0.15)
-    if poi_ax is not None:
-        pys = np.arange(n_poi)[::-1]
-        for y, (panel, label, r) in zip(pys, poi_rows):
+    same_labels = len({tuple(lab for lab, _ in rows_) for _, _, rows_ in poi_panels}) == 1
+    for j, (ax, (x, y, prow)) in enumerate(zip(poi_axes, poi_panels)):
+        pys = np.arange(len(prow))[::-1]
+        for yy, (label, r) in zip(pys, prow):
             value, lo, hi = float(r["value"]), float(r["lo"]), float(r["hi"])
-            color = colors.get(r["x"], "0.4")
             alpha = 0.9 if r["scope"] == "aggregate" else 0.5
-            poi_ax.barh(y, hi - lo, left=lo, height=0.6, color=color, alpha=alpha)
-            poi_ax.vlines(value, y - 0.35, y + 0.35, color="black", linewidth=1.4)
-            rows.append({"panel": panel, "label": label, "value": value, "lo": lo, "hi": hi})
-        poi_ax.axvline(0.5, color="black", linestyle=":", linewidth=0.8)
-        poi_ax.set_yticks(pys, [lab for _, lab, _ in poi_rows], fontsize=8)
-        poi_ax.set_ylim(-0.7, n_poi - 0.3)
-        poi_ax.set_xlim(-0.02, 1.02)
-        pairs_txt = ", ".join(dict.fromkeys(
-            f"{_label(r['x'])} > {_label(r['y'])}" for _, _, r in poi_rows))
-        poi_ax.set_title(f"Probability of improvement P(X > Y): {pairs_txt}", fontsize=11)
-        poi_ax.set_xlabel("probability that a run of X scores higher than a run of Y on the "
-                          "same task (0.5 = no difference)")
-        poi_ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+            ax.barh(yy, hi - lo, left=lo, height=0.6, color=colors.get(x, "0.4"), alpha=alpha)
+            ax.vlines(value, yy - 0.35, yy + 0.35, color="black", linewidth=1.4)
+            rows.append({"panel": f"poi:{x}>{y}", "label": label, "value": value, "lo": lo,
+                         "hi": hi})
+        ax.axvline(0.5, color="black", linestyle=":", linewidth=0.8)
+        show = j == 0 or not same_labels
+        ax.set_yticks(pys, [lab for lab, _ in prow] if show else [""] * len(prow), fontsize=8)
+        ax.set_ylim(-0.7, len(prow) - 0.3)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_title(f"Probability of improvement P(X > Y)\nX = {_label(x)}, Y = {_label(y)}",
+                     fontsize=10)
+        ax.set_xlabel("P(a run of X scores higher than a run of Y\non the same task); "
+                      "0.5 = no difference")
+        ax.grid(axis="x", alpha=0.3, linewidth=0.5)
     n_tasks = _seed_text(metrics["n_tasks"]) if len(metrics) else "n/a"
     n_seeds = _seed_text(metrics["n_seeds"]) if len(metrics) else "n/a"
     where = ""
