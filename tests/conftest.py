@@ -18,8 +18,9 @@ from wmaug.data.transitions import Transitions
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def _one_thread():
+    # Session scope: runs before module fixtures too, so every learner is single-threaded and repeatable.
     torch.set_num_threads(1)
 
 
@@ -64,5 +65,5 @@ def tiny_spec(config: dict, tmp: Path, method: str, seed: int = 0, **budget) -> 
     spec["td3"] = {**spec["td3"], "hidden": [32, 32], "batch_size": 32}
     spec["paths"] = {"sample": str(tmp / "sample.npz"),
                      "world_model": str(tmp / "wm.pt") if spec["recipe"]["augment"] else None}
-    spec["config_hash"] = C.spec_hash({k: v for k, v in spec.items() if k not in ("cell", "paths", "config_hash")})
+    spec["config_hash"] = C.config_hash(spec)
     return spec

@@ -109,3 +109,11 @@ def test_wrong_shape_d4rl_file_is_named(base_config, tmp_path, hopper_random):
     # hopper's 11-dim states given as halfcheetah data (17-dim)
     message = _bad(base_config, lambda c: c.__setitem__("dataset_sources", {"halfcheetah": {"random": f"d4rl:{path}"}}))
     assert "dataset_sources.halfcheetah.random" in message and "11" in message and "17" in message
+
+
+def test_config_hash_is_shared_by_methods_and_seeds_but_not_scales(base_config):
+    cfg = C.validate(base_config)
+    hashes = {C.cell_spec(cfg, **cell)["config_hash"] for cell in C.grid_cells(cfg, "wmaug")}
+    assert len(hashes) == 1
+    cfg["scale"] = "smoke"
+    assert C.cell_spec(cfg, "wmaug", "ant", "random", "td3", 0)["config_hash"] not in hashes

@@ -250,8 +250,14 @@ def cell_spec(config: dict, study: str, env: str, dataset: str, method: str, see
             "world_model": world_model_path(config, env, dataset, seed) if recipe.augment else None,
         },
     }
-    spec["config_hash"] = spec_hash({k: v for k, v in spec.items() if k not in ("cell", "paths")})
+    spec["config_hash"] = config_hash(spec)
     return spec
+
+
+def config_hash(spec: dict) -> str:
+    """What all cells of one study table must share: scale, budgets and algorithm settings (the method and
+    seed are keys of the table, the paths follow from them)."""
+    return spec_hash({k: v for k, v in spec.items() if k not in ("cell", "paths", "recipe", "config_hash")})
 
 
 def world_model_spec(config: dict) -> dict:

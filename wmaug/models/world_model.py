@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wmaug.data.transitions import Transitions
+from wmaug.io import torch_save
 from wmaug.nets import mlp
 
 log = logging.getLogger(__name__)
@@ -327,9 +328,8 @@ def one_step_error(model: WorldModel, transitions: Transitions, chunk: int = 655
 
 # -- persistence ------------------------------------------------------------------------------------------
 def save_world_model(model: WorldModel, path: str | Path, extra: dict | None = None) -> None:
-    """Atomic torch.save (tmp file + os.replace). `extra` must hold only what torch.load(weights_only=True)
+    """Atomic torch.save. `extra` must hold only what torch.load(weights_only=True)
     accepts: Python scalars, strings, lists, dicts, tensors (no numpy arrays)."""
-    path = str(path)
     payload = {
         "config": asdict(model.cfg),
         "obs_dim": model.obs_dim,
@@ -337,9 +337,7 @@ def save_world_model(model: WorldModel, path: str | Path, extra: dict | None = N
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
-    tmp = path + ".tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    torch_save(payload, path)
 
 
 def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[WorldModel, dict]:

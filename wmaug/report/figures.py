@@ -11,9 +11,7 @@ is switched and no figure is left open.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -24,6 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
+
+from wmaug.io import atomic_path
 
 __all__ = [
     "METHOD_COLORS",
@@ -82,21 +82,8 @@ def _with_suffix(prefix: Path, suffix: str) -> Path:
     return prefix.with_name(prefix.name + suffix)
 
 
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it onto ``path`` only if the body succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    with _atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         write(tmp)
 
 
