@@ -43,6 +43,7 @@ wildcard_constraints:
 
 
 include: "rules/datasets.smk"
+include: "rules/pretrain.smk"
 include: "rules/cells.smk"
 include: "rules/report.smk"
 

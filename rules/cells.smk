@@ -6,8 +6,20 @@ def cell_spec(wc):
 
 
 def cell_inputs(wc):
-    paths = cell_spec(wc)["paths"]
-    return [p for p in (paths["sample"], paths["world_model"]) if p and cell_spec(wc)["recipe"]["offline"]]
+    spec = cell_spec(wc)
+    paths, recipe = spec["paths"], spec["recipe"]
+    if recipe["pipeline"] == "balanced_replay":
+        data = C.dataset_input(CFG, wc.env, wc.dataset) if recipe["sampling"] != "online_only" else []
+        return data + ([paths["pretrained"]] if paths["pretrained"] else [])
+    return [p for p in (paths["sample"], paths["world_model"]) if p and recipe["offline"]]
+
+
+def cell_runtime(wc):
+    """Minutes to ask a cluster for: paper A's TD3 at about 100 steps/s, paper B's 5-member ensembles at about 17."""
+    recipe = cell_spec(wc)["recipe"]
+    if recipe["pipeline"] == "balanced_replay":
+        return max(10, S["finetune_long_steps" if recipe["long"] else "finetune_steps"] // 1000)
+    return max(10, (S["offline_iterations"] + S["online_steps"]) // 6000)
 
 
 CELL_DIR = C.cell_dir(CFG, "{study}", "{env}", "{dataset}", "{method}", "{seed}")
@@ -28,7 +40,7 @@ rule cell:
         out=CELL_DIR,
     threads: 1
     resources:
-        runtime=max(10, (S["offline_iterations"] + S["online_steps"]) // 6000),
+        runtime=lambda wc: cell_runtime(wc),
         mem_mb=6000,
     shell:
         "wmaug cell --spec-json {params.spec:q} --out {params.out} --threads {threads} 2> {log}"

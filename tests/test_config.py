@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from wmaug import config as C
-from wmaug.methods import METHODS
+from wmaug.methods import METHODS, PAPER_A, PAPER_B
 
 from conftest import ROOT
 
@@ -26,7 +26,24 @@ def test_valid_config_expands_paper_grid(base_config):
     cfg = C.validate(base_config)
     cells = C.grid_cells(cfg, "wmaug")
     assert len(cells) == 4 * 3 * 3 * 5
-    assert {c["method"] for c in cells} == set(METHODS)
+    assert {c["method"] for c in cells} == {r.name for r in PAPER_A}
+    b = C.grid_cells(cfg, "balanced_replay")
+    main = [c for c in b if c["method"] in ("ours", "awac", "bcq_ft", "sac_ft", "sac")]
+    assert len(main) == 3 * 4 * 5 * 4  # PROTOCOL: 4 seeds for paper B
+    assert {c["method"] for c in b} == {r.name for r in PAPER_B}
+    assert len(b) == len({(c["env"], c["dataset"], c["method"], c["seed"]) for c in b})  # each cell once
+
+
+def test_smoke_subset_and_overrides(base_config):
+    cfg = C.validate({**base_config, "scale": "smoke"})
+    b = C.grid_cells(cfg, "balanced_replay")
+    assert {c["env"] for c in b} == {"halfcheetah", "hopper"} and {c["dataset"] for c in b} == {"random", "medium-expert"}
+    assert cfg["algorithms"]["cql"]["hidden"] == [64, 64]  # the smoke override
+    assert cfg["algorithms"]["cql"]["min_q_weight"] == 5.0  # untouched keys stay
+    spec = C.cell_spec(cfg, "balanced_replay", "hopper", "random", "ours", 0)
+    long = C.cell_spec(cfg, "balanced_replay", "halfcheetah", "random", "ours_long", 0)
+    assert spec["config_hash"] == long["config_hash"]  # one table may hold both
+    assert spec["paths"]["pretrained"].endswith("pretrained/cql/hopper/random/block0.pt")
 
 
 @pytest.mark.parametrize(
@@ -44,6 +61,15 @@ def test_valid_config_expands_paper_grid(base_config):
         (lambda c: c["algorithms"]["world_model"].__setitem__("variant", "authors"), ["algorithms.world_model.variant", "'authors'"]),
         (lambda c: c["scales"]["smoke"].__setitem__("offline_samples", 10**9), ["scales.smoke.offline_samples", "exceeds"]),
         (lambda c: c["scales"]["quick"].__setitem__("behaviour_start_steps", 500), ["scales.quick.offline_samples", "behaviour_start_steps"]),
+        (lambda c: c["studies"]["balanced_replay"]["methods"].append("td3"), ["studies.balanced_replay.methods[5]", "'td3'", "pipeline"]),
+        (lambda c: c["studies"]["balanced_replay"]["ablations"]["fig4c_sampling"]["methods"].__setitem__(0, "ours_unifrom"),
+         ["ablations.fig4c_sampling.methods[0]", "'ours_unifrom'", "ours_uniform"]),
+        (lambda c: c["scales"]["smoke"]["algorithm_overrides"]["cql"].__setitem__("hidden", [0]), ["algorithms.cql.hidden", "smoke"]),
+        (lambda c: c["scales"]["paper"]["algorithm_overrides"].__setitem__("cqll", {}) if "algorithm_overrides" in c["scales"]["paper"]
+         else c["scales"]["paper"].__setitem__("algorithm_overrides", {"cqll": {}}), ["algorithm_overrides", "'cqll'", "cql"]),
+        (lambda c: c["algorithms"]["balanced_replay"].__setitem__("online_share", 1.0), ["algorithms.balanced_replay.online_share", "1.0"]),
+        (lambda c: c["scales"]["paper"].__setitem__("eval_steps", 999), ["scales.paper.eval_steps", "999", "whole episode"]),
+        (lambda c: c["scales"]["paper"].__setitem__("study_seeds", {"balanced_replai": 4}), ["study_seeds", "balanced_replay"]),
     ],
 )
 def test_bad_values_are_named(base_config, edit, expected):
@@ -70,7 +96,7 @@ def test_snakemake_stops_on_bad_config_before_planning():
     assert "Job stats" not in text  # stopped before planning any job
 
 
-def test_paper_dry_run_plans_180_cells():
+def test_paper_dry_run_plans_both_studies_grids():
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "figures", "--config", "scale=paper", "--quiet", "rules"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -81,9 +107,18 @@ def test_paper_dry_run_plans_180_cells():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["cell"] == 180
+    # Paper A: 4 envs x 3 datasets x 3 methods x 5 seeds.
+    paper_a = 4 * 3 * 3 * 5
+    # Paper B: 3 envs x 4 datasets x 5 methods x 4 seeds, plus the ablation cells not already in that grid:
+    # Fig 1b 4, Fig 1c 16, Fig 4c 96, Fig 4d 88 (its N=1 cells of Fig 1c counted once), CQL kept 48,
+    # long halfcheetah runs 32, alternative density ratio 48.
+    paper_b = 3 * 4 * 5 * 4 + 4 + 16 + 96 + 88 + 48 + 32 + 48
+    assert counts["cell"] == paper_a + paper_b
     assert counts["world_model"] == 4 * 3 * 5 and counts["subsample"] == 4 * 3 * 5
     assert counts["behaviour"] == 4 and counts["dataset"] == 4 * 5
+    # One block of 5 agents per (env, dataset, seed) for CQL, AWAC and BCQ; FQE for halfcheetah's 4 datasets.
+    assert counts["pretrain"] == 3 * (3 * 4 * 4) + 4 * 4
+    assert counts["likelihood_shift"] == 1
 
 
 def test_truncated_d4rl_file_is_named_before_compute(base_config, tmp_path, hopper_random):

@@ -31,12 +31,14 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def check_inputs(spec: dict) -> None:
     """Fail before any compute when an input file is missing."""
-    paths = spec["paths"]
+    paths, recipe = spec["paths"], spec["recipe"]
     needed = []
-    if spec["recipe"]["offline"]:
+    if recipe.get("offline"):
         needed.append(("offline sample", paths["sample"]))
-    if spec["recipe"]["augment"]:
+    if recipe.get("augment"):
         needed.append(("world model", paths["world_model"]))
+    if recipe.get("pretrain"):
+        needed.append(("pre-trained agents", paths["pretrained"]))
     for what, path in needed:
         if not Path(path).exists():
             raise FileNotFoundError(f"{what} for cell {spec['cell']} not found: {path}")
@@ -59,12 +61,18 @@ def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bo
     if summary_path.exists():
         summary_path.unlink()  # a re-run invalidates the old result before anything else
     started = time.time()
-    run = CellRun(spec, out_dir, dev, progress=progress)
+    if spec["recipe"]["pipeline"] == "balanced_replay":
+        from wmaug.finetune import FinetuneRun
+
+        run = FinetuneRun(spec, out_dir, dev, progress=progress)
+    else:
+        run = CellRun(spec, out_dir, dev, progress=progress)
     info = run.run()
     p = run.p
     write_text(out_dir / "curve.csv", curve_csv(p.curve))
     torch_save(run.final_model(), out_dir / "model.pt")
-    online_updates = max(p.updates - (spec["budget"]["offline_iterations"] if spec["recipe"]["offline"] else 0), 0)
+    offline_iterations = spec["budget"]["offline_iterations"] if spec["recipe"].get("offline") else 0
+    online_updates = max(p.updates - offline_iterations, 0)
     summary = {
         "cell": spec["cell"],
         "scale": spec["scale"],
@@ -78,9 +86,9 @@ def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bo
             "wall_this_run": round(time.time() - started, 3),
         },
         "throughput": {
-            "offline_updates_per_s": round(spec["budget"]["offline_iterations"] / p.train_time["offline"], 1)
-            if spec["recipe"]["offline"] and p.train_time["offline"] > 0 else None,
-            "online_steps_per_s": round(spec["budget"]["online_steps"] / p.train_time["online"], 1)
+            "offline_updates_per_s": round(offline_iterations / p.train_time["offline"], 1)
+            if offline_iterations and p.train_time["offline"] > 0 else None,
+            "online_steps_per_s": round(p.curve[-1]["env_steps"] / p.train_time["online"], 1)
             if p.train_time["online"] > 0 else None,
             "online_updates": online_updates,
         },

@@ -6,6 +6,8 @@
     wmaug subsample --env hopper --dataset medium --seed 0 --out ...npz
     wmaug world-model --env hopper --dataset medium --seed 0 --out ...pt
     wmaug cell      --study wmaug --env hopper --dataset medium-replay --method td3bc_td3 --seed 0 [--out DIR]
+    wmaug pretrain  --algo cql --env hopper --dataset medium --block 0 --out ...pt   (paper B's offline stage)
+    wmaug likelihood-shift --env halfcheetah --dataset random --out ...csv            (paper B's Fig 1a)
     wmaug report    --study wmaug --cells DIR [DIR ...]
 """
 
@@ -163,6 +165,24 @@ def cmd_cell(args) -> None:
     run_cell(spec, out, device=args.device, progress=not args.no_progress)
 
 
+def cmd_pretrain(args) -> None:
+    from wmaug.cell import pick_device
+    from wmaug.pretrain import run_pretrain
+
+    spec = json.loads(args.spec_json) if args.spec_json else C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
+    if spec["job"]["algo"] == "fqe" and not Path(spec["paths"]["cql"]).exists():
+        raise FileNotFoundError(f"FQE needs the CQL agents it evaluates: {spec['paths']['cql']} not found")
+    run_pretrain(spec, args.out, pick_device(args.device), progress=not args.no_progress)
+
+
+def cmd_likelihood_shift(args) -> None:
+    from wmaug.analysis.likelihood_shift import likelihood_shift
+    from wmaug.cell import pick_device
+
+    cfg = _load(args)
+    likelihood_shift(cfg, args.env, args.dataset, args.agents, args.out, pick_device(args.device), seed=args.seed)
+
+
 def cmd_report(args) -> None:
     from wmaug.report.build import build_study_report
 
@@ -220,6 +240,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_cell)
 
+    p = sub.add_parser("pretrain", help="paper B's offline stage: one block of batched agents (or FQE critics)")
+    _common(p)
+    p.add_argument("--algo")
+    p.add_argument("--env")
+    p.add_argument("--dataset")
+    p.add_argument("--block", type=int)
+    p.add_argument("--spec-json", default=None, help="a resolved pre-training spec (what the Snakemake rule passes)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("likelihood-shift", help="Fig 1a: VAE log-likelihood of offline vs a CQL agent's online (s, a)")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--agents", required=True, help="the pre-trained CQL block whose first agent collects online samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_likelihood_shift)
+
     p = sub.add_parser("report", help="aggregate finished cells with rliable and draw the study's figures")
     _common(p)
     p.add_argument("--study", required=True)
@@ -236,6 +277,10 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
     os.environ.setdefault("MINARI_DATASETS_PATH", os.path.abspath(C.MINARI_ROOT))
+    if args.command == "pretrain" and not args.spec_json:
+        missing = [k for k in ("algo", "env", "dataset", "block") if getattr(args, k) is None]
+        if missing:
+            parser.error(f"pretrain: give --spec-json or all of --algo --env --dataset --block (missing {missing})")
     if args.command == "cell" and not args.spec_json:
         missing = [k for k in ("study", "env", "dataset", "method", "seed") if getattr(args, k) is None]
         if missing:

@@ -24,13 +24,40 @@ SCALE_KEYS_INT = [
     "seeds", "behaviour_steps", "behaviour_start_steps", "behaviour_eval_every", "behaviour_eval_episodes",
     "dataset_transitions", "offline_samples", "world_model_epochs", "offline_iterations", "online_steps",
     "online_start_steps", "eval_every", "eval_episodes", "checkpoint_every", "bootstrap_reps",
+    # paper B
+    "pretrain_iterations", "fqe_iterations", "finetune_steps", "finetune_long_steps", "finetune_eval_every", "eval_steps",
 ]
 SCALE_KEYS_STR = ["results_dir", "figures_dir"]
 MINARI_ROOT = "resources/minari"
+MAX_EPISODE_STEPS = 1000  # the MuJoCo tasks' time limit
 
 _pos_int = {"type": "integer", "minimum": 1}
 _pos_num = {"type": "number", "exclusiveMinimum": 0}
 _name_list = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
+_hidden = {"type": "array", "items": _pos_int, "minItems": 1}
+_gamma = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
+
+
+def _section(**props) -> dict:
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+# Paper B's algorithm sections. awac and bcq take any field of their dataclasses (checked when a cell is planned).
+_free_numbers = {"type": "object", "additionalProperties": {"anyOf": [{"type": "number"}, _hidden]}}
+PAPER_B_ALGORITHMS = {
+    "cql": _section(hidden=_hidden, actor_lr=_pos_num, critic_lr=_pos_num, min_q_weight={"type": "number", "minimum": 0},
+                    n_actions=_pos_int, batch_size=_pos_int, gamma=_gamma, tau=_pos_num),
+    "finetune": _section(actor_lr=_pos_num, critic_lr=_pos_num, init_alpha=_pos_num, batch_size=_pos_int,
+                         first_updates_after=_pos_int, first_updates={"type": "integer", "minimum": 0},
+                         online_buffer=_pos_int),
+    "balanced_replay": _section(hidden=_hidden, lr=_pos_num, batch_size=_pos_int, temperature=_pos_num,
+                                online_share={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                                default_samples=_pos_int),
+    "fqe": _section(lr=_pos_num, batch_size=_pos_int),
+    "analysis": _section(auroc_states=_pos_int, auroc_random_actions=_pos_int, sa_vae_epochs=_pos_int),
+    "awac": _free_numbers,
+    "bcq": _free_numbers,
+}
 
 SCHEMA = {
     "type": "object",
@@ -44,7 +71,17 @@ SCHEMA = {
                 "type": "object",
                 "required": ["envs", "datasets", "methods"],
                 "additionalProperties": False,
-                "properties": {"envs": _name_list, "datasets": _name_list, "methods": _name_list},
+                "properties": {
+                    "pipeline": {"enum": ["wmaug", "balanced_replay"]},
+                    "envs": _name_list, "datasets": _name_list, "methods": _name_list,
+                    "ablations": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object", "required": ["methods"], "additionalProperties": False,
+                            "properties": {"envs": _name_list, "datasets": _name_list, "methods": _name_list},
+                        },
+                    },
+                },
             },
         },
         "dataset_sources": {
@@ -61,12 +98,19 @@ SCHEMA = {
                 "properties": {
                     **{k: _pos_int for k in SCALE_KEYS_INT},
                     **{k: {"type": "string", "minLength": 1} for k in SCALE_KEYS_STR},
+                    # per-study seed counts (paper A runs 5 seeds, paper B 4)
+                    "study_seeds": {"type": "object", "additionalProperties": _pos_int},
+                    "grid_subset": {"type": "object", "additionalProperties": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {"envs": _name_list, "datasets": _name_list}}},
+                    # algorithm settings this scale changes (toy widths at smoke), checked like `algorithms`
+                    "algorithm_overrides": {"type": "object", "additionalProperties": {"type": "object"}},
                 },
             },
         },
         "algorithms": {
             "type": "object",
-            "required": ["td3", "sac", "world_model", "augmentation"],
+            "required": ["td3", "sac", "world_model", "augmentation", "cql", "finetune", "balanced_replay", "fqe", "analysis"],
             "properties": {
                 "td3": {
                     "type": "object",
@@ -106,6 +150,7 @@ SCHEMA = {
                     "additionalProperties": False,
                     "properties": {"rate": {"type": "number", "minimum": 0, "maximum": 1}},
                 },
+                **PAPER_B_ALGORITHMS,
             },
         },
     },
@@ -144,6 +189,7 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
         raise ConfigError(f"{where}: config key '{_key(e.absolute_path)}' = {value!r}: {e.message}")
     config = copy.deepcopy(config)
     config["dataset_sources"] = config.get("dataset_sources") or {}
+    _apply_algorithm_overrides(config, where)
 
     if config["scale"] not in config["scales"]:
         raise ConfigError(unknown_name_message("scale", config["scale"], list(config["scales"]), f"{where}: key 'scale'"))
@@ -160,14 +206,36 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                               f"{s['behaviour_start_steps']}, the smallest medium-replay dataset can hold")
         if s["offline_samples"] > s["dataset_transitions"]:
             raise ConfigError(f"{k}.offline_samples = {s['offline_samples']} exceeds dataset_transitions = {s['dataset_transitions']}")
+        if s["eval_steps"] < MAX_EPISODE_STEPS:
+            raise ConfigError(f"{k}.eval_steps = {s['eval_steps']} must be at least one whole episode "
+                              f"({MAX_EPISODE_STEPS} steps): incomplete evaluation episodes are dropped")
+        for study in [*s.get("study_seeds", {}), *s.get("grid_subset", {})]:
+            if study not in config["studies"]:
+                raise ConfigError(unknown_name_message("study", study, list(config["studies"]), f"{k}.study_seeds"))
+    for rule in ("awac", "bcq"):
+        if config["algorithms"].get(rule):
+            from wmaug.algos import check_settings  # torch only when these sections change a default
+
+            try:
+                check_settings(rule, config["algorithms"][rule], f"{where}: key 'algorithms.{rule}'")
+            except InputError as exc:
+                raise ConfigError(str(exc)) from exc
     for study, grid in config["studies"].items():
         if study in config["scales"]:
             raise ConfigError(f"{where}: study name '{study}' clashes with a scale name")
-        for key, valid in (("envs", list(ENV_SPECS)), ("datasets", DATASET_KINDS), ("methods", list(METHODS))):
-            for i, value in enumerate(grid[key]):
-                if value not in valid:
-                    kind = key[:-1] if key != "datasets" else "dataset"
-                    raise ConfigError(unknown_name_message(kind, value, valid, f"{where}: key 'studies.{study}.{key}[{i}]'"))
+        pipeline = grid.setdefault("pipeline", "wmaug")
+        blocks = [(f"studies.{study}", grid)] + [
+            (f"studies.{study}.ablations.{name}", block) for name, block in grid.get("ablations", {}).items()]
+        for prefix, block in blocks:
+            for key, valid in (("envs", list(ENV_SPECS)), ("datasets", DATASET_KINDS), ("methods", list(METHODS))):
+                for i, value in enumerate(block.get(key, [])):
+                    if value not in valid:
+                        kind = key[:-1] if key != "datasets" else "dataset"
+                        raise ConfigError(unknown_name_message(kind, value, valid, f"{where}: key '{prefix}.{key}[{i}]'"))
+            for i, method in enumerate(block["methods"]):
+                if METHODS[method].pipeline != pipeline:
+                    raise ConfigError(f"{where}: key '{prefix}.methods[{i}]' = {method!r} is a method of the "
+                                      f"'{METHODS[method].pipeline}' pipeline; study '{study}' runs '{pipeline}'")
     for env, kinds in config["dataset_sources"].items():
         if env not in ENV_SPECS:
             raise ConfigError(unknown_name_message("environment", env, list(ENV_SPECS), f"{where}: key 'dataset_sources'"))
@@ -182,6 +250,26 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                 except Exception as exc:
                     raise ConfigError(f"{where}: key 'dataset_sources.{env}.{kind}' = {source!r}: {exc}") from exc
     return config
+
+
+def _apply_algorithm_overrides(config: dict, where: str) -> None:
+    """Check every scale's `algorithm_overrides` merged into `algorithms`, then apply the active scale's."""
+    merged = {}
+    for scale_name, scale in config["scales"].items():
+        algorithms = copy.deepcopy(config["algorithms"])
+        for name, changes in (scale.get("algorithm_overrides") or {}).items():
+            key = f"{where}: key 'scales.{scale_name}.algorithm_overrides.{name}'"
+            if name not in algorithms:
+                raise ConfigError(unknown_name_message("algorithm", name, list(algorithms), key))
+            algorithms[name] = {**algorithms[name], **changes}
+        errors = list(jsonschema.Draft7Validator(SCHEMA["properties"]["algorithms"]).iter_errors(algorithms))
+        if errors:
+            e = errors[0]
+            raise ConfigError(f"{where}: 'algorithms.{_key(e.absolute_path)}' = {e.instance!r} (after the overrides of "
+                              f"scale '{scale_name}'): {e.message}")
+        merged[scale_name] = algorithms
+    if config["scale"] in merged:
+        config["algorithms"] = merged[config["scale"]]
 
 
 # ---- paths: one place, used by the Snakefile and the CLI -------------------------------------------
@@ -230,12 +318,20 @@ def spec_hash(spec: dict) -> str:
 
 def cell_spec(config: dict, study: str, env: str, dataset: str, method: str, seed: int) -> dict:
     """Everything a cell needs, resolved; its hash without the seed identifies the cell's configuration."""
-    grid = config["studies"][study]
-    for key, value in (("envs", env), ("datasets", dataset), ("methods", method)):
-        if value not in grid[key]:
-            raise ConfigError(unknown_name_message(key[:-1], value, grid[key], f"study '{study}'"))
+    if study not in config["studies"]:
+        raise ConfigError(unknown_name_message("study", study, list(config["studies"]), "cell"))
+    cells = {(c["env"], c["dataset"], c["method"]) for c in grid_cells(config, study)}
+    for i, (key, value) in enumerate((("envs", env), ("datasets", dataset), ("methods", method))):
+        valid = sorted({c[i] for c in cells})
+        if value not in valid:
+            raise ConfigError(unknown_name_message(key[:-1], value, valid, f"study '{study}'"))
+    if (env, dataset, method) not in cells:
+        raise ConfigError(f"study '{study}' has no cell {env}/{dataset}/{method} in its grid or ablations")
     s = scale_cfg(config)
     recipe = METHODS[method]
+    if recipe.pipeline == "balanced_replay":
+        cell = {"study": study, "env": env, "dataset": dataset, "method": method, "seed": seed}
+        return finetune_cell_spec(config, cell, recipe)
     spec = {
         "cell": {"study": study, "env": env, "dataset": dataset, "method": method, "seed": seed},
         "scale": config["scale"],
@@ -265,13 +361,100 @@ def world_model_spec(config: dict) -> dict:
     return {**config["algorithms"]["world_model"], "epochs": s["world_model_epochs"]}
 
 
-def grid_cells(config: dict, study: str) -> list[dict]:
+def study_seeds(config: dict, study: str) -> int:
+    s = scale_cfg(config)
+    return s.get("study_seeds", {}).get(study, s["seeds"])
+
+
+def grid_blocks(config: dict, study: str) -> dict[str, dict]:
+    """The study's main grid and each ablation block, envs/datasets filled in from the study's."""
     grid = config["studies"][study]
-    return [
-        {"study": study, "env": e, "dataset": d, "method": m, "seed": seed}
-        for e in grid["envs"] for d in grid["datasets"] for m in grid["methods"]
-        for seed in range(scale_cfg(config)["seeds"])
-    ]
+    blocks = {"main": {k: grid[k] for k in ("envs", "datasets", "methods")}}
+    for name, block in grid.get("ablations", {}).items():
+        blocks[name] = {"envs": block.get("envs", grid["envs"]), "datasets": block.get("datasets", grid["datasets"]),
+                        "methods": block["methods"]}
+    # A scale may run a sub-grid (smoke: a few tasks of each figure, so the whole DAG stays minutes).
+    subset = scale_cfg(config).get("grid_subset", {}).get(study)
+    if subset:
+        blocks = {
+            name: {**b, "envs": [e for e in b["envs"] if e in subset.get("envs", b["envs"])],
+                   "datasets": [d for d in b["datasets"] if d in subset.get("datasets", b["datasets"])]}
+            for name, b in blocks.items()
+        }
+    return blocks
+
+
+def grid_cells(config: dict, study: str) -> list[dict]:
+    """Every cell of the study once, main grid first, then the ablation blocks' new cells."""
+    cells, seen = [], set()
+    for block in grid_blocks(config, study).values():
+        for e in block["envs"]:
+            for d in block["datasets"]:
+                for m in block["methods"]:
+                    for seed in range(study_seeds(config, study)):
+                        if (e, d, m, seed) not in seen:
+                            seen.add((e, d, m, seed))
+                            cells.append({"study": study, "env": e, "dataset": d, "method": m, "seed": seed})
+    return cells
+
+
+# ---- paper B: pre-trained agents shared by its methods -------------------------------------------------
+
+BLOCK_AGENTS = 5  # a block is the agents of one fine-tuning seed: seed s uses agents 5s .. 5s+4
+
+
+def pretrained_path(config: dict, algo: str, env: str, kind: str, block: int) -> str:
+    return f"{resources_dir(config)}/pretrained/{algo}/{env}/{kind}/block{block}.pt"
+
+
+def dataset_input(config: dict, env: str, kind: str) -> list[str]:
+    """What a job reading the full dataset waits for: the built dataset's marker, or nothing for a user's source."""
+    return [] if dataset_source(config, env, kind) else [dataset_marker(config, env, kind)]
+
+
+def full_dataset_source(config: dict, env: str, kind: str) -> str:
+    return dataset_source(config, env, kind) or f"minari:{built_minari_id(config['scale'], env, kind)}"
+
+
+def pretrain_spec(config: dict, algo: str, env: str, kind: str, block: int) -> dict:
+    """Everything a pre-training job needs: BLOCK_AGENTS independent agents trained as one batch."""
+    from wmaug.methods import PRETRAINERS
+
+    if algo not in PRETRAINERS:
+        raise ConfigError(unknown_name_message("pre-training rule", algo, list(PRETRAINERS), "pretrain job"))
+    s, algos = scale_cfg(config), config["algorithms"]
+    return {
+        "job": {"algo": algo, "env": env, "dataset": kind, "block": block,
+                "agent_seeds": list(range(BLOCK_AGENTS * block, BLOCK_AGENTS * (block + 1)))},
+        "scale": config["scale"],
+        "iterations": s["fqe_iterations"] if algo == "fqe" else s["pretrain_iterations"],
+        "eval_episodes": s["eval_episodes"],
+        "algorithm": algos["fqe"] if algo == "fqe" else algos.get(algo, {}),
+        "cql": algos["cql"],  # fqe evaluates the CQL agents' policies
+        "paths": {
+            "dataset": full_dataset_source(config, env, kind),
+            "cql": pretrained_path(config, "cql", env, kind, block) if algo == "fqe" else None,
+        },
+    }
+
+
+def finetune_cell_spec(config: dict, cell: dict, recipe) -> dict:
+    s, algos = scale_cfg(config), config["algorithms"]
+    spec = {
+        "cell": cell,
+        "scale": config["scale"],
+        "budget": {k: s[k] for k in ("finetune_steps", "finetune_long_steps", "finetune_eval_every", "eval_steps",
+                                     "checkpoint_every")},
+        "recipe": recipe.as_dict(),
+        "algorithms": {k: algos.get(k, {}) for k in ("cql", "finetune", "balanced_replay", "analysis", "awac", "bcq")},
+        "paths": {
+            "dataset": full_dataset_source(config, cell["env"], cell["dataset"]),
+            "pretrained": pretrained_path(config, recipe.pretrain, cell["env"], cell["dataset"], cell["seed"])
+            if recipe.pretrain else None,
+        },
+    }
+    spec["config_hash"] = config_hash(spec)
+    return spec
 
 
 def minari_env() -> dict:

@@ -19,3 +19,40 @@ def evaluate(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], episodes:
             returns[k] += reward
             done = terminated or truncated
     return returns
+
+
+def evaluate_steps(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], steps: int, seed: int) -> np.ndarray:
+    """Paper B's protocol: `steps` deterministic environment steps, returns of the episodes that finished
+    within them (an episode cut by the step budget is dropped); episode k resets with seed + k."""
+    returns, k, used = [], 0, 0
+    while used < steps:
+        obs, _ = env.reset(seed=seed + k)
+        total, done = 0.0, False
+        while not done and used < steps:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total += reward
+            used += 1
+            done = terminated or truncated
+        if done:
+            returns.append(total)
+        k += 1
+    if not returns:
+        raise ValueError(f"no episode finished within {steps} evaluation steps")
+    return np.asarray(returns)
+
+
+def evaluate_members(envs: list[gym.Env], act: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int) -> np.ndarray:
+    """Returns (E, episodes) of E batched agents, agent i acting in envs[i]; all agents step in lockstep so
+    one batched forward pass serves every agent. act: (E, obs_dim) -> (E, act_dim)."""
+    E = len(envs)
+    returns = np.zeros((E, episodes))
+    for k in range(episodes):
+        obs = np.stack([env.reset(seed=seed + k)[0] for env in envs])
+        running = np.ones(E, bool)
+        while running.any():
+            actions = act(obs)
+            for i in np.flatnonzero(running):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
+                returns[i, k] += reward
+                running[i] = not (terminated or truncated)
+    return returns

@@ -66,6 +66,22 @@ class QEnsemble(nn.Module):
         return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
 
 
+class TwinCriticEnsemble(nn.Module):
+    """E agents' twin critics (Q1_i, Q2_i) as one batched 2E-member network, laid out member-major so that
+    E single agents' critics concatenate into it. Inputs (B, d) shared or (E, B, d) per agent; output (E, 2, B)."""
+
+    def __init__(self, members: int, obs_dim: int, act_dim: int, hidden=(256, 256)):
+        super().__init__()
+        self.members = members
+        self.net = EnsembleMLP(2 * members, obs_dim + act_dim, hidden, 1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, act], dim=-1)
+        if x.dim() == 3:
+            x = x.repeat_interleave(2, dim=0)
+        return self.net(x).squeeze(-1).unflatten(0, (self.members, 2))
+
+
 class DeterministicActor(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), max_action: float = 1.0):
         super().__init__()
@@ -77,6 +93,15 @@ class DeterministicActor(nn.Module):
 
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+def tanh_gaussian_sample(mean: torch.Tensor, std: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A squashed action tanh(u), u ~ N(mean, std), and its log-probability (change of variables through tanh)."""
+    u = mean if deterministic else mean + std * torch.randn_like(mean)
+    log_prob = torch.distributions.Normal(mean, std).log_prob(u).sum(-1)
+    # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), the numerically stable form
+    log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+    return torch.tanh(u), log_prob
 
 
 class TanhGaussianActor(nn.Module):
@@ -94,16 +119,42 @@ class TanhGaussianActor(nn.Module):
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """A squashed action and its log-probability (change of variables through tanh)."""
-        mean, std = self.distribution_params(obs)
-        u = mean if deterministic else mean + std * torch.randn_like(mean)
-        log_prob = torch.distributions.Normal(mean, std).log_prob(u).sum(-1)
-        # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), the numerically stable form
-        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-        return self.max_action * torch.tanh(u), log_prob
+        action, log_prob = tanh_gaussian_sample(*self.distribution_params(obs), deterministic)
+        return self.max_action * action, log_prob
 
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         return self(obs, deterministic)[0]
+
+
+class EnsembleTanhGaussianActor(nn.Module):
+    """E independent squashed Gaussian policies in one batched network: obs (B, d) or (E, B, d) -> (E, B, A)."""
+
+    def __init__(self, members: int, obs_dim: int, act_dim: int, hidden=(256, 256)):
+        super().__init__()
+        self.members = members
+        self.net = EnsembleMLP(members, obs_dim, hidden, 2 * act_dim)
+
+    def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's own action and log-probability: (E, B, A), (E, B)."""
+        return tanh_gaussian_sample(*self.distribution_params(obs), deterministic)
+
+    def mixture(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ensemble policy: one squashed Gaussian moment-matched to the members' pre-tanh Gaussians."""
+        return tanh_gaussian_sample(*moment_matched(*self.distribution_params(obs)), deterministic)
+
+
+def moment_matched(means: torch.Tensor, stds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian with the first two moments of the equal-weight mixture of N(means[i], stds[i]^2) (member
+    axis first): mean = mean_i mu_i, var = mean_i (mu_i^2 + sigma_i^2) - mean^2 (Lee et al. 2021, sec. 4.2),
+    std clamped to [e^-20, e^2] like each member's."""
+    mean = means.mean(0)
+    var = (means.pow(2) + stds.pow(2)).mean(0) - mean.pow(2)
+    std = var.clamp_min(0.0).sqrt().clamp(math.exp(LOG_STD_MIN), math.exp(LOG_STD_MAX))
+    return mean, std
 
 
 class frozen:
@@ -126,3 +177,27 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging: target <- (1 - tau) target + tau source."""
     with torch.no_grad():
         torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+# ---- members of batched ensembles: every tensor's leading axis is (member, k) flattened -----------------
+
+def _member_map(obj, members: int, fn):
+    if isinstance(obj, torch.Tensor):
+        if obj.dim() == 0:
+            return obj  # optimiser step counts and other scalars are shared
+        if obj.shape[0] % members:
+            raise ValueError(f"tensor of shape {tuple(obj.shape)} has no leading member axis of {members}")
+        k = obj.shape[0] // members
+        return fn(obj.reshape(members, k, *obj.shape[1:])).flatten(0, 1)
+    if isinstance(obj, dict):
+        return {key: _member_map(v, members, fn) for key, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_member_map(v, members, fn) for v in obj)
+    return obj
+
+
+def select_members(state: dict, members: int, index: list[int]) -> dict:
+    """A state dict of `members` batched agents cut down to the agents in `index` (in that order).
+    Works on network and Adam state alike: each tensor's leading axis is members x k (k = 2 for twin critics)."""
+    idx = torch.as_tensor(index, dtype=torch.long)
+    return _member_map(state, members, lambda t: t.index_select(0, idx.to(t.device)))

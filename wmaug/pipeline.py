@@ -59,21 +59,123 @@ def load_sample(path: str | Path) -> tuple[Transitions, ObsNormalizer, dict]:
     return data, normalizer, meta
 
 
-class CellRun:
+class Run:
+    """What every training job shares: its random streams, environments, evaluation rows, loss
+    bookkeeping, checkpoints and progress bar. Subclasses say how to act and what else a checkpoint holds."""
+
+    metric_columns = ("critic_loss", "actor_loss", "q_mean")
+
     def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
         self.spec = spec
         self.out_dir = Path(out_dir)
         self.ckpt_path = self.out_dir / "checkpoint.pt"
         self.device = device
         self.show_progress = progress
-        cell, budget, recipe, td3 = spec["cell"], spec["budget"], spec["recipe"], spec["td3"]
-        self.cell, self.budget, self.recipe = cell, budget, recipe
-        self.env_name, self.seed = cell["env"], int(cell["seed"])
+        self.cell = spec["cell"]
+        self.env_name, self.seed = self.cell["env"], int(self.cell["seed"])
         env_spec = get_spec(self.env_name, where="cell spec")
         self.obs_dim, self.act_dim = env_spec.obs_dim, env_spec.act_dim
-
         torch.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)  # batch indices, exploration noise, random start actions
+        self.env = make_env(self.env_name)
+        self.eval_env = make_env(self.env_name)
+        # The same evaluation start states at every evaluation of a cell; different per seed.
+        self.eval_seed = 1_000_000 + 1000 * self.seed
+        self.p = Progress()
+        self.loss_sums: dict[str, list[float]] = {}
+        self.data_meta: dict = {}
+        self.obs: np.ndarray | None = None
+
+    # ---- acting and evaluation --------------------------------------------------------------------
+    def policy(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic evaluation policy."""
+        raise NotImplementedError
+
+    def eval_returns(self) -> np.ndarray:
+        return evaluate(self.eval_env, self.policy, self.budget["eval_episodes"], self.eval_seed)
+
+    def evaluate(self, phase: str, step: int, extra: dict | None = None) -> None:
+        t0 = time.perf_counter()
+        returns = self.eval_returns()
+        self.p.train_time["eval"] += time.perf_counter() - t0
+        row = {
+            "phase": phase,
+            "step": step,
+            "normalized_score": float(normalized_score(self.env_name, returns.mean())),
+            "raw_return": float(returns.mean()),
+            "raw_return_std": float(returns.std()),
+            "env_steps": self.p.env_steps,
+            "updates": self.p.updates,
+        }
+        for name in self.metric_columns:
+            values = self.loss_sums.get(name, [])
+            row[name] = float(np.mean(values)) if values else float("nan")
+            if values and not math.isfinite(row[name]):
+                raise NonFiniteLoss(f"{name} became {row[name]} before {phase} step {step}")
+        row.update(extra or {})
+        self.loss_sums = {}
+        self.p.curve.append(row)
+        log.info("%s step %d: score %.1f (return %.1f), critic loss %.3g, Q %.3g",
+                 phase, step, row["normalized_score"], row["raw_return"], row["critic_loss"], row["q_mean"])
+
+    def record(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.loss_sums.setdefault(key, []).append(value)
+        self.p.updates += 1
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        """The subclass's part of a checkpoint: networks, optimisers, buffers."""
+        raise NotImplementedError
+
+    def load_extra_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "config_hash": self.spec["config_hash"],
+            **self.extra_state(),
+            "progress": self.p.__dict__,
+            "loss_sums": self.loss_sums,
+            "rng": self.rng.bit_generator.state,
+            "env_rng": self.env.unwrapped.np_random.bit_generator.state if self.p.phase == "online" else None,
+            "torch_rng": torch.get_rng_state(),
+        }
+        torch_save(state, self.ckpt_path)
+
+    def try_resume(self) -> bool:
+        if not self.ckpt_path.exists():
+            return False
+        state = torch_load(self.ckpt_path, "checkpoint")
+        if state.get("config_hash") != self.spec["config_hash"]:
+            log.warning("checkpoint %s is from another configuration: starting over", self.ckpt_path)
+            return False
+        self.load_extra_state(state)
+        self.p = Progress(**state["progress"])
+        self.loss_sums = state["loss_sums"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["env_rng"] is not None:
+            self.env.reset(seed=self.seed)  # creates the generator, then its state is overwritten
+            self.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
+        log.info("resumed from %s at %s step %d", self.ckpt_path, self.p.phase, self.p.step)
+        return True
+
+    def progress_bar(self, total: int, done: int) -> tqdm:
+        c = self.cell
+        return tqdm(total=total, initial=done, desc=f"{self.env_name}/{c['dataset']}/{c['method']}/s{self.seed}",
+                    disable=not self.show_progress, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                    unit="step", dynamic_ncols=True)
+
+
+class CellRun(Run):
+    """Paper A: TD3+BC offline (optionally augmented) -> hand-off -> online TD3."""
+
+    def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
+        super().__init__(spec, out_dir, device, progress)
+        budget, recipe, td3 = spec["budget"], spec["recipe"], spec["td3"]
+        self.budget, self.recipe = budget, recipe
         self.batch_size = td3["batch_size"]
         self.exploration_noise = td3["exploration_noise"]
         self.agent = TD3(
@@ -81,7 +183,6 @@ class CellRun:
             TD3Config(**{k: td3[k] for k in TD3Config.__dataclass_fields__ if k in td3} | {"hidden": tuple(td3["hidden"])}),
             device=device,
         )
-        self.data_meta: dict = {}
         self.offline_buffer = None
         self.augmenter = None
         if recipe["offline"]:
@@ -101,89 +202,28 @@ class CellRun:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
         self.online_buffer = ReplayBuffer(self.obs_dim, self.act_dim, budget["online_steps"], device)
-        self.env = make_env(self.env_name)
-        self.eval_env = make_env(self.env_name)
-        # The same evaluation start states at every evaluation of a cell; different per seed.
-        self.eval_seed = 1_000_000 + 1000 * self.seed
         self.p = Progress(phase="offline" if recipe["offline"] else "online")
-        self.loss_sums: dict[str, list[float]] = {}
-        self.obs: np.ndarray | None = None
 
-    # ---- acting and evaluation --------------------------------------------------------------------
     def policy(self, obs: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(self.normalizer(obs), device=self.device).unsqueeze(0)
         return self.agent.act(x).squeeze(0).cpu().numpy()
 
-    def evaluate(self, phase: str, step: int) -> None:
-        t0 = time.perf_counter()
-        returns = evaluate(self.eval_env, self.policy, self.budget["eval_episodes"], self.eval_seed)
-        self.p.train_time["eval"] += time.perf_counter() - t0
-        row = {
-            "phase": phase,
-            "step": step,
-            "normalized_score": float(normalized_score(self.env_name, returns.mean())),
-            "raw_return": float(returns.mean()),
-            "raw_return_std": float(returns.std()),
-            "env_steps": self.p.env_steps,
-            "updates": self.p.updates,
-        }
-        for name in ("critic_loss", "actor_loss", "q_mean"):
-            values = self.loss_sums.get(name, [])
-            row[name] = float(np.mean(values)) if values else float("nan")
-            if values and not math.isfinite(row[name]):
-                raise NonFiniteLoss(f"{name} became {row[name]} before {phase} step {step}")
-        self.loss_sums = {}
-        self.p.curve.append(row)
-        log.info("%s step %d: score %.1f (return %.1f), critic loss %.3g, Q %.3g",
-                 phase, step, row["normalized_score"], row["raw_return"], row["critic_loss"], row["q_mean"])
-
     def update(self, batch) -> None:
-        for key, value in self.agent.update(batch).items():
-            self.loss_sums.setdefault(key, []).append(value)
-        self.p.updates += 1
+        self.record(self.agent.update(batch))
 
-    # ---- checkpoints ------------------------------------------------------------------------------
-    def save_checkpoint(self) -> None:
-        state = {
-            "version": CHECKPOINT_VERSION,
-            "config_hash": self.spec["config_hash"],
-            "agent": self.agent.state_dict(),
-            "online_buffer": self.online_buffer.state_dict(),
-            "progress": self.p.__dict__,
-            "loss_sums": self.loss_sums,
-            "rng": self.rng.bit_generator.state,
-            "env_rng": self.env.unwrapped.np_random.bit_generator.state if self.p.phase == "online" else None,
-            "torch_rng": torch.get_rng_state(),
-        }
-        torch_save(state, self.ckpt_path)
+    def extra_state(self) -> dict:
+        return {"agent": self.agent.state_dict(), "online_buffer": self.online_buffer.state_dict()}
 
-    def try_resume(self) -> bool:
-        if not self.ckpt_path.exists():
-            return False
-        state = torch_load(self.ckpt_path, "checkpoint")
-        if state.get("config_hash") != self.spec["config_hash"]:
-            log.warning("checkpoint %s is from another configuration: starting over", self.ckpt_path)
-            return False
+    def load_extra_state(self, state: dict) -> None:
         self.agent.load_state_dict(state["agent"])
         self.online_buffer.load_state_dict(state["online_buffer"])
-        self.p = Progress(**state["progress"])
-        self.loss_sums = state["loss_sums"]
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        if state["env_rng"] is not None:
-            self.env.reset(seed=self.seed)  # creates the generator, then its state is overwritten
-            self.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
-        log.info("resumed from %s at %s step %d", self.ckpt_path, self.p.phase, self.p.step)
-        return True
 
     # ---- phases -----------------------------------------------------------------------------------
     def run(self) -> dict:
         resumed = self.try_resume()
         total = (self.budget["offline_iterations"] if self.recipe["offline"] else 0) + self.budget["online_steps"]
         done = self.p.step + (self.budget["offline_iterations"] if self.p.phase == "online" and self.recipe["offline"] else 0)
-        self.bar = tqdm(total=total, initial=done, desc=f"{self.env_name}/{self.cell['dataset']}/{self.cell['method']}/s{self.seed}",
-                        disable=not self.show_progress, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0,
-                        unit="step", dynamic_ncols=True)
+        self.bar = self.progress_bar(total, done)
         if self.p.phase == "offline":
             self.offline_phase()
             self.hand_off()

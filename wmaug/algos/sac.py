@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from wmaug.algos.common import StatefulAgent
 from wmaug.data.buffer import Batch
 from wmaug.nets import QEnsemble, TanhGaussianActor, frozen, soft_update
 
@@ -25,7 +26,9 @@ class SACConfig:
     tau: float = 0.005
 
 
-class SAC:
+class SAC(StatefulAgent):
+    state_parts = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
+
     def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, max_action: float = 1.0, device="cpu"):
         self.cfg = cfg
         self.device = torch.device(device)
@@ -80,22 +83,3 @@ class SAC:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.actor.act(obs, deterministic)
-
-    def state_dict(self) -> dict:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt"):
-            getattr(self, name).load_state_dict(state[name])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-        self.updates = state["updates"]

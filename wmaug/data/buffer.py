@@ -21,6 +21,11 @@ class Batch:
     def replace(self, **changes) -> "Batch":
         return replace(self, **changes)
 
+    def for_members(self, members: int) -> "Batch":
+        """The same batch seen by every member of a batched ensemble: (B, ...) -> (E, B, ...), no copy."""
+        return Batch(*(getattr(self, f.name).unsqueeze(0).expand(members, *getattr(self, f.name).shape)
+                       for f in fields(self)))
+
 
 class ReplayBuffer:
     """Uniform replay. Sampling draws indices from a caller-owned numpy Generator so a checkpoint of
@@ -63,9 +68,20 @@ class ReplayBuffer:
         self.size += n
         self.pos = self.size % self.capacity
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        idx = torch.from_numpy(rng.integers(0, self.size, size=batch_size)).to(self.device)
+    def sample(self, batch_size: int, rng: np.random.Generator, members: int | None = None) -> Batch:
+        """A uniform minibatch (B, ...), or with `members` one independent minibatch per member (E, B, ...)."""
+        shape = batch_size if members is None else (members, batch_size)
+        return self.gather(rng.integers(0, self.size, size=shape))
+
+    def gather(self, idx: np.ndarray) -> Batch:
+        idx = torch.from_numpy(idx).to(self.device)
         return Batch(**{key: self.storage[key][idx] for key in self._FIELDS})
+
+    @classmethod
+    def of(cls, data: Transitions, device="cpu", extra_capacity: int = 0) -> "ReplayBuffer":
+        buffer = cls(data.obs_dim, data.act_dim, len(data) + extra_capacity, device)
+        buffer.add_transitions(data)
+        return buffer
 
     def state_dict(self) -> dict:
         return {"size": self.size, "pos": self.pos, **{k: v[: self.size].clone() for k, v in self.storage.items()}}
@@ -74,6 +90,26 @@ class ReplayBuffer:
         self.size, self.pos = state["size"], state["pos"]
         for key in self._FIELDS:
             self.storage[key][: self.size] = state[key].to(self.device)
+
+
+def concat_batches(parts: list[Batch]) -> Batch:
+    return Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in ReplayBuffer._FIELDS))
+
+
+class UnionReplay:
+    """Uniform sampling over a fixed offline buffer and a growing online one, as if they were one buffer
+    (paper B's "Uniform" scheme); only the online part changes, so only it goes into checkpoints."""
+
+    def __init__(self, offline: ReplayBuffer, online: ReplayBuffer):
+        self.offline, self.online = offline, online
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[Batch, np.ndarray]:
+        """A minibatch and, per row, whether it came from the offline data."""
+        m = len(self.offline)
+        idx = rng.integers(0, m + len(self.online), size=batch_size)
+        is_offline = idx < m
+        parts = [self.offline.gather(idx[is_offline]), self.online.gather(idx[~is_offline] - m)]
+        return concat_batches(parts), np.concatenate([np.ones(is_offline.sum(), bool), np.zeros((~is_offline).sum(), bool)])
 
 
 assert tuple(f.name for f in fields(Batch)) == ReplayBuffer._FIELDS

@@ -17,8 +17,23 @@ log = logging.getLogger("wmaug.report")
 COMPARISONS = {"wmaug": [("wm_td3bc_td3", "td3bc_td3"), ("wm_td3bc_td3", "td3")]}
 
 
+FIGURES = {
+    "wmaug": ["fig3", "aggregate"],
+    "balanced_replay": ["fig1a", "fig1b", "fig1c", "fig3", "fig4a", "fig4b", "fig4c", "fig4d", "aggregate",
+                        "appendix_cql_kept", "appendix_long_runs", "appendix_density_ratio"],
+}
+
+
+def figure_names(pipeline: str) -> list[str]:
+    return FIGURES[pipeline]
+
+
 def build_study_report(cfg: dict, study: str, cell_dirs: list[Path], results_out: Path, figures_out: Path) -> None:
     grid = cfg["studies"][study]
+    if grid["pipeline"] == "balanced_replay":
+        from wmaug.report.paper_b import build_balanced_replay_report
+
+        return build_balanced_replay_report(cfg, study, cell_dirs, results_out, figures_out)
     reps = C.scale_cfg(cfg)["bootstrap_reps"]
     scale = cfg["scale"]
     scores = collect_scores(cell_dirs)

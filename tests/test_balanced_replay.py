@@ -1,0 +1,304 @@
+"""Paper B's balanced replay: the sum tree's sampling law, the buffer's entry priorities, ring and checkpoint
+bookkeeping, and the density-ratio estimator's fit and priority formula."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from wmaug.data.buffer import Batch
+from wmaug.data.prioritized import BalancedReplay, SumTree
+from wmaug.data.transitions import Transitions
+from wmaug.models.density_ratio import DensityRatio, js_loss
+
+OBS, ACT = 3, 2
+
+
+def chi2_sf(stat: float, dof: int) -> float:
+    """P(X >= stat) for X ~ chi^2(dof): the regularised upper incomplete gamma Q(dof / 2, stat / 2)."""
+    a, x = torch.tensor([dof / 2, stat / 2], dtype=torch.float64)
+    return torch.special.gammaincc(a, x).item()
+
+
+def assert_tree_consistent(tree: SumTree) -> None:
+    """Every internal node is exactly the sum of its children (parents are recomputed, never patched)."""
+    t = tree.tree
+    internal = np.arange(1, tree.leaf0)
+    np.testing.assert_array_equal(t[internal], t[2 * internal] + t[2 * internal + 1])
+    assert (t[tree.leaf0 + tree.capacity :] == 0).all()
+
+
+def offline_data(m: int, seed: int = 0) -> Transitions:
+    """Offline rows marked by reward -1 (online rows in these tests carry reward >= 0)."""
+    rng = np.random.default_rng(seed)
+    return Transitions(
+        observations=rng.normal(size=(m, OBS)).astype("f4"), actions=rng.uniform(-1, 1, (m, ACT)).astype("f4"),
+        rewards=-np.ones(m, "f4"), next_observations=rng.normal(size=(m, OBS)).astype("f4"),
+        terminals=np.zeros(m, "f4"), timeouts=np.zeros(m, "f4"),
+    )
+
+
+def add_online(buf: BalancedReplay, n: int, start: int = 0) -> None:
+    """n online transitions whose reward is their running number (start, start + 1, ...)."""
+    for i in range(start, start + n):
+        buf.add(np.full(OBS, i, "f4"), np.zeros(ACT, "f4"), float(i), np.full(OBS, i + 1, "f4"), False)
+
+
+class FixedRng:
+    """Stands in for np.random.Generator.random, to drive the descent to the ends of [0, total)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def random(self, n: int) -> np.ndarray:
+        return np.full(n, self.value)
+
+
+# --- sum tree -------------------------------------------------------------------------------------------------
+
+
+def test_sum_tree_frequencies_match_priorities():
+    # 50 leaves with random priorities plus one zero leaf; capacity 51 is padded to 64 leaves.
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.uniform(0.05, 1.0, 50), [0.0]])
+    p[3], p[17] = 1e-3, 2.0  # a spread of scales, as clamped priorities have (leaf 3 still expects ~8 draws)
+    tree = SumTree(51)
+    tree.build(p)
+    assert tree.leaf0 == 64
+    n = 200_000
+    idx = tree.sample(n, rng)
+    counts = np.bincount(idx, minlength=64)
+    assert counts[50:].sum() == 0  # the zero leaf and the padding are never drawn
+    expected = n * p[:50] / p.sum()
+    assert expected.min() >= 5
+    # Pearson chi-square over the 50 positive leaves, 49 dof. Pass: p-value > 1e-3.
+    stat = float(((counts[:50] - expected) ** 2 / expected).sum())
+    assert chi2_sf(stat, 49) > 1e-3, stat
+
+
+def test_sum_tree_update_with_duplicates_last_write_wins():
+    tree = SumTree(10)
+    tree.build(np.ones(10))
+    tree.update(np.array([3, 7, 3, 3, 9]), np.array([5.0, 2.0, 6.0, 4.0, 0.0]))
+    np.testing.assert_array_equal(tree.get([3, 7, 9, 0]), [4.0, 2.0, 0.0, 1.0])
+    assert tree.total() == 1.0 * 7 + 4 + 2
+    assert_tree_consistent(tree)
+    # Many random vectorised updates leave exactly the tree that a fresh build of the same leaves gives.
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        k = rng.integers(1, 40)
+        tree.update(rng.integers(0, 10, k), rng.uniform(0, 5, k))
+    tree.set(4, 2.5)
+    fresh = SumTree(10)
+    fresh.build(tree.leaves())
+    np.testing.assert_array_equal(tree.tree, fresh.tree)
+    with pytest.raises(IndexError):
+        tree.update([10], [1.0])
+    with pytest.raises(ValueError):
+        tree.update([1], [-1.0])
+
+
+def test_sum_tree_extreme_queries_stay_on_positive_leaves():
+    tree = SumTree(5)  # 8 leaves, 3 of them padding
+    tree.build(np.array([0.0, 1e-3, 0.0, 1e3, 0.0]))
+    assert tree.sample(1, FixedRng(0.0))[0] == 1
+    assert tree.sample(1, FixedRng(np.nextafter(1.0, 0.0)))[0] == 3
+    # u = total exactly (rng.random() * total can round up to it) must still land on the last positive leaf.
+    assert tree.sample(1, FixedRng(1.0))[0] == 3
+    idx = tree.sample(100_000, np.random.default_rng(0))
+    assert set(np.unique(idx).tolist()) <= {1, 3}  # leaf 1 has probability 1e-6
+    tree.build(np.array([1.0, 1.0, 0.0, 0.0, 0.0]))
+    assert tree.sample(1, FixedRng(1.0))[0] == 1
+    single = SumTree(1)
+    single.build(np.array([2.0]))
+    assert (single.sample(10, np.random.default_rng(0)) == 0).all()
+
+
+# --- balanced replay ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("f", [0.5, 0.2])
+def test_default_priority_gives_online_share_f(f):
+    m, n_default = 20_000, 1000
+    buf = BalancedReplay(offline_data(m), OBS, ACT, online_capacity=5000, f=f, n_default=n_default)
+    assert buf.max_priority == pytest.approx(m * f / ((1 - f) * n_default))
+    add_online(buf, n_default)
+    draws = 100_000
+    batch, idx, is_offline = buf.sample(draws, np.random.default_rng(0))
+    np.testing.assert_array_equal(is_offline, idx < m)
+    np.testing.assert_array_equal(batch.rewards.numpy() < 0, is_offline)  # rows are the indexed rows
+    share = 1 - is_offline.mean()
+    se = math.sqrt(f * (1 - f) / draws)  # binomial standard error
+    assert abs(share - f) < 5 * se, (share, f, se)
+
+
+def test_running_max_sets_entry_priority():
+    m = 20_000
+    buf = BalancedReplay(offline_data(m), OBS, ACT, online_capacity=100)  # start: 20000 * 0.5 / (0.5 * 1000) = 20
+    add_online(buf, 3)
+    np.testing.assert_allclose(buf.tree.get(m + np.arange(3)), 20.0)
+    buf.update_priorities(np.array([5, m + 1]), np.array([50.0, 0.5]))
+    add_online(buf, 1, start=3)
+    assert buf.tree.get([m + 3])[0] == 50.0
+    buf.update_priorities(np.array([m]), torch.tensor([1e6]))  # clamped to 1000, which becomes the max
+    buf.update_priorities(np.array([7, 8]), np.array([0.0, 3.0]))  # smaller values do not lower it
+    add_online(buf, 1, start=4)
+    np.testing.assert_array_equal(buf.tree.get([m, m + 4, 7, 8, 5, m + 1]), [1000.0, 1000.0, 1e-3, 3.0, 50.0, 0.5])
+    assert buf.max_priority == 1000.0
+    with pytest.raises(IndexError):  # an unfilled online slot must not become drawable
+        buf.update_priorities(np.array([m + 5]), np.array([1.0]))
+
+
+def test_ring_wrap_keeps_sizes_and_priorities_consistent():
+    m, cap = 100, 10
+    buf = BalancedReplay(offline_data(m), OBS, ACT, online_capacity=cap)  # start priority 0.1
+    add_online(buf, 7)
+    np.testing.assert_array_equal(buf.tree.get(m + np.arange(7, 10)), 0.0)  # unfilled slots are not drawable
+    add_online(buf, 18, start=7)  # 25 in all: slots hold 20..24, 15..19
+    assert (buf.online_size, buf.pos, len(buf)) == (cap, 5, m + cap)
+    np.testing.assert_array_equal(buf.storage["rewards"][m:].numpy(), [20, 21, 22, 23, 24, 15, 16, 17, 18, 19])
+    buf.update_priorities(m + np.array([5, 6]), np.array([7.0, 0.01]))  # slots of transitions 15, 16
+    add_online(buf, 2, start=25)  # overwrite slots 5 and 6
+    np.testing.assert_array_equal(buf.tree.get(m + np.array([5, 6])), [7.0, 7.0])  # the running max again
+    assert buf.tree.total() == pytest.approx(m + 8 * 0.1 + 2 * 7.0, rel=1e-12)
+    assert_tree_consistent(buf.tree)
+    on = buf.sample_uniform_online(2000, np.random.default_rng(0))
+    assert set(np.unique(on.rewards.numpy()).tolist()) == set(range(17, 27))
+    off = buf.sample_uniform_offline(2000, np.random.default_rng(0))
+    assert (off.rewards.numpy() == -1).all()
+
+    # add_batch is the same as one add per row, including a batch longer than the ring.
+    other = BalancedReplay(offline_data(m), OBS, ACT, online_capacity=cap)
+    for n, start in ((7, 0), (18, 7)):
+        r = np.arange(start, start + n, dtype="f4")
+        obs = np.repeat(r[:, None], OBS, 1)
+        other.add_batch(obs, np.zeros((n, ACT)), r, obs + 1, np.zeros(n))
+    ring = [20, 21, 22, 23, 24, 15, 16, 17, 18, 19]
+    np.testing.assert_array_equal(other.storage["rewards"][m:].numpy(), ring)
+    np.testing.assert_array_equal(other.storage["observations"][m:, 0].numpy(), ring)
+    assert (other.online_size, other.pos) == (cap, 5)
+    np.testing.assert_array_equal(other.tree.get(m + np.arange(cap)), 0.1)
+
+
+def test_uniform_online_needs_online_data():
+    buf = BalancedReplay(offline_data(50), OBS, ACT, online_capacity=10)
+    with pytest.raises(ValueError):
+        buf.sample_uniform_online(4, np.random.default_rng(0))
+
+
+def test_balanced_replay_state_dict_round_trip():
+    m = 500
+    buf = BalancedReplay(offline_data(m), OBS, ACT, online_capacity=40, f=0.3)
+    add_online(buf, 55)
+    rng = np.random.default_rng(3)
+    _, idx, _ = buf.sample(64, rng)
+    buf.update_priorities(idx, rng.uniform(0, 30, 64))
+    blob = io.BytesIO()
+    torch.save(buf.state_dict(), blob)
+    blob.seek(0)
+    state = torch.load(blob, weights_only=True)
+    assert "observations" in state and len(state["observations"]) == 40  # online rows only
+
+    again = BalancedReplay(offline_data(m), OBS, ACT, online_capacity=40)  # f comes back from the checkpoint
+    again.load_state_dict(state)
+    assert (again.online_size, again.pos, again.max_priority) == (buf.online_size, buf.pos, buf.max_priority)
+    assert again.f == 0.3
+    np.testing.assert_array_equal(again.tree.tree, buf.tree.tree)
+    for key in buf.storage:
+        torch.testing.assert_close(again.storage[key], buf.storage[key], rtol=0, atol=0)
+    b1, i1, _ = buf.sample(256, np.random.default_rng(9))
+    b2, i2, _ = again.sample(256, np.random.default_rng(9))
+    np.testing.assert_array_equal(i1, i2)
+    add_online(buf, 1, start=100)
+    add_online(again, 1, start=100)
+    np.testing.assert_array_equal(again.tree.tree, buf.tree.tree)
+
+    with pytest.raises(ValueError, match="offline"):
+        BalancedReplay(offline_data(m, seed=1), OBS, ACT, online_capacity=40).load_state_dict(state)
+    with pytest.raises(ValueError, match="online_capacity"):
+        BalancedReplay(offline_data(m), OBS, ACT, online_capacity=41).load_state_dict(state)
+
+
+# --- density ratio --------------------------------------------------------------------------------------------
+
+
+def relu_of_first_input(temperature: float = 5.0) -> DensityRatio:
+    """A hand-set network on 1-d states and actions: w(s, a) = max(s, 0)."""
+    dr = DensityRatio(1, 1, hidden=(4,), temperature=temperature)
+    with torch.no_grad():
+        for p in dr.net.parameters():
+            p.zero_()
+        dr.net[0].weight[0, 0] = 1.0
+        dr.net[-1].weight[0, 0] = 1.0
+    return dr
+
+
+def test_js_loss_is_the_paper_equation():
+    w_on, w_off = torch.tensor([3.0, 1.0]), torch.tensor([3.0, 0.0])
+    # mean(-log(2 / (w_off + 1))) - mean(log(2 w_on / (w_on + 1))) = (log 2 + log 0.5) / 2 - (log 1.5 + 0) / 2
+    assert js_loss(w_on, w_off).item() == pytest.approx(-math.log(1.5) / 2, abs=1e-6)
+    # The `on` arguments are P's samples: w_on = 3, w_off = 0 gives -log 2 - log 1.5.
+    dr = relu_of_first_input()
+    on, off, a = torch.full((4, 1), 3.0), torch.zeros(4, 1), torch.zeros(4, 1)
+    assert dr.loss(on, a, off, a).item() == pytest.approx(-math.log(2) - math.log(1.5), abs=1e-6)
+    assert (DensityRatio(OBS, ACT).net[-1].bias == 1.0).all()
+
+
+def test_density_ratio_recovers_known_ratio():
+    """P: s ~ N(0.5, 1), Q: s ~ N(0, 1), actions ~ N(0, 1) in both, so d_P / d_Q (s, a) = exp(0.5 s - 0.125)
+    whatever the action: the network must also learn to ignore the action input."""
+    torch.manual_seed(0)
+    # Hidden 64x64 instead of the protocol's 256x256 keeps the test near 6 s on one thread; the loss, output
+    # layer, lr and batch are the protocol's. 256x256 reaches the same accuracy in 2,000 steps (~14 s).
+    dr = DensityRatio(1, 1, hidden=(64, 64), lr=3e-4)
+    zero = torch.zeros(256)
+
+    def batch(mean: float) -> Batch:
+        s, a = torch.randn(256, 1) + mean, torch.randn(256, 1)
+        return Batch(s, a, zero, s, zero)
+
+    for _ in range(3000):
+        dr.update(batch(0.5), batch(0.0))
+    s = torch.linspace(-1.5, 1.5, 61).unsqueeze(1)  # where q has mass
+    true = torch.exp(0.5 * s.squeeze(1) - 0.125)  # 0.42 .. 1.87
+    with torch.no_grad():
+        rel = torch.cat([(dr(s, torch.full_like(s, a)) - true).abs() / true for a in (-1.0, 0.0, 1.0)])
+    # Tolerance: median relative error < 0.1 and 90th percentile < 0.25 (measured: 0.016 / 0.043). The
+    # untrained network (w ~ 1) has 0.37 / 0.76; the inverse ratio q/p is worse still.
+    assert rel.median().item() < 0.1, rel.median()
+    assert rel.quantile(0.9).item() < 0.25, rel.quantile(0.9)
+
+
+def test_priorities_are_self_normalised_and_clamped():
+    torch.manual_seed(0)
+    dr = DensityRatio(OBS, ACT, hidden=(32, 32))
+    off_obs, off_act = torch.randn(256, OBS) * 3, torch.randn(256, ACT) * 3
+    p = dr.priorities(off_obs, off_act, off_obs, off_act, clip=False)
+    assert p.min() > 0 and p.std() > 0  # not trivially constant
+    assert p.mean().item() == pytest.approx(1.0, abs=1e-5)  # over the offline batch, before clamping
+
+    # Hand-set network: w(s, a) = max(s_0, 0); offline batch at s_0 = 1 -> mean w_off^(1/T) = 1, so the
+    # priority is s_0^(1/5): 32 -> 2 exactly; 0 -> 0 -> clamped to 1e-3; 1e20 -> 1e4 -> clamped to 1e3.
+    dr = relu_of_first_input(temperature=5.0)
+    ones = torch.ones(8, 1)
+    s = torch.tensor([[32.0], [0.0], [1e20], [1.0]])
+    got = dr.priorities(s, torch.zeros_like(s), ones, ones)
+    torch.testing.assert_close(got, torch.tensor([2.0, 1e-3, 1e3, 1.0]))
+
+
+def test_density_ratio_state_dict_round_trip():
+    torch.manual_seed(0)
+    dr = DensityRatio(OBS, ACT, hidden=(16,))
+    b = Batch(torch.randn(32, OBS), torch.randn(32, ACT), torch.zeros(32), torch.randn(32, OBS), torch.zeros(32))
+    for _ in range(3):
+        dr.update(b, b.replace(observations=b.observations + 1))
+    other = DensityRatio(OBS, ACT, hidden=(16,))
+    other.load_state_dict(dr.state_dict())
+    assert other.updates == 3
+    info1 = dr.update(b, b.replace(observations=b.observations + 1))
+    info2 = other.update(b, b.replace(observations=b.observations + 1))  # same weights and Adam moments
+    assert info1 == info2

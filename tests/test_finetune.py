@@ -1,0 +1,174 @@
+"""Paper B's pieces around the update rules: the mixture policy, cutting ensembles into members, the
+pre-training job and the fine-tuning cell (samplers, analysis columns, resume)."""
+
+from __future__ import annotations
+
+import copy
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wmaug import config as C
+from wmaug.algos.cql import CQL, CQLConfig
+from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
+from wmaug.cell import run_cell
+from wmaug.finetune import FinetuneRun
+from wmaug.methods import PAPER_B
+from wmaug.nets import EnsembleTanhGaussianActor, moment_matched, select_members
+from wmaug.pretrain import run_pretrain
+
+from conftest import ROOT as C_ROOT
+
+
+# ---- the ensemble policy -----------------------------------------------------------------------
+
+def test_moment_matched_mixture_matches_the_formula_and_samples():
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(5, 3, 2, generator=g)
+    stds = torch.rand(5, 3, 2, generator=g) + 0.1
+    mean, std = moment_matched(means, stds)
+    assert torch.allclose(mean, means.mean(0))
+    assert torch.allclose(std.pow(2), (means.pow(2) + stds.pow(2)).mean(0) - means.mean(0).pow(2), atol=1e-6)
+    # Against the mixture itself: 200K draws, pick a member uniformly then its Gaussian. The standard error
+    # of a mean is at most ~3 / sqrt(200K) = 0.007 here; tolerance 0.03 (4 SE).
+    n = 200_000
+    member = torch.randint(0, 5, (n,), generator=g)
+    x = means[member, 0] + stds[member, 0] * torch.randn(n, 2, generator=g)
+    assert torch.allclose(x.mean(0), mean[0], atol=0.03)
+    assert torch.allclose(x.std(0), std[0], atol=0.03)
+    # One member: the mixture is that member.
+    m1, s1 = moment_matched(means[:1], stds[:1])
+    assert torch.allclose(m1, means[0]) and torch.allclose(s1, stds[0], atol=1e-6)
+
+
+def test_mixture_policy_acts_with_tanh_of_the_mixture_mean():
+    torch.manual_seed(0)
+    actor = EnsembleTanhGaussianActor(4, 5, 2, hidden=(16,))
+    obs = torch.randn(7, 5)
+    action, _ = actor.mixture(obs, deterministic=True)
+    mean, _ = moment_matched(*actor.distribution_params(obs))
+    assert torch.allclose(action, torch.tanh(mean))
+
+
+def test_selected_members_behave_exactly_like_the_originals():
+    torch.manual_seed(0)
+    cql = CQL(5, 2, CQLConfig(hidden=(16, 16)), members=3)
+    state = cql.state_dict()
+    one = CQL(5, 2, CQLConfig(hidden=(16, 16)), members=1)
+    one.load_state_dict(select_members(state, 3, [2]))
+    obs, act = torch.randn(9, 5), torch.rand(9, 2) * 2 - 1
+    assert torch.equal(one.act_members(obs, True)[0], cql.act_members(obs, True)[2])
+    assert torch.equal(one.critic(obs, act)[0], cql.critic(obs, act)[2])
+    # members of one batched learner start from different weights
+    w = cql.critic.net.layers[0].weight
+    assert not torch.equal(w[0], w[2]) and not torch.equal(w[0], w[1])
+    # and an ensemble SAC built from two of them starts with exactly their critics
+    sac = EnsembleSAC(5, 2, EnsembleSACConfig(hidden=(16, 16)), members=2)
+    sac.load_pretrained(select_members({k: state[k] for k in ("actor", "critic", "critic_target")}, 3, [0, 2]))
+    assert torch.equal(sac.critic(obs, act), cql.critic(obs, act)[[0, 2]])
+
+
+# ---- pre-training and fine-tuning cells ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hopper_d4rl_file(tmp_path_factory, hopper_random):
+    path = tmp_path_factory.mktemp("data") / "hopper_random.hdf5"
+    with h5py.File(path, "w") as f:
+        for key in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
+            f[key] = getattr(hopper_random, key)
+    return path
+
+
+def small_config(base_config: dict) -> dict:
+    cfg = copy.deepcopy(base_config)
+    cfg["scale"] = "smoke"
+    cfg["scales"]["smoke"].pop("grid_subset", None)
+    cfg["studies"]["balanced_replay"]["methods"] = [r.name for r in PAPER_B]  # every recipe on hopper/random
+    cfg = C.validate(cfg)
+    cfg["algorithms"]["cql"].update(hidden=[32, 32], batch_size=32)
+    cfg["algorithms"]["balanced_replay"].update(hidden=[32, 32], batch_size=32)
+    cfg["algorithms"]["finetune"].update(batch_size=32, first_updates_after=100, first_updates=30)
+    cfg["algorithms"]["analysis"].update(auroc_states=100)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def cql_block(tmp_path_factory, hopper_d4rl_file):
+    import yaml
+
+    cfg = small_config(yaml.safe_load((C_ROOT / "config" / "config.yaml").read_text()))
+    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
+    spec["paths"]["dataset"] = f"d4rl:{hopper_d4rl_file}"
+    spec["iterations"] = 30
+    out = tmp_path_factory.mktemp("pretrained") / "block0.pt"
+    result = run_pretrain(spec, out, torch.device("cpu"), progress=False)
+    assert result["members"] == 5 and result["agent_seeds"] == [0, 1, 2, 3, 4]
+    assert len(result["agent_scores"]) == 5 and all(np.isfinite(result["agent_scores"]))
+    return out
+
+
+def finetune_spec(base_config, method, data_file, block, seed=0, **budget):
+    cfg = small_config(base_config)
+    spec = C.cell_spec(cfg, "balanced_replay", "hopper", "random", method, seed)
+    spec["paths"]["dataset"] = f"d4rl:{data_file}"
+    if spec["paths"]["pretrained"]:
+        spec["paths"]["pretrained"] = str(block)
+    spec["budget"].update({"finetune_steps": 300, "finetune_eval_every": 100, "eval_steps": 1000,
+                           "checkpoint_every": 100, **budget})
+    return spec
+
+
+def curve(path) -> pd.DataFrame:
+    return pd.read_csv(path / "curve.csv")
+
+
+@pytest.mark.parametrize("method", ["ours", "sac_ft_online_only", "ours_uniform", "ours_alt_ratio"])
+def test_finetune_cell_runs_and_logs_its_analysis(tmp_path, base_config, hopper_d4rl_file, cql_block, method):
+    spec = finetune_spec(base_config, method, hopper_d4rl_file, cql_block)
+    summary = run_cell(spec, tmp_path / method, device="cpu", progress=False)
+    c = curve(tmp_path / method)
+    assert list(c["step"]) == [0, 100, 200, 300]
+    # 30 updates at step 100, then one per step
+    assert summary["counts"]["updates"] == 30 + 200 and summary["counts"]["env_steps"] == 300
+    share = c["offline_share"].iloc[1:]
+    if method == "sac_ft_online_only":
+        assert (share == 0).all()
+    elif method == "ours_uniform":
+        # uniform over 3000 offline + <= 300 online transitions: at least 3000 / 3300 offline
+        assert (share > 0.85).all() and (share < 1).all()
+    else:
+        assert ((share > 0) & (share < 1)).all() and c["density_loss"].iloc[1:].notna().all()
+    assert c["auroc_ensemble"].iloc[1:].between(0, 1).all()
+    if spec["recipe"]["members"] == 1:
+        assert np.allclose(c["auroc_ensemble"].iloc[1:], c["auroc_single"].iloc[1:])
+
+
+def test_interrupted_finetune_resumes_to_the_same_curve(tmp_path, base_config, hopper_d4rl_file, cql_block, monkeypatch):
+    spec = finetune_spec(base_config, "ours", hopper_d4rl_file, cql_block, seed=1, finetune_steps=400)
+    run_cell(spec, tmp_path / "reference", device="cpu", progress=False)
+
+    save = FinetuneRun.save_checkpoint
+
+    def save_then_die(self):
+        save(self)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+
+    monkeypatch.setattr(FinetuneRun, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(spec, tmp_path / "killed", device="cpu", progress=False)
+    assert (tmp_path / "killed" / "checkpoint.pt").exists()
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    monkeypatch.setattr(FinetuneRun, "save_checkpoint", save)
+    summary = run_cell(spec, tmp_path / "killed", device="cpu", progress=False)
+    assert summary["resumed"] is True
+    pd.testing.assert_frame_equal(curve(tmp_path / "killed"), curve(tmp_path / "reference"))
+
+
+def test_finetune_cell_without_its_agents_fails_before_compute(tmp_path, base_config, hopper_d4rl_file):
+    spec = finetune_spec(base_config, "ours", hopper_d4rl_file, tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="pre-trained agents .* not found"):
+        run_cell(spec, tmp_path / "out", device="cpu", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,142 @@
+"""Conservative Q-Learning, CQL(H) on SAC (Kumar et al. 2020), for E independent agents trained as one batch.
+
+Paper B pre-trains its agents with this rule (PROTOCOL: 2x256 networks, policy lr 1e-4, Q lr 3e-4, min-Q
+weight 5, 10 sampled actions, no Lagrange). Every tensor carries a leading agent axis: agent i has its own
+actor, twin critics, targets, temperature and minibatch, so the E agents are as independent as E separate
+runs; they only share the matmul that computes them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from wmaug.algos.common import StatefulAgent
+from wmaug.data.buffer import Batch
+from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, frozen, soft_update
+
+
+@dataclass
+class CQLConfig:
+    hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 1e-4
+    init_alpha: float = 1.0
+    gamma: float = 0.99
+    tau: float = 5e-3
+    min_q_weight: float = 5.0
+    n_actions: int = 10
+    temperature: float = 1.0
+
+
+def repeat_actions(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(E, B, d) -> (E, n B, d): each state n times, sample-major, so results unflatten to (.., n, B)."""
+    return x.repeat(1, n, 1)
+
+
+def cql_penalty(q_fn, policy_fn, b: Batch, q_data: torch.Tensor, n_actions: int, temperature: float) -> torch.Tensor:
+    """CQL(H)'s regulariser per critic: E_s[log sum_a exp Q(s, a)] - E_(s,a)~D[Q(s, a)], the log-sum-exp
+    estimated by importance sampling over uniform actions and policy actions at s and s' (Kumar et al. 2020,
+    appendix F; their code's `with_lagrange=False` branch).
+
+    q_fn(obs, act) -> (E, 2, N); policy_fn(obs) -> (act (E, N, A), log_prob (E, N)); q_data (E, 2, B).
+    Returns (E, 2): one penalty per agent and critic.
+    """
+    E, B, act_dim = b.actions.shape
+    obs = repeat_actions(b.observations, n_actions)
+    next_obs = repeat_actions(b.next_observations, n_actions)
+    with torch.no_grad():
+        a_cur, logp_cur = policy_fn(obs)
+        a_next, logp_next = policy_fn(next_obs)
+    a_rand = torch.empty_like(a_cur).uniform_(-1.0, 1.0)
+    log_uniform = act_dim * math.log(0.5)
+
+    def at_s(act):  # Q(s, .) for n actions per state -> (E, 2, n, B)
+        return q_fn(obs, act).unflatten(-1, (n_actions, B))
+
+    samples = torch.cat([
+        at_s(a_rand) - log_uniform,
+        at_s(a_next) - logp_next.unflatten(-1, (n_actions, B)).unsqueeze(1),
+        at_s(a_cur) - logp_cur.unflatten(-1, (n_actions, B)).unsqueeze(1),
+    ], dim=2)
+    logsumexp = temperature * torch.logsumexp(samples / temperature, dim=2)  # (E, 2, B)
+    return logsumexp.mean(-1) - q_data.mean(-1)
+
+
+class CQL(StatefulAgent):
+    state_parts = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: CQLConfig, members: int = 1, device="cpu"):
+        self.cfg, self.members, self.act_dim = cfg, members, act_dim
+        self.device = torch.device(device)
+        self.actor = EnsembleTanhGaussianActor(members, obs_dim, act_dim, cfg.hidden).to(self.device)
+        self.critic = TwinCriticEnsemble(members, obs_dim, act_dim, cfg.hidden).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.full((members,), math.log(cfg.init_alpha), device=self.device, requires_grad=True)
+        self.target_entropy = -float(act_dim)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.updates = 0
+
+    def update(self, b: Batch) -> dict[str, float]:
+        """One step for every agent; batch tensors are (E, B, ...), one minibatch per agent."""
+        cfg = self.cfg
+        self.updates += 1
+        alpha = self.log_alpha.exp().detach().unsqueeze(-1)  # (E, 1)
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor(b.next_observations)
+            # y_i = r + gamma (1 - d) (min_j Q'_ij(s', a') - alpha_i log pi_i(a'|s'))
+            target_v = self.critic_target(b.next_observations, next_action).min(1).values - alpha * next_log_prob
+            y = b.rewards + cfg.gamma * (1.0 - b.terminals) * target_v  # (E, B)
+        q = self.critic(b.observations, b.actions)  # (E, 2, B)
+        bellman = (q - y.unsqueeze(1)).pow(2).mean(-1)  # (E, 2)
+        penalty = cql_penalty(self.critic, self.actor, b, q, cfg.n_actions, cfg.temperature)
+        critic_loss = (bellman + cfg.min_q_weight * penalty).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        action, log_prob = self.actor(b.observations)
+        # J_pi_i = E[alpha_i log pi_i(a|s) - min_j Q_ij(s, a)], summed over agents (each gets its own gradient)
+        with frozen(self.critic):
+            q_pi = self.critic(b.observations, action).min(1).values
+        actor_loss = (alpha * log_prob - q_pi).mean(-1).sum()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        # J_alpha_i = E[-alpha_i (log pi_i(a|s) + target_entropy)], in log alpha
+        alpha_loss = -(self.log_alpha.unsqueeze(-1) * (log_prob.detach() + self.target_entropy)).mean(-1).sum()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {
+            "critic_loss": bellman.mean().item(),
+            "cql_penalty": penalty.mean().item(),
+            "actor_loss": actor_loss.item() / self.members,
+            "alpha": alpha.mean().item(),
+            "q_mean": q.mean().item(),
+        }
+
+    @torch.no_grad()
+    def act_members(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Each agent's own action: obs (N, d) shared or (E, N, d) -> (E, N, A)."""
+        return self.actor(obs, deterministic)[0]
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """The agents as one ensemble policy (the moment-matched mixture): (N, d) -> (N, A)."""
+        return self.actor.mixture(obs, deterministic)[0]
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        q = self.critic(obs, act).min(1).values
+        return q.mean(0) if member is None else q[member]

@@ -1,0 +1,167 @@
+"""Paper B's cell: pre-trained agents (or none) -> online fine-tuning with a chosen sampler.
+
+Schedule (PROTOCOL.md): the first `first_updates_after` online steps only collect, with the pre-trained
+policy; then `first_updates` updates at once; then one update per environment step. Every
+`finetune_eval_every` steps: `eval_steps` deterministic evaluation steps, the share of offline samples in
+the replay batches since the last evaluation, and the AUROC of Q at telling recent online actions from
+uniform-random ones (ensemble and its first member, Fig 4b).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmaug.algos import build_agent
+from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
+from wmaug.evaluation import evaluate_steps
+from wmaug.pipeline import Progress, Run
+from wmaug.pretrain import load_block, load_full_dataset
+from wmaug.samplers import make_sampler
+
+log = logging.getLogger("wmaug.cell")
+
+
+class FinetuneRun(Run):
+    metric_columns = ("critic_loss", "actor_loss", "q_mean", "alpha", "offline_share", "density_loss", "w_online",
+                      "w_offline")
+
+    def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
+        super().__init__(spec, out_dir, device, progress)
+        self.budget, self.recipe, algos = spec["budget"], spec["recipe"], spec["algorithms"]
+        r, ft = self.recipe, algos["finetune"]
+        self.steps = self.budget["finetune_long_steps"] if r["long"] else self.budget["finetune_steps"]
+        self.first_updates_after, self.first_updates = ft["first_updates_after"], ft["first_updates"]
+        if self.first_updates_after >= self.steps:
+            raise ValueError(f"finetune.first_updates_after = {self.first_updates_after} leaves no update in "
+                             f"{self.steps} fine-tuning steps")
+        self.members = r["members"]
+        self.analysis = algos["analysis"]
+
+        offline = None
+        if r["sampling"] != "online_only":
+            offline, self.data_meta = load_full_dataset(spec["paths"]["dataset"], self.env_name)
+        capacity = min(ft["online_buffer"], self.steps)
+        self.sampler = make_sampler(r["sampling"], offline, self.obs_dim, self.act_dim, capacity,
+                                    algos["balanced_replay"], device)
+
+        block = load_block(spec["paths"]["pretrained"], self.members) if r["pretrain"] else None
+        if block is not None:
+            self.data_meta["pretrained"] = {"path": spec["paths"]["pretrained"], "agent_seeds":
+                                            block["agent_seeds"][: self.members], "agent_scores": block["agent_scores"][: self.members]}
+        if r["online"] == "ensemble_sac":
+            cql = algos["cql"]
+            cfg = EnsembleSACConfig(hidden=tuple(cql["hidden"]), actor_lr=ft["actor_lr"], critic_lr=ft["critic_lr"],
+                                    alpha_lr=ft["actor_lr"], init_alpha=ft["init_alpha"], gamma=cql["gamma"], tau=cql["tau"],
+                                    cql_weight=cql["min_q_weight"] if r["keep_cql"] else 0.0, n_actions=cql["n_actions"])
+            self.agent = EnsembleSAC(self.obs_dim, self.act_dim, cfg, self.members, device)
+            if block is not None:
+                self.agent.load_pretrained(block["state"])
+            self.batch_size, self.shared_batch = ft["batch_size"], True
+        else:  # AWAC and BCQ keep their own rule, optimisers included
+            settings = algos[r["online"]]
+            self.agent = build_agent(r["online"], self.obs_dim, self.act_dim, settings, self.members, device)
+            self.agent.load_state_dict(block["state"])
+            self.batch_size = settings.get("batch_size", ft["batch_size"])
+            self.shared_batch = False
+        self.p = Progress(phase="online")
+        self.q_generator = torch.Generator(device=device)
+
+    # ---- acting and evaluation --------------------------------------------------------------------
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        return self.agent.act(x, deterministic).squeeze(0).cpu().numpy()
+
+    def policy(self, obs: np.ndarray) -> np.ndarray:
+        return self._act(obs, True)
+
+    def eval_returns(self) -> np.ndarray:
+        return evaluate_steps(self.eval_env, self.policy, self.budget["eval_steps"], self.eval_seed)
+
+    def q_analysis(self, step: int) -> dict:
+        """Fig 4b: AUROC of the ensemble's Q and of its first member's at real vs uniform-random actions."""
+        from wmaug.analysis.q_auroc import q_discrimination
+
+        if self.p.env_steps == 0:
+            return {"auroc_ensemble": float("nan"), "auroc_single": float("nan")}
+        real = self.sampler.recent_online(self.analysis["auroc_states"])
+        self.q_generator.manual_seed(self.seed * 1_000_003 + step)  # the same fake actions for both critics
+        out = {}
+        for name, member in (("auroc_ensemble", None), ("auroc_single", 0)):
+            state = self.q_generator.get_state()
+            out[name] = q_discrimination(lambda s, a: self.agent.q_value(s, a, member), real.observations, real.actions,
+                                         self.act_dim, self.analysis["auroc_random_actions"], self.q_generator)
+            self.q_generator.set_state(state)
+        return out
+
+    def evaluate_online(self, step: int) -> None:
+        self.evaluate("online", step, extra=self.q_analysis(step))
+
+    # ---- updates ----------------------------------------------------------------------------------
+    def update(self) -> None:
+        batch, is_offline = self.sampler.sample(self.batch_size, self.rng)
+        metrics = self.sampler.after_sample(self.rng)
+        metrics["offline_share"] = float(is_offline.mean())
+        metrics.update(self.agent.update(batch if self.shared_batch else batch.for_members(self.members)))
+        self.record(metrics)
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.sampler.load_state_dict(state["sampler"])
+
+    # ---- the online phase -------------------------------------------------------------------------
+    def run(self) -> dict:
+        resumed = self.try_resume()
+        self.bar = self.progress_bar(self.steps, self.p.step)
+        if self.p.step == 0 and not self.p.curve:
+            self.evaluate_online(0)
+            self.obs, _ = self.env.reset(seed=self.seed)
+        else:
+            self.obs, _ = self.env.reset()  # the checkpoint was taken at an episode end, before this reset
+        every, ckpt_every = self.budget["finetune_eval_every"], self.budget["checkpoint_every"]
+        next_checkpoint = (self.p.step // ckpt_every + 1) * ckpt_every
+        t0 = time.perf_counter()
+        for t in range(self.p.step + 1, self.steps + 1):
+            action = self._act(self.obs, deterministic=False)
+            next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.sampler.add(self.obs, action, reward, next_obs, terminated)
+            self.obs = next_obs
+            self.p.env_steps += 1
+            self.p.episode_return += reward
+            if t == self.first_updates_after:
+                for _ in range(self.first_updates):
+                    self.update()
+            elif t > self.first_updates_after:
+                self.update()
+            self.p.step = t
+            self.bar.update(1)
+            if t % every == 0 or t == self.steps:
+                self.p.train_time["online"] += time.perf_counter() - t0
+                self.evaluate_online(t)
+                t0 = time.perf_counter()
+            if terminated or truncated:
+                self.p.episodes += 1
+                self.p.episode_return = 0.0
+                if t >= next_checkpoint and t < self.steps:
+                    self.p.train_time["online"] += time.perf_counter() - t0
+                    self.save_checkpoint()
+                    t0 = time.perf_counter()
+                    next_checkpoint = (t // ckpt_every + 1) * ckpt_every
+                self.obs, _ = self.env.reset()
+        self.p.train_time["online"] += time.perf_counter() - t0
+        self.p.phase = "done"
+        self.bar.close()
+        return {"resumed": resumed}
+
+    def final_model(self) -> dict:
+        state = self.agent.state_dict()
+        return {"actor": state["actor"], "critic": state["critic"], "members": self.members}
+

@@ -1,0 +1,148 @@
+"""Paper B's offline stage as its own job: one block of BLOCK_AGENTS independent agents (CQL, AWAC or BCQ)
+trained on the full dataset as one batched learner, or FQE critics for a CQL block's policies.
+
+Fine-tuning seed s loads block s: `ours` takes its five agents, `sac_ft` the first, the N=2 ablation the
+first two, so every method of one seed starts from the same agents and no agent is trained twice.
+Agent i of a block draws its own initial weights and its own minibatches: the agents are as independent
+as separate runs. The job checkpoints and resumes like a cell.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wmaug.algos import LOOP_KEYS, build_agent
+from wmaug.config import MINARI_ROOT
+from wmaug.data.buffer import ReplayBuffer
+from wmaug.envs import get_spec, make_env, normalized_score
+from wmaug.evaluation import evaluate_members
+from wmaug.io import torch_load, torch_save
+from wmaug.provenance import provenance
+
+log = logging.getLogger("wmaug.pretrain")
+
+BLOCK_SEED_OFFSET = 7_000_000  # pre-training streams never coincide with a cell's (seeded by the cell seed)
+
+
+def load_full_dataset(source: str, env: str):
+    from wmaug.data.minari_io import load_source
+
+    return load_source(source, env, MINARI_ROOT)
+
+
+def load_block(path: str | Path, members: int | None = None) -> dict:
+    """A pre-trained block, cut to its first `members` agents when asked."""
+    from wmaug.nets import select_members
+
+    block = torch_load(path, "pre-trained agents")
+    if members is not None:
+        if members > block["members"]:
+            raise ValueError(f"{path} holds {block['members']} agents, {members} asked for")
+        block["state"] = select_members(block["state"], block["members"], list(range(members)))
+        block["members"] = members
+    return block
+
+
+def _fqe_agent(spec: dict, obs_dim: int, act_dim: int, members: int, device):
+    from wmaug.algos.fqe import FQE, FQEConfig
+
+    cql_block = load_block(spec["paths"]["cql"])
+    hidden = tuple(spec["cql"]["hidden"])
+    settings = {k: v for k, v in spec["algorithm"].items() if k not in LOOP_KEYS}
+    agent = FQE(obs_dim, act_dim, FQEConfig(hidden=hidden, gamma=spec["cql"]["gamma"], tau=spec["cql"]["tau"], **settings),
+                members=members, device=device)
+    agent.policy.load_state_dict(cql_block["state"]["actor"])
+    return agent, cql_block
+
+
+def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bool = True) -> dict:
+    job = spec["job"]
+    algo, env, block = job["algo"], job["env"], job["block"]
+    out = Path(out)
+    ckpt_path = out.with_suffix(".checkpoint.pt")
+    env_spec = get_spec(env, where="pretrain spec")
+    members = len(job["agent_seeds"])
+    started = time.time()
+
+    data, data_meta = load_full_dataset(spec["paths"]["dataset"], env)
+    buffer = ReplayBuffer.of(data, device)
+    torch.manual_seed(BLOCK_SEED_OFFSET + block)
+    rng = np.random.default_rng(BLOCK_SEED_OFFSET + block)
+    if algo == "fqe":
+        agent, cql_block = _fqe_agent(spec, env_spec.obs_dim, env_spec.act_dim, members, device)
+        batch_size = spec["algorithm"]["batch_size"]
+    else:
+        settings = spec["algorithm"]
+        agent = build_agent(algo, env_spec.obs_dim, env_spec.act_dim, settings, members, device)
+        batch_size = settings.get("batch_size", 256)
+
+    start, history = 0, []
+    if ckpt_path.exists():
+        state = torch_load(ckpt_path, "pre-training checkpoint")
+        if state["spec"] == spec:
+            agent.load_state_dict(state["agent"])
+            rng.bit_generator.state = state["rng"]
+            torch.set_rng_state(state["torch_rng"])
+            start, history = state["iteration"], state["history"]
+            log.info("resumed %s at iteration %d", ckpt_path, start)
+
+    iterations = spec["iterations"]
+    log_every = max(1, min(1000, iterations // 20))
+    checkpoint_every = max(log_every, min(50_000, iterations // 4))
+    bar = tqdm(total=iterations, initial=start, desc=f"{algo} {env}/{job['dataset']} block {block}", disable=not progress,
+               file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0, unit="upd", dynamic_ncols=True)
+    sums: dict[str, list[float]] = {}
+    t0 = time.perf_counter()
+    for it in range(start + 1, iterations + 1):
+        metrics = agent.update(buffer.sample(batch_size, rng, members=members))
+        for k, v in metrics.items():
+            sums.setdefault(k, []).append(v)
+        bar.update(1)
+        if it % log_every == 0 or it == iterations:
+            row = {"iteration": it, **{k: float(np.mean(v)) for k, v in sums.items()}}
+            if not all(np.isfinite(v) for v in row.values()):
+                raise FloatingPointError(f"{algo} block {block}: non-finite loss by iteration {it}: {row}")
+            history.append(row)
+            sums = {}
+        if it % checkpoint_every == 0 and it < iterations:
+            torch_save({"spec": spec, "agent": agent.state_dict(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "iteration": it, "history": history}, ckpt_path)
+    bar.close()
+    train_time = time.perf_counter() - t0
+
+    # Each agent's own (deterministic) policy, all agents in lockstep.
+    t0 = time.perf_counter()
+    envs = [make_env(env) for _ in range(members)]
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(1)  # (E, 1, d): agent i sees env i
+        return agent.act_members(x, True).squeeze(1).cpu().numpy()
+
+    returns = evaluate_members(envs, act, spec["eval_episodes"], seed=2_000_000 + 1000 * block).mean(1)
+    eval_time = time.perf_counter() - t0
+    scores = [float(normalized_score(env, r)) for r in returns]
+    log.info("%s %s/%s block %d: agents' normalised scores %s", algo, env, job["dataset"], block,
+             ", ".join(f"{s:.1f}" for s in scores))
+
+    state = agent.state_dict()
+    if algo == "fqe":  # the CQL policies with their FQE critics: what a SAC fine-tune loads
+        state = {"actor": cql_block["state"]["actor"], "critic": state["critic"], "critic_target": state["critic_target"],
+                 "fqe": state}
+    result = {
+        "algo": algo, "members": members, "agent_seeds": job["agent_seeds"], "spec": spec, "state": state,
+        "history": history, "agent_scores": scores, "agent_returns": [float(r) for r in returns],
+        "dataset": data_meta, "time_s": {"train": round(train_time, 2), "eval": round(eval_time, 2),
+                                        "wall": round(time.time() - started, 2)},
+        "updates_per_s": round((iterations - start) / max(train_time, 1e-9), 2),
+        "provenance": provenance(device),
+    }
+    torch_save(result, out)
+    ckpt_path.unlink(missing_ok=True)
+    return result
