@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,34 +19,12 @@ from wmaug.report.aggregate import (
 )
 from wmaug.report.figures import plot_aggregate_metrics, plot_learning_curves
 
+from conftest import make_cell  # the synthetic finished-cell writer shared with test_report_b.py
+
 ENVS = ["halfcheetah", "hopper", "walker2d", "ant"]
 DATASETS = ["medium-expert", "medium-replay", "random"]
 METHODS = ["wm_td3bc_td3", "td3bc_td3", "td3"]
 REPS = 400  # enough for stable percentiles in these tests, small enough to stay fast
-
-
-def make_cell(root: Path, env: str, dataset: str, method: str, seed: int,
-              online: np.ndarray, steps: np.ndarray | None = None, *, offline: bool = True,
-              scale: str = "smoke", config_hash: str = "cfg0", finished=True,
-              study: str = "wmaug") -> Path:
-    """Write one finished cell directory with the given online normalised scores."""
-    online = np.asarray(online, dtype=float)
-    steps = np.arange(len(online)) * 5000 if steps is None else np.asarray(steps)
-    d = root / f"{study}_{env}_{dataset}_{method}_s{seed}_{scale}_{config_hash}"
-    d.mkdir(parents=True)
-    summary = {"cell": {"study": study, "env": env, "dataset": dataset, "method": method,
-                        "seed": seed}, "scale": scale, "config_hash": config_hash}
-    if finished is not None:
-        summary["finished"] = finished
-    (d / "summary.json").write_text(json.dumps(summary))
-    rows = [pd.DataFrame({"phase": "online", "step": steps, "normalized_score": online,
-                          "raw_return": online * 10.0, "critic_loss": 0.5})]
-    if offline and method != "td3":
-        rows.insert(0, pd.DataFrame({"phase": "offline", "step": [0, 5000, 10000],
-                                     "normalized_score": [1.0, 2.0, 3.0],
-                                     "raw_return": [10.0, 20.0, 30.0], "critic_loss": 0.5}))
-    pd.concat(rows).to_csv(d / "curve.csv", index=False)
-    return d
 
 
 def make_grid(root: Path, score_fn, *, envs=ENVS, datasets=DATASETS, methods=METHODS,

@@ -24,3 +24,24 @@ class StatefulAgent:
             with torch.no_grad():
                 self.log_alpha.copy_(state["log_alpha"])
         self.updates = state["updates"]
+
+
+class GaussianMembers:
+    """Acting and Q lookups of E batched agents with squashed-Gaussian actors (`actor`, an
+    EnsembleTanhGaussianActor) and twin critics (`critic`, a TwinCriticEnsemble)."""
+
+    @torch.no_grad()
+    def act_members(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Each agent's own action: obs (N, d) shared or (E, N, d) -> (E, N, A)."""
+        return self.actor(obs, deterministic)[0]
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """The agents as one ensemble policy, the moment-matched mixture; deterministic = tanh(mixture mean)."""
+        return self.actor.mixture(obs, deterministic)[0]
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        """mean_i min_j Q_ij(s, a), or one member's min_j Q_ij (the AUROC analysis compares the two): (N,)."""
+        q = self.critic(obs, act).min(1).values
+        return q.mean(0) if member is None else q[member]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from wmaug.algos.common import StatefulAgent
+from wmaug.algos.common import GaussianMembers, StatefulAgent
 from wmaug.data.buffer import Batch
 from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, frozen, soft_update
 
@@ -68,7 +68,7 @@ def cql_penalty(q_fn, policy_fn, b: Batch, q_data: torch.Tensor, n_actions: int,
     return logsumexp.mean(-1) - q_data.mean(-1)
 
 
-class CQL(StatefulAgent):
+class CQL(GaussianMembers, StatefulAgent):
     state_parts = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: CQLConfig, members: int = 1, device="cpu"):
@@ -125,18 +125,3 @@ class CQL(StatefulAgent):
             "alpha": alpha.mean().item(),
             "q_mean": q.mean().item(),
         }
-
-    @torch.no_grad()
-    def act_members(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """Each agent's own action: obs (N, d) shared or (E, N, d) -> (E, N, A)."""
-        return self.actor(obs, deterministic)[0]
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """The agents as one ensemble policy (the moment-matched mixture): (N, d) -> (N, A)."""
-        return self.actor.mixture(obs, deterministic)[0]
-
-    @torch.no_grad()
-    def q_value(self, obs: torch.Tensor, act: torch.Tensor, member: int | None = None) -> torch.Tensor:
-        q = self.critic(obs, act).min(1).values
-        return q.mean(0) if member is None else q[member]

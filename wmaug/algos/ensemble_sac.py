@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from wmaug.algos.cql import cql_penalty
-from wmaug.algos.common import StatefulAgent
+from wmaug.algos.common import GaussianMembers, StatefulAgent
 from wmaug.data.buffer import Batch
 from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, frozen, soft_update
 
@@ -38,7 +38,7 @@ class EnsembleSACConfig:
     n_actions: int = 10  # only used with cql_weight > 0
 
 
-class EnsembleSAC(StatefulAgent):
+class EnsembleSAC(GaussianMembers, StatefulAgent):
     state_parts = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: EnsembleSACConfig, members: int, device="cpu"):
@@ -101,14 +101,3 @@ class EnsembleSAC(StatefulAgent):
             "alpha": alpha.item(),
             "q_mean": q.mean().item(),
         }
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """The ensemble policy's action; deterministic = tanh(mixture mean)."""
-        return self.actor.mixture(obs, deterministic)[0]
-
-    @torch.no_grad()
-    def q_value(self, obs: torch.Tensor, act: torch.Tensor, member: int | None = None) -> torch.Tensor:
-        """mean_i min_j Q_ij(s, a), or one member's min_j Q_ij (the AUROC analysis compares the two)."""
-        q = self.critic(obs, act).min(1).values
-        return q.mean(0) if member is None else q[member]

@@ -1,4 +1,5 @@
-"""Score collection and rliable-based aggregation for the `wmaug` study (paper A, Fig 3).
+"""Score collection and rliable-based aggregation of finished cells (paper A's `wmaug` study and
+paper B's `balanced_replay`, whose report lives in :mod:`wmaug.report.paper_b`).
 
 Inputs are finished training cells: directories with ``summary.json`` and ``curve.csv``
 (see :func:`collect_scores`). Every interval here is a 95% percentile interval from
@@ -172,10 +173,14 @@ def _describe_groups(groups: dict[str, list[str]], limit: int = 20) -> str:
     return "\n".join(parts)
 
 
-def collect_scores(cell_dirs: Sequence[Path | str]) -> pd.DataFrame:
+def collect_scores(cell_dirs: Sequence[Path | str],
+                   extra_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read finished cells into one long table (one row per evaluation).
 
-    Columns: :data:`SCORE_COLUMNS`. ``df.attrs`` holds ``scale`` and ``config_hash``.
+    Columns: :data:`SCORE_COLUMNS`, then ``extra_columns`` (other numeric columns of
+    ``curve.csv`` to keep, e.g. paper B's ``offline_share`` or ``auroc_ensemble``; a cell whose
+    curve lacks one gets NaN there). Any other column of ``curve.csv`` is ignored.
+    ``df.attrs`` holds ``scale`` and ``config_hash``.
 
     Raises ``ValueError`` (all problems in one message) when a directory lacks
     ``summary.json`` or ``curve.csv``, its summary is not ``"finished": true`` or lacks a
@@ -184,6 +189,7 @@ def collect_scores(cell_dirs: Sequence[Path | str]) -> pd.DataFrame:
     and one ``config_hash`` (the message lists the cells of each value).
     """
     dirs = [Path(d) for d in cell_dirs]
+    extra_columns = [c for c in dict.fromkeys(extra_columns) if c not in SCORE_COLUMNS]
     if not dirs:
         raise ValueError("collect_scores: no cell directories given")
     problems: list[str] = []
@@ -259,6 +265,9 @@ def collect_scores(cell_dirs: Sequence[Path | str]) -> pd.DataFrame:
                        normalized_score=score,
                        raw_return=pd.to_numeric(curve["raw_return"], errors="coerce")
                        .to_numpy(float))
+        for c in extra_columns:
+            columns[c] = (pd.to_numeric(curve[c], errors="coerce").to_numpy(float)
+                          if c in curve.columns else np.full(n, np.nan))
         frames.append(columns)
         scale_groups.setdefault(str(summary["scale"]), []).append(label)
         hash_groups.setdefault(str(summary["config_hash"]), []).append(label)
@@ -273,7 +282,8 @@ def collect_scores(cell_dirs: Sequence[Path | str]) -> pd.DataFrame:
     if mixed:
         raise ValueError("collect_scores: one table must hold cells of one scale and one "
                          "config_hash; " + "\n".join(mixed))
-    df = pd.DataFrame({c: np.concatenate([f[c] for f in frames]) for c in SCORE_COLUMNS})
+    df = pd.DataFrame({c: np.concatenate([f[c] for f in frames])
+                       for c in SCORE_COLUMNS + extra_columns})
     df = df.sort_values(["study", "env", "dataset", "method", "seed", "phase", "step"],
                         kind="stable").reset_index(drop=True)
     df.attrs["scale"] = next(iter(scale_groups))
@@ -311,7 +321,8 @@ def _phase_rows(scores: pd.DataFrame, phase: str) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- curves
 def curve_intervals(scores: pd.DataFrame, phase: str = "online", reps: int = 2000,
-                    seed: int = 0) -> pd.DataFrame:
+                    seed: int = 0, *, value: str = "normalized_score",
+                    missing: str = "error") -> pd.DataFrame:
     """Mean and IQM over seeds, with 95% stratified-bootstrap CIs, per (env, dataset, method, step).
 
     One ``rliable.library.get_interval_estimates`` call per (env, dataset, method) on a
@@ -320,13 +331,34 @@ def curve_intervals(scores: pd.DataFrame, phase: str = "online", reps: int = 200
     interval is that step's own bootstrap). Methods without rows in ``phase`` (``td3`` offline)
     are simply absent. With one seed, lo = hi = the point estimate. All seeds of a group must
     have been evaluated at the same steps (else ``ValueError``).
-    Columns: :data:`CURVE_COLUMNS`; ``attrs`` carry ``scale``/``config_hash``/``phase``.
+
+    ``value`` picks the column summarised (default the normalised score; any numeric column
+    of the scores, e.g. ``raw_return`` or one of ``collect_scores``'s ``extra_columns``).
+    Rows where it is NaN are dropped first (paper B's analysis columns are NaN at step 0), so
+    a step where every seed is NaN simply has no row. ``missing="drop"`` drops, with a
+    warning, the steps where only some seeds have a value instead of raising.
+    Columns: :data:`CURVE_COLUMNS` (``mean``/``iqm`` are of ``value``); ``attrs`` carry
+    ``scale``/``config_hash``/``phase``/``value``.
     """
     _check_reps(reps)
+    if missing not in ("error", "drop"):
+        raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
+    if value not in scores.columns:
+        raise ValueError(f"curve_intervals: no column {value!r} in the scores")
     rows = _phase_rows(scores, phase)
+    rows = rows[rows[value].notna()]
     out = []
     for (env, dataset, method), g in rows.groupby(["env", "dataset", "method"], sort=True):
-        wide = g.pivot(index="seed", columns="step", values="normalized_score").sort_index(axis=1)
+        wide = g.pivot(index="seed", columns="step", values=value).sort_index(axis=1)
+        if missing == "drop" and wide.isna().any().any():
+            partial = wide.columns[wide.isna().any()]
+            warnings.warn(f"curve_intervals: {env}/{dataset}/{method} ({phase}, {value}): "
+                          f"dropping {len(partial)} step(s) that not every seed has "
+                          f"(first: {[int(t) for t in partial[:5]]})", RuntimeWarning,
+                          stacklevel=2)
+            wide = wide.loc[:, wide.notna().all()]
+            if wide.shape[1] == 0:
+                continue
         if wide.isna().any().any():
             gaps = {int(s): sorted(int(t) for t in wide.columns[wide.loc[s].isna()])[:5]
                     for s in wide.index if wide.loc[s].isna().any()}
@@ -340,8 +372,10 @@ def curve_intervals(scores: pd.DataFrame, phase: str = "online", reps: int = 200
             point = _curve_estimates(arr)
             lo = hi = point
         else:
-            point, ci = _interval({method: arr}, _curve_estimates, reps, seed,
-                                  ("curve", phase, env, dataset, method))
+            # the default value keeps its original key, so existing intervals do not move
+            key = (("curve", phase, env, dataset, method) if value == "normalized_score"
+                   else ("curve", phase, value, env, dataset, method))
+            point, ci = _interval({method: arr}, _curve_estimates, reps, seed, key)
             lo, hi = ci
         out.append(pd.DataFrame({
             "env": env, "dataset": dataset, "method": method, "step": steps,
@@ -349,11 +383,28 @@ def curve_intervals(scores: pd.DataFrame, phase: str = "online", reps: int = 200
             "mean": point[:n_steps], "mean_lo": lo[:n_steps], "mean_hi": hi[:n_steps],
             "iqm": point[n_steps:], "iqm_lo": lo[n_steps:], "iqm_hi": hi[n_steps:],
         }))
+    if not out:
+        raise ValueError(f"curve_intervals: no {phase!r} rows with a {value!r} value")
     result = pd.concat(out, ignore_index=True)[CURVE_COLUMNS]
-    return _carry_attrs(result, scores, phase=phase, reps=int(reps), seed=int(seed))
+    return _carry_attrs(result, scores, phase=phase, reps=int(reps), seed=int(seed),
+                        value=value)
 
 
 # --------------------------------------------------------------------------- final scores
+def _area_under_curve(rows: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
+    """Per cell: the trapezoidal mean of the normalised score over its evaluated steps."""
+    out = []
+    for key, g in rows.groupby(cell, sort=True):
+        g = g.sort_values("step")
+        x = g["step"].to_numpy(dtype=float)
+        y = g["normalized_score"].to_numpy(dtype=float)
+        span = x[-1] - x[0]
+        area = (float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)) / span) if span > 0
+                else float(y.mean()))
+        out.append({**dict(zip(cell, key)), "step": int(x[-1]), "normalized_score": area})
+    return pd.DataFrame(out, columns=cell + ["step", "normalized_score"])
+
+
 def final_scores(scores: pd.DataFrame, phase: str = "online",
                  step: int | str = "final") -> pd.DataFrame:
     """One score per cell: its last ``phase`` evaluation (``step="final"``) or the one at ``step``.
@@ -362,11 +413,16 @@ def final_scores(scores: pd.DataFrame, phase: str = "online",
     that methods are compared at equal budgets; otherwise ``ValueError`` lists the final
     steps (pass an int ``step`` to compare at a common step). An int ``step`` that a cell
     never evaluated is an error naming the cell.
+
+    ``step="auc"``: the normalised area under each cell's curve, i.e. the trapezoidal mean of
+    its normalised score over [first, last] evaluated step (a sample-efficiency score in
+    normalised-score units; 100 = expert from the first step on). Like ``"final"``, every
+    cell of a task must end at the same step; the ``step`` column holds that last step.
     Columns: env, dataset, method, seed, step, normalized_score.
     """
     rows = _phase_rows(scores, phase)
     cell = ["env", "dataset", "method", "seed"]
-    if step == "final":
+    if step in ("final", "auc"):
         picked = rows.loc[rows.groupby(cell, sort=True)["step"].idxmax()]
         per_task = picked.groupby(["env", "dataset"])["step"].nunique()
         uneven = per_task[per_task > 1]
@@ -378,9 +434,11 @@ def final_scores(scores: pd.DataFrame, phase: str = "online",
                 for env, ds in uneven.index)
             raise ValueError("final_scores: cells of one task end at different steps "
                              f"(pass an int step to compare at a common one): {details}")
+        if step == "auc":
+            picked = _area_under_curve(rows, cell)
     else:
         if isinstance(step, str) or not float(step).is_integer():
-            raise ValueError(f"step must be 'final' or an int, got {step!r}")
+            raise ValueError(f"step must be 'final', 'auc' or an int, got {step!r}")
         picked = rows[rows["step"] == int(step)]
         have = set(map(tuple, picked[cell].itertuples(index=False)))
         lacking = [f"{e}/{d}/{m}/seed{s}" for e, d, m, s in

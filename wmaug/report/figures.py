@@ -1,4 +1,9 @@
-"""Figures for the `wmaug` study: Fig 3 learning curves and rliable-style aggregate intervals.
+"""Figures of the studies: learning curves with CI bands and rliable-style aggregate intervals.
+
+Paper A (`wmaug`) uses :func:`plot_learning_curves` and :func:`plot_aggregate_metrics` as they
+are; paper B (:mod:`wmaug.report.paper_b`) also uses their options (labels, colours, panel notes,
+side panels of across-task aggregates, extra metric panels) and :func:`plot_curve_grid` for
+panels that are not (dataset, env) grids, and :func:`plot_note` for figures it cannot draw.
 
 Every figure is written as ``<out_prefix>.png``, ``<out_prefix>.pdf`` and ``<out_prefix>.csv``;
 the CSV holds exactly the numbers drawn (one row per plotted point or interval). Files are
@@ -12,6 +17,7 @@ is switched and no figure is left open.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -32,7 +38,11 @@ __all__ = [
     "METRIC_PLOT_COLUMNS",
     "method_colors",
     "plot_learning_curves",
+    "plot_curve_grid",
     "plot_aggregate_metrics",
+    "plot_note",
+    "save_figure",
+    "wrap_title",
 ]
 
 #: fixed colours, so a method looks the same in every figure of the harness
@@ -40,6 +50,22 @@ METHOD_COLORS = {
     "wm_td3bc_td3": "#d62728",  # red: ours
     "td3bc_td3": "#1f77b4",     # blue
     "td3": "#7f7f7f",           # grey: online from scratch
+    # paper B (balanced_replay); all distinct, so any of its figures can mix them
+    "ours": "#d62728",               # red: ours
+    "awac": "#1f77b4",
+    "bcq_ft": "#2ca02c",
+    "sac_ft": "#ff7f0e",
+    "sac": "#7f7f7f",                # grey: from scratch
+    "sac_ft_online_only": "#9467bd",
+    "ours_uniform": "#17becf",
+    "ours_online_only": "#bcbd22",
+    "ours_e1": "#8c564b",
+    "ours_e2": "#e377c2",
+    "fqe_e1": "#393b79",
+    "ours_keep_cql": "#8c6d31",
+    "ours_alt_ratio": "#637939",
+    "ours_long": "#d62728",          # ours, for longer
+    "fqe_long": "#393b79",           # FQE-initialised, like fqe_e1
 }
 METHOD_LABELS = {
     "wm_td3bc_td3": "WM-aug. TD3+BC \u2192 TD3 (ours)",
@@ -58,6 +84,12 @@ _METRIC_XLABELS = {
     "mean": "normalised score",
     "optimality_gap": "normalised points below 100\n(lower is better)",
 }
+#: extra panels plot_aggregate_metrics can draw when asked (``metric_names``): the same
+#: metrics of the normalised area under the curve (``final_scores(step="auc")``)
+_EXTRA_METRIC_TITLES = {f"auc_{k}": f"{v} of normalised AUC" for k, v in _METRIC_TITLES.items()}
+_EXTRA_METRIC_XLABELS = {f"auc_{k}": (v if k == "optimality_gap" else
+                                      "mean normalised score over the run")
+                         for k, v in _METRIC_XLABELS.items()}
 _ESTIMATOR_NAMES = {"mean": "mean", "iqm": "IQM (25% trimmed mean)"}
 _PNG_META = {"Software": None}
 _PDF_META = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -73,8 +105,22 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
     return colors
 
 
-def _label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+def _label(key: str, labels: dict[str, str] | None = None) -> str:
+    """Display name: the caller's, else this module's, else wmaug.methods', else the key."""
+    if labels and key in labels:
+        return labels[key]
+    if key in METHOD_LABELS:
+        return METHOD_LABELS[key]
+    from wmaug.methods import METHOD_LABELS as ALL_LABELS
+
+    return ALL_LABELS.get(key, str(key))
+
+
+def _interval_bar(ax, y: float, value: float, lo: float, hi: float, color: str,
+                  alpha: float = 0.75, linewidth: float = 1.6) -> None:
+    """One rliable-style interval: a bar from lo to hi and a tick at the point estimate."""
+    ax.barh(y, hi - lo, left=lo, height=0.6, color=color, alpha=alpha)
+    ax.vlines(value, y - 0.35, y + 0.35, color="black", linewidth=linewidth)
 
 
 def _with_suffix(prefix: Path, suffix: str) -> Path:
@@ -88,6 +134,7 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _save_all(fig: Figure, table: pd.DataFrame, out_prefix: Path) -> None:
+    """Write ``out_prefix``.csv (``table``), .png and .pdf of ``fig``, each atomically."""
     FigureCanvasAgg(fig)
     _write_atomic(_with_suffix(out_prefix, ".csv"), lambda p: table.to_csv(p, index=False))
     _write_atomic(_with_suffix(out_prefix, ".png"),
@@ -96,6 +143,32 @@ def _save_all(fig: Figure, table: pd.DataFrame, out_prefix: Path) -> None:
     fig.set_layout_engine("none")
     _write_atomic(_with_suffix(out_prefix, ".pdf"),
                   lambda p: fig.savefig(p, format="pdf", metadata=_PDF_META))
+
+
+save_figure = _save_all
+
+
+def wrap_title(text: str, width_in: float, fontsize: float = 11.0) -> str:
+    """Wrap each line of a title to the figure's width (about 12 characters per inch at 11 pt)."""
+    chars = max(20, int(width_in * 12.0 * 11.0 / fontsize))
+    return "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) if len(line) > chars else line
+                     for line in text.split("\n"))
+
+
+def _legend_columns(labels: Sequence[str], width_in: float, most: int = 5) -> int:
+    """The most legend columns (up to ``most``) whose entries fit across the figure.
+
+    Estimates each entry at 0.55 in (handle and padding) plus 0.0625 in per character (9 pt)
+    and fills columns the way matplotlib does (column-major, the first columns one longer).
+    """
+    widths = [0.55 + 0.0625 * len(t) for t in labels]
+    for ncol in range(min(most, len(widths)), 1, -1):
+        per, extra = divmod(len(widths), ncol)
+        sizes = [per + 1] * extra + [per] * (ncol - extra)
+        starts = np.cumsum([0] + sizes[:-1])
+        if sum(max(widths[a:a + n]) for a, n in zip(starts, sizes) if n) <= 0.95 * width_in:
+            return ncol
+    return 1
 
 
 def _seed_text(n_seeds: pd.Series) -> str:
@@ -113,10 +186,11 @@ def _steps_formatter(v: float, _pos) -> str:
     return f"{v:g}"
 
 
-# --------------------------------------------------------------------------- Fig 3
+# --------------------------------------------------------------------------- curves
 def plot_learning_curves(intervals: pd.DataFrame, out_prefix: Path, *, envs: list[str],
                          datasets: list[str], methods: list[str], title: str,
-                         estimator: str = "mean", scale: str | None = None) -> pd.DataFrame:
+                         estimator: str = "mean", scale: str | None = None,
+                         **options) -> pd.DataFrame:
     """Fig 3: normalised score vs environment steps, one panel per (dataset row, env column).
 
     ``intervals`` is :func:`wmaug.report.aggregate.curve_intervals` output; the line is
@@ -124,71 +198,177 @@ def plot_learning_curves(intervals: pd.DataFrame, out_prefix: Path, *, envs: lis
     from ``intervals`` is listed as "no data" inside its panel. ``scale`` defaults to
     ``intervals.attrs["scale"]``. Writes ``out_prefix``.png/.pdf/.csv and returns the CSV's
     table (columns :data:`CURVE_PLOT_COLUMNS`, one row per plotted point).
+    ``options`` go to :func:`plot_curve_grid` (labels, colours, panel notes, side panels...).
+    """
+    return plot_curve_grid(intervals, out_prefix, rows=datasets, cols=envs, lines=methods,
+                           title=title, estimator=estimator, scale=scale, **options)
+
+
+def plot_curve_grid(intervals: pd.DataFrame, out_prefix: Path, *, rows: Sequence[str],
+                    cols: Sequence[str], lines: Sequence[str], title: str,
+                    row_key: str = "dataset", col_key: str = "env", line_key: str = "method",
+                    estimator: str = "mean", scale: str | None = None,
+                    labels: dict[str, str] | None = None, colors: dict[str, str] | None = None,
+                    ylabel: str = "normalised score\n(D4RL, 100 = expert)",
+                    xlabel: str | None = None,
+                    reference: tuple[float, str] | None = (100.0, "expert (100)"),
+                    panel_title: Callable[[str, str], str] | None = None,
+                    panel_notes: dict[tuple[str, str], str] | None = None,
+                    side_panels: pd.DataFrame | None = None,
+                    side_titles: dict[str, str] | None = None,
+                    ylim: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Curves with 95% CI bands on a grid of panels: ``rows`` x ``cols``, one line per ``lines``.
+
+    Panels are the values ``rows`` of column ``row_key`` by ``cols`` of ``col_key``; inside a
+    panel one line per value ``lines`` of ``line_key`` (paper A's Fig 3: datasets x envs,
+    one line per method). ``intervals`` holds curve-interval rows (columns env, dataset,
+    method, step, n_seeds, ``estimator``, ``estimator``_lo/_hi, plus any key column).
+    A line absent from ``intervals`` is listed as "no data" in its panel; ``panel_notes``
+    {(row, col): text} replaces that with a note of the caller's (e.g. "not run at this
+    scale"). ``labels``/``colors`` map line values to legend names/colours (default: the
+    method's). ``reference`` is a dotted horizontal line (value, legend text) or None.
+
+    ``side_panels`` (columns panel, line, value, lo, hi) adds a column of interval panels at
+    the right (one per distinct ``panel``, titled by ``side_titles``): across-task aggregates
+    with their 95% CIs. Their CSV rows have row/col key = "all", step empty and
+    ``estimator`` = the panel name.
+
+    Writes ``out_prefix``.png/.pdf/.csv; returns the CSV table: columns
+    :data:`CURVE_PLOT_COLUMNS`, then the key columns not among them.
     """
     if estimator not in _ESTIMATOR_NAMES:
         raise ValueError(f"estimator must be one of {list(_ESTIMATOR_NAMES)}, got {estimator!r}")
-    if not envs or not datasets or not methods:
-        raise ValueError("envs, datasets and methods must be non-empty")
+    rows, cols, lines = list(rows), list(cols), list(lines)
+    if not rows or not cols or not lines:
+        raise ValueError("rows, cols and lines (datasets, envs and methods) must be non-empty")
     scale = scale if scale is not None else intervals.attrs.get("scale", "unknown")
     phase = intervals.attrs.get("phase", "online")
-    colors = method_colors(methods)
-    nrows, ncols = len(datasets), len(envs)
-    fig = Figure(figsize=(3.4 * ncols + 0.6, 2.6 * nrows + 1.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(nrows, ncols, sharex=True, squeeze=False))
+    palette = method_colors(lines) if line_key == "method" else {}
+    palette.update(colors or {})
+    for i, key in enumerate(k for k in lines if k not in palette):
+        palette[key] = _FALLBACK_COLORS[i % len(_FALLBACK_COLORS)]
+    panel_notes = panel_notes or {}
+    columns = CURVE_PLOT_COLUMNS + [k for k in dict.fromkeys((row_key, col_key, line_key))
+                                    if k not in CURVE_PLOT_COLUMNS]
+    ids = [c for c in columns if c not in ("step", "value", "lo", "hi", "estimator")]
+    nrows, ncols = len(rows), len(cols)
+    side_names = (list(dict.fromkeys(side_panels["panel"]))
+                  if side_panels is not None and len(side_panels) else [])
+    width = 3.4 * ncols + 0.6 + (4.2 if side_names else 0.0)
+    fig = Figure(figsize=(width, 2.6 * nrows + 1.6), layout="constrained")
+    side_axes = []
+    if side_names:
+        grid = fig.add_gridspec(1, 2, width_ratios=[3.4 * ncols, 3.8])
+        axes = np.atleast_2d(grid[0].subgridspec(nrows, ncols).subplots(sharex=True,
+                                                                         squeeze=False))
+        side_axes = list(np.atleast_1d(grid[1].subgridspec(len(side_names), 1).subplots()))
+    else:
+        axes = np.atleast_2d(fig.subplots(nrows, ncols, sharex=True, squeeze=False))
     groups = {k: g.sort_values("step") for k, g in
-              intervals.groupby(["env", "dataset", "method"], sort=False)}
+              intervals.groupby([row_key, col_key, line_key], sort=False)}
     plotted: list[pd.DataFrame] = []
-    drawn_methods: set[str] = set()
-    for r, dataset in enumerate(datasets):
-        for c, env in enumerate(envs):
+    drawn: set[str] = set()
+    for r, row in enumerate(rows):
+        for c, col in enumerate(cols):
             ax = axes[r, c]
             missing = []
-            for method in methods:
-                g = groups.get((env, dataset, method))
+            for line in lines:
+                g = groups.get((row, col, line))
                 if g is None or g.empty:
-                    missing.append(method)
+                    missing.append(line)
                     continue
+                if g["step"].duplicated().any():
+                    raise ValueError(f"plot_curve_grid: several rows per step for "
+                                     f"{row_key}={row}, {col_key}={col}, {line_key}={line}")
                 step = g["step"].to_numpy()
                 val = g[estimator].to_numpy(dtype=float)
                 lo = g[f"{estimator}_lo"].to_numpy(dtype=float)
                 hi = g[f"{estimator}_hi"].to_numpy(dtype=float)
-                ax.fill_between(step, lo, hi, color=colors[method], alpha=0.2, linewidth=0)
-                ax.plot(step, val, color=colors[method], linewidth=1.4)
-                drawn_methods.add(method)
-                plotted.append(pd.DataFrame({
-                    "env": env, "dataset": dataset, "method": method, "step": step,
-                    "value": val, "lo": lo, "hi": hi, "estimator": estimator,
-                    "n_seeds": g["n_seeds"].to_numpy()}))
-            ax.axhline(100.0, color="black", linestyle=":", linewidth=0.8)
-            ax.set_title(f"{env} \u00b7 {dataset}", fontsize=10)
+                ax.fill_between(step, lo, hi, color=palette[line], alpha=0.2, linewidth=0)
+                ax.plot(step, val, color=palette[line], linewidth=1.4)
+                drawn.add(line)
+                part = pd.DataFrame({k: g[k].to_numpy() for k in ids if k in g.columns})
+                part = part.assign(step=step, value=val, lo=lo, hi=hi, estimator=estimator,
+                                   n_seeds=g["n_seeds"].to_numpy())
+                plotted.append(part)
+            if reference is not None:
+                ax.axhline(reference[0], color="black", linestyle=":", linewidth=0.8)
+            ax.set_title(panel_title(row, col) if panel_title else f"{col} \u00b7 {row}",
+                         fontsize=10)
             ax.grid(alpha=0.3, linewidth=0.5)
             ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
-            if missing:
-                text = ("no data" if len(missing) == len(methods)
-                        else "no data: " + ", ".join(missing))
-                ax.text(0.5, 0.5 if len(missing) == len(methods) else 0.04, text,
-                        transform=ax.transAxes, ha="center",
-                        va="center" if len(missing) == len(methods) else "bottom",
-                        fontsize=8, color="0.35", style="italic")
+            if ylim is not None:
+                ax.set_ylim(*ylim)
+            note = panel_notes.get((row, col))
+            everything = len(missing) == len(lines)
+            if note is None and missing:
+                note = "no data" if everything else "no data: " + ", ".join(missing)
+            if note:
+                ax.text(0.5, 0.5 if everything else 0.04, note, transform=ax.transAxes,
+                        ha="center", va="center" if everything else "bottom",
+                        fontsize=8, color="0.35", style="italic", wrap=True)
             if r == nrows - 1:
-                ax.set_xlabel("online environment steps" if phase == "online"
+                ax.set_xlabel(xlabel if xlabel is not None else
+                              "online environment steps" if phase == "online"
                               else "offline training iterations")
             if c == 0:
-                ax.set_ylabel("normalised score\n(D4RL, 100 = expert)")
+                ax.set_ylabel(ylabel)
+    for ax, name in zip(side_axes, side_names):
+        sub = side_panels[side_panels["panel"] == name].set_index("line")
+        shown = list(lines)
+        ys = np.arange(len(shown))[::-1]
+        for y, line in zip(ys, shown):
+            if line not in sub.index:
+                ax.text(0.5, y, "no data", transform=ax.get_yaxis_transform(), ha="center",
+                        va="center", fontsize=8, color="0.35", style="italic")
+                continue
+            rec = sub.loc[line]
+            value, lo, hi = float(rec["value"]), float(rec["lo"]), float(rec["hi"])
+            _interval_bar(ax, y, value, lo, hi, palette.get(line, "0.4"))
+            row_out = {k: "all" for k in ids}
+            row_out.update({line_key: line, "step": np.nan, "value": value, "lo": lo, "hi": hi,
+                            "estimator": name})
+            plotted.append(pd.DataFrame([row_out]))
+            drawn.add(line)
+        ax.set_yticks(ys, [_label(k, labels) for k in shown], fontsize=8)
+        ax.set_ylim(-0.7, len(shown) - 0.3)
+        ax.set_title((side_titles or {}).get(name, name), fontsize=9)
+        ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+        ax.margins(x=0.15)
     full = (pd.concat(plotted, ignore_index=True) if plotted
-            else pd.DataFrame(columns=CURVE_PLOT_COLUMNS + ["n_seeds"]))
-    handles = [Line2D([], [], color=colors[m], linewidth=2,
-                      label=_label(m) + ("" if m in drawn_methods else " (no data)"))
-               for m in methods]
+            else pd.DataFrame(columns=columns + ["n_seeds"]))
+    if "n_seeds" not in full.columns:
+        full["n_seeds"] = np.nan
+    handles = [Line2D([], [], color=palette[k], linewidth=2,
+                      label=_label(k, labels) + ("" if k in drawn else " (no data)"))
+               for k in lines]
     handles.append(Patch(facecolor="0.5", alpha=0.2, label="95% stratified-bootstrap CI"))
-    handles.append(Line2D([], [], color="black", linestyle=":", linewidth=0.8,
-                          label="expert (100)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
+    if reference is not None:
+        handles.append(Line2D([], [], color="black", linestyle=":", linewidth=0.8,
+                              label=reference[1]))
+    fig.legend(handles=handles, loc="outside lower center",
+               ncol=_legend_columns([h.get_label() for h in handles], width),
                fontsize=9, frameon=False)
-    fig.suptitle(f"{title}\nscale: {scale} \u00b7 seeds per curve: {_seed_text(full['n_seeds'])}"
-                 f" \u00b7 line: {_ESTIMATOR_NAMES[estimator]} over seeds, band: 95% CI",
+    fig.suptitle(wrap_title(f"{title}\nscale: {scale} \u00b7 seeds per curve: "
+                       f"{_seed_text(full['n_seeds'].dropna())}"
+                       f" \u00b7 line: {_ESTIMATOR_NAMES[estimator]} over seeds, band: 95% CI", width),
                  fontsize=11)
-    table = full[CURVE_PLOT_COLUMNS].reset_index(drop=True)
+    table = full[columns].reset_index(drop=True)
+    _save_all(fig, table, out_prefix)
+    return table
+
+
+def plot_note(out_prefix: Path, *, title: str, note: str, columns: Sequence[str],
+              scale: str | None = None) -> pd.DataFrame:
+    """A figure that only says why it has nothing to show, and a header-only CSV (``columns``)."""
+    fig = Figure(figsize=(8.0, 3.0), layout="constrained")
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", fontsize=12,
+            color="0.3", style="italic", wrap=True)
+    scale_text = f"scale: {scale} \u00b7 " if scale is not None else ""
+    fig.suptitle(wrap_title(f"{title}\n{scale_text}seeds: none drawn", 8.0), fontsize=11)
+    table = pd.DataFrame(columns=list(columns))
     _save_all(fig, table, out_prefix)
     return table
 
@@ -196,7 +376,9 @@ def plot_learning_curves(intervals: pd.DataFrame, out_prefix: Path, *, envs: lis
 # --------------------------------------------------------------------------- aggregates
 def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_prefix: Path,
                            *, methods: Sequence[str], title: str,
-                           scale: str | None = None) -> pd.DataFrame:
+                           scale: str | None = None, labels: dict[str, str] | None = None,
+                           metric_names: Sequence[str] | None = None,
+                           where: str | None = None) -> pd.DataFrame:
     """rliable-style interval plot of :func:`~wmaug.report.aggregate.aggregate_metrics` output.
 
     One panel per metric (IQM, median, mean, optimality gap) with a horizontal 95% CI bar and
@@ -206,13 +388,21 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
     all tasks and per task.
     Writes ``out_prefix``.png/.pdf/.csv; returns the CSV table (columns
     :data:`METRIC_PLOT_COLUMNS`: panel = metric name or ``poi:<x>><y>``, label = method or task).
+
+    Options: ``labels`` (method -> display name), ``metric_names`` (the metric panels, in
+    order; default the four above; ``auc_<metric>`` names are the same metrics of the
+    normalised area under the curve, passed in ``metrics`` under those names) and ``where``
+    (what was aggregated, for the subtitle; default from ``metrics.attrs``).
     """
     methods = list(methods)
     if not methods:
         raise ValueError("methods must be non-empty")
     scale = scale if scale is not None else metrics.attrs.get("scale", "unknown")
     colors = method_colors(methods)
-    metric_names = list(_METRIC_TITLES)
+    metric_names = list(metric_names) if metric_names is not None else list(_METRIC_TITLES)
+    titles = {**_METRIC_TITLES, **_EXTRA_METRIC_TITLES}
+    xlabels = {**_METRIC_XLABELS, **_EXTRA_METRIC_XLABELS}
+    n_metrics = len(metric_names)
     # one POI panel per (x, y) pair: [(x, y, [(label, row), ...]), ...]
     poi_panels: list[tuple[str, str, list[tuple[str, pd.Series]]]] = []
     if poi is not None and len(poi):
@@ -224,16 +414,17 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
                       else f"{r['env']} \u00b7 {r['dataset']}" for _, r in sub.iterrows()]
             poi_panels.append((x, y, list(zip(labels, (r for _, r in sub.iterrows())))))
     n_poi = max((len(p[2]) for p in poi_panels), default=0)
-    fig = Figure(figsize=(13.0, 1.0 + 0.45 * len(methods) + 1.4
+    width = max(13.0, 3.25 * n_metrics)
+    fig = Figure(figsize=(width, 1.0 + 0.45 * len(methods) + 1.4
                           + (1.2 + 0.28 * n_poi if n_poi else 0)), layout="constrained")
     poi_axes = []
     if poi_panels:
         grid = fig.add_gridspec(2, 1, height_ratios=[0.45 * len(methods) + 0.9,
                                                     0.28 * n_poi + 1.1])
-        metric_axes = list(grid[0].subgridspec(1, 4).subplots())
+        metric_axes = list(np.atleast_1d(grid[0].subgridspec(1, n_metrics).subplots()))
         poi_axes = list(np.atleast_1d(grid[1].subgridspec(1, len(poi_panels)).subplots()))
     else:
-        metric_axes = list(fig.subplots(1, 4))
+        metric_axes = list(np.atleast_1d(fig.subplots(1, n_metrics)))
     rows: list[dict] = []
     ys = np.arange(len(methods))[::-1]  # first method on top
     for i, (ax, metric) in enumerate(zip(metric_axes, metric_names)):
@@ -245,13 +436,12 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
                 continue
             r = sub.loc[method]
             value, lo, hi = float(r["value"]), float(r["lo"]), float(r["hi"])
-            ax.barh(y, hi - lo, left=lo, height=0.6, color=colors[method], alpha=0.75)
-            ax.vlines(value, y - 0.35, y + 0.35, color="black", linewidth=1.6)
+            _interval_bar(ax, y, value, lo, hi, colors[method])
             rows.append({"panel": metric, "label": method, "value": value, "lo": lo, "hi": hi})
-        ax.set_yticks(ys, [_label(m) for m in methods] if i == 0 else [""] * len(methods))
+        ax.set_yticks(ys, [_label(m, labels) for m in methods] if i == 0 else [""] * len(methods))
         ax.set_ylim(-0.7, len(methods) - 0.3)
-        ax.set_title(_METRIC_TITLES[metric], fontsize=11)
-        ax.set_xlabel(_METRIC_XLABELS[metric])
+        ax.set_title(titles.get(metric, metric), fontsize=11)
+        ax.set_xlabel(xlabels.get(metric, ""))
         ax.grid(axis="x", alpha=0.3, linewidth=0.5)
         ax.margins(x=0.15)
     same_labels = len({tuple(lab for lab, _ in rows_) for _, _, rows_ in poi_panels}) == 1
@@ -260,8 +450,7 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
         for yy, (label, r) in zip(pys, prow):
             value, lo, hi = float(r["value"]), float(r["lo"]), float(r["hi"])
             alpha = 0.9 if r["scope"] == "aggregate" else 0.5
-            ax.barh(yy, hi - lo, left=lo, height=0.6, color=colors.get(x, "0.4"), alpha=alpha)
-            ax.vlines(value, yy - 0.35, yy + 0.35, color="black", linewidth=1.4)
+            _interval_bar(ax, yy, value, lo, hi, colors.get(x, "0.4"), alpha, linewidth=1.4)
             rows.append({"panel": f"poi:{x}>{y}", "label": label, "value": value, "lo": lo,
                          "hi": hi})
         ax.axvline(0.5, color="black", linestyle=":", linewidth=0.8)
@@ -269,20 +458,26 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
         ax.set_yticks(pys, [lab for lab, _ in prow] if show else [""] * len(prow), fontsize=8)
         ax.set_ylim(-0.7, len(prow) - 0.3)
         ax.set_xlim(-0.02, 1.02)
-        ax.set_title(f"Probability of improvement P(X > Y)\nX = {_label(x)}, Y = {_label(y)}",
+        ax.set_title(f"Probability of improvement P(X > Y)\n"
+                     f"X = {_label(x, labels)}, Y = {_label(y, labels)}",
                      fontsize=10)
         ax.set_xlabel("P(a run of X scores higher than a run of Y\non the same task); "
                       "0.5 = no difference")
         ax.grid(axis="x", alpha=0.3, linewidth=0.5)
     n_tasks = _seed_text(metrics["n_tasks"]) if len(metrics) else "n/a"
     n_seeds = _seed_text(metrics["n_seeds"]) if len(metrics) else "n/a"
-    where = ""
-    if "phase" in metrics.attrs:
+    if where is not None:
+        where = f"{where} \u00b7 " if where else ""
+    elif "phase" in metrics.attrs:
         step = metrics.attrs.get("step", "final")
-        where = (f"{metrics.attrs['phase']} score at the final step of each run \u00b7 "
-                 if step == "final" else f"{metrics.attrs['phase']} score at step {step} \u00b7 ")
-    fig.suptitle(f"{title}\nscale: {scale} \u00b7 {where}{n_tasks} tasks \u00b7 seeds per task: "
-                 f"{n_seeds} \u00b7 bars: 95% stratified-bootstrap CI, tick: point estimate",
+        phase = metrics.attrs["phase"]
+        where = (f"{phase} score at the final step of each run \u00b7 " if step == "final" else
+                 f"{phase} normalised area under the curve \u00b7 " if step == "auc" else
+                 f"{phase} score at step {step} \u00b7 ")
+    else:
+        where = ""
+    fig.suptitle(wrap_title(f"{title}\nscale: {scale} \u00b7 {where}{n_tasks} tasks \u00b7 seeds per task: "
+                       f"{n_seeds} \u00b7 bars: 95% stratified-bootstrap CI, tick: point estimate", width),
                  fontsize=11)
     table = pd.DataFrame(rows, columns=METRIC_PLOT_COLUMNS)
     _save_all(fig, table, out_prefix)
