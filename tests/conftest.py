@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -22,6 +25,65 @@ ROOT = Path(__file__).resolve().parent.parent
 def _one_thread():
     # Session scope: runs before module fixtures too, so every learner is single-threaded and repeatable.
     torch.set_num_threads(1)
+
+
+# ---- Pendulum learning tasks shared by test_learning.py and test_offline_algos.py -------------------------
+# Pendulum-v1 with actions rescaled to [-1, 1] (the agents' action range). A uniform-random policy scores about
+# -1200 per 200-step episode; a solved pendulum scores about -150. Small networks (64-64) and a higher learning
+# rate keep each learner to seconds; the update rules are the same code the harness runs at 256-256.
+HIDDEN = (64, 64)
+TRAIN_STEPS = 6000
+RANDOM_START = 1000
+
+
+def pendulum(seed: int) -> gym.Env:
+    env = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), -1.0, 1.0)
+    env.action_space.seed(seed)
+    return env
+
+
+def greedy(agent, normalizer=None):
+    def act(obs):
+        x = normalizer(obs) if normalizer is not None else obs
+        with torch.no_grad():
+            return agent.act(torch.as_tensor(x, dtype=torch.float32).unsqueeze(0), True).squeeze(0).numpy()
+
+    return act
+
+
+def train_online(agent, steps: int, seed: int, exploration_noise: float | None) -> None:
+    """The harness's online recipe on a small task: random start steps, then one update per step."""
+    from wmaug.data.buffer import ReplayBuffer
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    env = pendulum(seed)
+    buffer = ReplayBuffer(3, 1, steps)
+    obs, _ = env.reset(seed=seed)
+    for t in range(1, steps + 1):
+        if t <= RANDOM_START:
+            action = rng.uniform(-1, 1, 1).astype(np.float32)
+        elif exploration_noise is not None:  # TD3: deterministic actor plus Gaussian noise
+            action = np.clip(greedy(agent)(obs) + rng.normal(0, exploration_noise, 1), -1, 1).astype(np.float32)
+        else:  # SAC: samples its own policy
+            action = agent.act(torch.as_tensor(obs).unsqueeze(0), False).squeeze(0).numpy()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+        if t > RANDOM_START:
+            agent.update(buffer.sample(128, rng))
+
+
+@pytest.fixture(scope="session")
+def trained_td3():
+    """TD3 trained online on Pendulum: test_learning checks it learned; the offline tests use it as data policy.
+    Session scope: trained once per test run however many files use it."""
+    from wmaug.algos.td3 import TD3, TD3Config
+
+    torch.manual_seed(0)  # before construction: the initial weights are part of the seeded run
+    agent = TD3(3, 1, TD3Config(hidden=HIDDEN, actor_lr=1e-3, critic_lr=1e-3))
+    train_online(agent, TRAIN_STEPS, seed=0, exploration_noise=0.1)
+    return agent
 
 
 def episodes_to_transitions(episodes: list[dict]) -> Transitions:
@@ -67,3 +129,35 @@ def tiny_spec(config: dict, tmp: Path, method: str, seed: int = 0, **budget) -> 
                      "world_model": str(tmp / "wm.pt") if spec["recipe"]["augment"] else None}
     spec["config_hash"] = C.config_hash(spec)
     return spec
+
+
+def make_cell(root: Path, env: str, dataset: str, method: str, seed: int,
+              online: np.ndarray, steps: np.ndarray | None = None, *, offline: bool = True,
+              scale: str = "smoke", config_hash: str = "cfg0", finished=True,
+              study: str = "wmaug", raw_return: np.ndarray | None = None,
+              extra: dict | None = None) -> Path:
+    """Write one synthetic finished cell directory with the given online normalised scores.
+
+    Online rows get raw_return = ``raw_return`` (default 10 x score), critic_loss 0.5 and the
+    ``extra`` columns (name -> per-row values or a scalar; paper B's analysis columns).
+    With ``offline`` (and a method other than td3) three paper-A offline rows come first.
+    Imported by the report tests (``from conftest import make_cell``).
+    """
+    online = np.asarray(online, dtype=float)
+    steps = np.arange(len(online)) * 5000 if steps is None else np.asarray(steps)
+    d = root / f"{study}_{env}_{dataset}_{method}_s{seed}_{scale}_{config_hash}"
+    d.mkdir(parents=True)
+    summary = {"cell": {"study": study, "env": env, "dataset": dataset, "method": method,
+                        "seed": seed}, "scale": scale, "config_hash": config_hash}
+    if finished is not None:
+        summary["finished"] = finished
+    (d / "summary.json").write_text(json.dumps(summary))
+    raw = online * 10.0 if raw_return is None else np.asarray(raw_return, dtype=float)
+    rows = [pd.DataFrame({"phase": "online", "step": steps, "normalized_score": online,
+                          "raw_return": raw, "critic_loss": 0.5, **(extra or {})})]
+    if offline and method != "td3":
+        rows.insert(0, pd.DataFrame({"phase": "offline", "step": [0, 5000, 10000],
+                                     "normalized_score": [1.0, 2.0, 3.0],
+                                     "raw_return": [10.0, 20.0, 30.0], "critic_loss": 0.5}))
+    pd.concat(rows).to_csv(d / "curve.csv", index=False)
+    return d

@@ -8,7 +8,6 @@ same code the harness runs at 256-256.
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -19,58 +18,11 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import ObsNormalizer
 from wmaug.evaluation import evaluate
 
-from conftest import episodes_to_transitions
+from conftest import HIDDEN, TRAIN_STEPS, episodes_to_transitions, greedy, pendulum, train_online
 
-HIDDEN = (64, 64)
-TRAIN_STEPS = 6000
-RANDOM_START = 1000
 # Mean return over 10 evaluation episodes after TRAIN_STEPS. Seen here over seeds 0-2: TD3 -343 to -346;
 # SAC about -180; uniform-random actions score about -1200.
 ONLINE_BAR = -500.0
-
-
-def pendulum(seed: int) -> gym.Env:
-    env = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), -1.0, 1.0)
-    env.action_space.seed(seed)
-    return env
-
-
-def greedy(agent, normalizer=None):
-    def act(obs):
-        x = normalizer(obs) if normalizer is not None else obs
-        with torch.no_grad():
-            return agent.act(torch.as_tensor(x, dtype=torch.float32).unsqueeze(0), True).squeeze(0).numpy()
-
-    return act
-
-
-def train_online(agent, steps: int, seed: int, exploration_noise: float | None) -> None:
-    """The harness's online recipe on a small task: random start steps, then one update per step."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    env = pendulum(seed)
-    buffer = ReplayBuffer(3, 1, steps)
-    obs, _ = env.reset(seed=seed)
-    for t in range(1, steps + 1):
-        if t <= RANDOM_START:
-            action = rng.uniform(-1, 1, 1).astype(np.float32)
-        elif exploration_noise is not None:  # TD3: deterministic actor plus Gaussian noise
-            action = np.clip(greedy(agent)(obs) + rng.normal(0, exploration_noise, 1), -1, 1).astype(np.float32)
-        else:  # SAC: samples its own policy
-            action = agent.act(torch.as_tensor(obs).unsqueeze(0), False).squeeze(0).numpy()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        obs = next_obs if not (terminated or truncated) else env.reset()[0]
-        if t > RANDOM_START:
-            agent.update(buffer.sample(128, rng))
-
-
-@pytest.fixture(scope="module")
-def trained_td3():
-    torch.manual_seed(0)  # before construction: the initial weights are part of the seeded run
-    agent = TD3(3, 1, TD3Config(hidden=HIDDEN, actor_lr=1e-3, critic_lr=1e-3))
-    train_online(agent, TRAIN_STEPS, seed=0, exploration_noise=0.1)
-    return agent
 
 
 @pytest.mark.slow
