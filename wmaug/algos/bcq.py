@@ -119,7 +119,7 @@ class BCQ(StatefulAgent):
         """One step for every agent; batch tensors are (E, B, ...), one minibatch per agent."""
         cfg = self.cfg
         self.updates += 1
-        E, B = b.actions.shape[:2]
+        B = b.actions.shape[1]
 
         # L_G_i = E[(D_i(s, z) - a)^2] + 0.5 KL(N(mu, sigma) || N(0, 1)), each averaged over batch and dimensions
         recon, mean, std = self.vae(b.observations, b.actions)
