@@ -38,6 +38,7 @@ wildcard_constraints:
     kind="|".join(k.replace("-", "\\-") for k in DATASET_KINDS),
     dataset="|".join(k.replace("-", "\\-") for k in DATASET_KINDS),
     seed=r"\d+",
+    n=r"\d+",
     method=r"[a-z0-9_]+",
     study=r"[a-z0-9_]+",
 
@@ -45,6 +46,7 @@ wildcard_constraints:
 include: "rules/datasets.smk"
 include: "rules/pretrain.smk"
 include: "rules/cells.smk"
+include: "rules/analysis.smk"
 include: "rules/report.smk"
 
 

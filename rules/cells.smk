@@ -11,7 +11,7 @@ def cell_inputs(wc):
     if recipe["pipeline"] == "balanced_replay":
         data = C.dataset_input(CFG, wc.env, wc.dataset) if recipe["sampling"] != "online_only" else []
         return data + ([paths["pretrained"]] if paths["pretrained"] else [])
-    return [p for p in (paths["sample"], paths["world_model"]) if p and recipe["offline"]]
+    return [p for p in (paths["sample"], paths["world_model"]) if p]
 
 
 def cell_runtime(wc):
@@ -19,7 +19,8 @@ def cell_runtime(wc):
     recipe = cell_spec(wc)["recipe"]
     if recipe["pipeline"] == "balanced_replay":
         return max(10, S["finetune_long_steps" if recipe["long"] else "finetune_steps"] // 1000)
-    return max(10, (S["offline_iterations"] + S["online_steps"]) // 6000)
+    online = S["online_long_steps"] if recipe["long"] else S["online_steps"]
+    return max(10, (S["offline_iterations"] + online) // 6000)
 
 
 CELL_DIR = C.cell_dir(CFG, "{study}", "{env}", "{dataset}", "{method}", "{seed}")

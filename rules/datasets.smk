@@ -50,32 +50,34 @@ def sample_inputs(wc):
 
 
 rule subsample:
-    """A cell's uniform sample of the dataset, reproducible from (dataset, seed), with its normalisation stats."""
+    """A cell's uniform sample of n transitions, reproducible from (dataset, seed) and nested across n, with its
+    normalisation stats and its rows of the source."""
     input:
         sample_inputs,
     output:
-        C.sample_path(CFG, "{env}", "{dataset}", "{seed}"),
+        C.sample_path(CFG, "{env}", "{dataset}", "{seed}", "{n}"),
     log:
-        f"{LOGS}/samples/{{env}}-{{dataset}}-seed{{seed}}.log",
+        f"{LOGS}/samples/{{env}}-{{dataset}}-n{{n}}-seed{{seed}}.log",
     params:
-        n=S["offline_samples"],
         source=lambda wc: C.dataset_source(CFG, wc.env, wc.dataset),
     threads: 1
     resources:
         runtime=10,
         mem_mb=8000,
     shell:
-        "wmaug subsample {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed} --out {output} 2> {log}"
+        "wmaug subsample {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        " --n {wildcards.n} --out {output} 2> {log}"
 
 
 rule world_model:
-    """Paper A's VAE world model trained on one cell's sample (shared by every method that augments)."""
+    """Paper A's VAE world model (and the reward model of k-step rollouts) trained on one cell's sample,
+    shared by every method that augments from that sample."""
     input:
-        C.sample_path(CFG, "{env}", "{dataset}", "{seed}"),
+        C.sample_path(CFG, "{env}", "{dataset}", "{seed}", "{n}"),
     output:
-        C.world_model_path(CFG, "{env}", "{dataset}", "{seed}"),
+        C.world_model_path(CFG, "{env}", "{dataset}", "{seed}", "{n}"),
     log:
-        f"{LOGS}/world_models/{{env}}-{{dataset}}-seed{{seed}}.log",
+        f"{LOGS}/world_models/{{env}}-{{dataset}}-n{{n}}-seed{{seed}}.log",
     params:
         world_model=C.world_model_spec(CFG),
     threads: 1
@@ -84,4 +86,4 @@ rule world_model:
         mem_mb=4000,
     shell:
         "wmaug world-model {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed}"
-        " --sample {input} --threads {threads} --out {output} 2> {log}"
+        " --n {wildcards.n} --sample {input} --threads {threads} --out {output} 2> {log}"

@@ -10,7 +10,7 @@ def figure_files(study):
 
 
 def report_inputs(wc):
-    inputs = study_summaries(wc.study)
+    inputs = study_summaries(wc.study) + analysis_outputs(wc.study)
     if CFG["studies"][wc.study]["pipeline"] == "balanced_replay" and "halfcheetah" in CFG["studies"][wc.study]["envs"]:
         inputs.append(f"{S['results_dir']}/balanced_replay/fig1a_loglik.csv")
     return inputs

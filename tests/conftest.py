@@ -117,11 +117,14 @@ def base_config() -> dict:
 
 
 def tiny_spec(config: dict, tmp: Path, method: str, seed: int = 0, **budget) -> dict:
-    """A smoke-sized hopper/random cell spec whose inputs live under tmp."""
+    """A smoke-sized hopper cell spec of `method` whose inputs live under tmp (the method's resolved spec from
+    the first task of the grid that runs it, moved to hopper: the tests' data is hopper's)."""
     cfg = copy.deepcopy(config)
     cfg["scale"] = "smoke"
     cfg = C.validate(cfg)
-    spec = C.cell_spec(cfg, "wmaug", "hopper", "random", method, seed)
+    task = next(c for c in C.grid_cells(cfg, "wmaug") if c["method"] == method)
+    spec = C.cell_spec(cfg, "wmaug", task["env"], task["dataset"], method, seed)
+    spec["cell"]["env"] = "hopper"
     spec["budget"].update({"offline_iterations": 60, "online_steps": 400, "online_start_steps": 100,
                            "eval_every": 50, "eval_episodes": 1, "checkpoint_every": 30, **budget})
     spec["td3"] = {**spec["td3"], "hidden": [32, 32], "batch_size": 32}
@@ -161,3 +164,21 @@ def make_cell(root: Path, env: str, dataset: str, method: str, seed: int,
                                      "raw_return": [10.0, 20.0, 30.0], "critic_loss": 0.5}))
     pd.concat(rows).to_csv(d / "curve.csv", index=False)
     return d
+
+
+def build_report_noting(cfg: dict, study: str, cells, results: Path, figures: Path) -> dict[str, str]:
+    """Build a study's report; returns {figure file prefix: note} of the figures drawn as notes."""
+    from wmaug.report import study as study_module
+    from wmaug.report.build import build_study_report
+
+    notes = {}
+    real_note = study_module.plot_note
+
+    def spy(out_prefix, **kw):
+        notes[Path(out_prefix).name] = kw["note"]
+        return real_note(out_prefix, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study_module, "plot_note", spy)
+        build_study_report(cfg, study, cells, results, figures)
+    return notes

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from wmaug import config as C
-from wmaug.methods import METHODS, PAPER_A, PAPER_B
+from wmaug.methods import PAPER_A, PAPER_B
 
 from conftest import ROOT
 
@@ -25,8 +25,13 @@ def _bad(config, edit) -> str:
 def test_valid_config_expands_paper_grid(base_config):
     cfg = C.validate(base_config)
     cells = C.grid_cells(cfg, "wmaug")
-    assert len(cells) == 4 * 3 * 3 * 5
+    main = [c for c in cells if c["method"] in ("wm_td3bc_td3", "td3bc_td3", "td3")]
+    assert len([c for c in main if c["env"] != "hopper_noisy"]) == 4 * 3 * 3 * 5
+    # ablations: Fig 4 (4 methods) and Fig 5 (2) on ant-medium-replay; rate (4) and k (3) on 4 envs' medium-replay;
+    # data size (6) on 4 envs x 2 datasets; stochastic: 1 new on hopper, 4 on hopper_noisy
+    assert len(cells) == (4 * 3 * 3 + 4 + 2 + 4 * 4 + 4 * 3 + 4 * 2 * 6 + 1 + 4) * 5
     assert {c["method"] for c in cells} == {r.name for r in PAPER_A}
+    assert len(cells) == len({(c["env"], c["dataset"], c["method"], c["seed"]) for c in cells})
     b = C.grid_cells(cfg, "balanced_replay")
     main = [c for c in b if c["method"] in ("ours", "awac", "bcq_ft", "sac_ft", "sac")]
     assert len(main) == 3 * 4 * 5 * 4  # PROTOCOL: 4 seeds for paper B
@@ -107,15 +112,22 @@ def test_paper_dry_run_plans_both_studies_grids():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # Paper A: 4 envs x 3 datasets x 3 methods x 5 seeds.
-    paper_a = 4 * 3 * 3 * 5
+    # Paper A: 4 envs x 3 datasets x 3 methods, plus its ablations and open questions (test above), x 5 seeds.
+    paper_a = (4 * 3 * 3 + 4 + 2 + 4 * 4 + 4 * 3 + 4 * 2 * 6 + 1 + 4) * 5
     # Paper B: 3 envs x 4 datasets x 5 methods x 4 seeds, plus the ablation cells not already in that grid:
     # Fig 1b 4, Fig 1c 16, Fig 4c 96, Fig 4d 88 (its N=1 cells of Fig 1c counted once), CQL kept 48,
     # long halfcheetah runs 32, alternative density ratio 48.
     paper_b = 3 * 4 * 5 * 4 + 4 + 16 + 96 + 88 + 48 + 32 + 48
     assert counts["cell"] == paper_a + paper_b
-    assert counts["world_model"] == 4 * 3 * 5 and counts["subsample"] == 4 * 3 * 5
-    assert counts["behaviour"] == 4 and counts["dataset"] == 4 * 5
+    # Samples per (env, dataset, size, seed): the main grid's 10K; 5K, 50K and 100K of the data sweep's
+    # 4 envs x 2 datasets; Fig 5's 50K on ant-medium-replay; hopper_noisy's 10K. World models: the same
+    # without Fig 5's 50K (no augmentation there).
+    assert counts["subsample"] == 4 * 3 * 5 + 3 * 4 * 2 * 5 + 5 + 5
+    assert counts["world_model"] == 4 * 3 * 5 + 3 * 4 * 2 * 5 + 5
+    # hopper_noisy adds a behaviour policy and its medium-replay dataset.
+    assert counts["behaviour"] == 4 + 1 and counts["dataset"] == 4 * 5 + 1
+    # One held-out error per world model of the main grid; Fig 5's traces on ant-medium-replay.
+    assert counts["world_model_error"] == 4 * 3 * 5 and counts["critic_trace"] == 1
     # One block of 5 agents per (env, dataset, seed) for CQL, AWAC and BCQ; FQE for halfcheetah's 4 datasets.
     assert counts["pretrain"] == 3 * (3 * 4 * 4) + 4 * 4
     assert counts["likelihood_shift"] == 1

@@ -17,7 +17,7 @@ import pytest
 import scipy.stats
 import yaml
 
-from conftest import ROOT, make_cell
+from conftest import ROOT, build_report_noting, make_cell
 from wmaug import config as C
 from wmaug.report import paper_b
 from wmaug.report.aggregate import collect_scores, curve_intervals, final_scores
@@ -96,16 +96,7 @@ def report(tmp_path_factory):
     loglik = pd.DataFrame({"source": ["offline"] * 400 + ["online"] * 300,
                            "log_likelihood": np.concatenate([rng.normal(-10, 2, 400), rng.normal(-40, 8, 300)])})
     loglik.to_csv(results / "fig1a_loglik.csv", index=False)
-    notes = {}
-    real_note = paper_b.plot_note
-
-    def spy(out_prefix, **kw):
-        notes[Path(out_prefix).name] = kw["note"]
-        return real_note(out_prefix, **kw)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(paper_b, "plot_note", spy)
-        build_study_report(cfg, STUDY, cells, results, figures)
+    notes = build_report_noting(cfg, STUDY, cells, results, figures)
     return {"cfg": cfg, "cells": cells, "results": results, "figures": figures, "notes": notes,
             "loglik": loglik}
 

@@ -1,19 +1,73 @@
 """Paper A's augmentation: in every sampled batch a fresh random share of the next states is replaced by
-world-model samples for (s, a). Rewards and terminals stay from the data; nothing augmented is stored."""
+world-model samples for (s, a). Rewards and terminals stay from the data; nothing augmented is stored.
+
+k-step augmentation (an open question of the reviewer's summary) rolls the latent state k steps: the data's
+action first, then the target actor's actions on the decoded states. A replaced row becomes the k-step target
+of model-based value expansion (Feinberg et al. 2018):
+
+    y = r_t + sum_{i=1}^{k-1} gamma^i r_hat_i + gamma^k Q'(s_hat_{t+k}, pi'(s_hat_{t+k})),
+
+with r_t and the first terminal flag from the data, r_hat from the world model file's reward model and the
+imagined terminals from the task's own rule (envs.terminal_fn); rows stop accumulating once they end.
+With k = 1 this is exactly the one-step augmentation.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from wmaug.data.buffer import Batch
 
 
+@dataclass
+class Rollout:
+    next_observations: torch.Tensor  # s_hat_{t+k}, raw scale
+    rewards: torch.Tensor  # r_t + sum_i gamma^i r_hat_i over the steps before the row ended
+    terminals: torch.Tensor  # 1 where the row ended before step k (no bootstrap)
+    discounts: torch.Tensor  # gamma^k
+
+
+@torch.no_grad()
+def latent_rollout(world_model, batch: Batch, steps: int, gamma: float, stochastic: bool = True,
+                   policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   terminal: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Rollout:
+    """k latent steps from the batch's (s, a); `policy` (raw states -> actions) picks the actions after the
+    first. stochastic: z ~ q(z | s) as the paper samples; otherwise z = mu (the mean prediction)."""
+    if steps < 1:
+        raise ValueError(f"latent rollout: steps must be >= 1, got {steps}")
+    if steps > 1 and (policy is None or terminal is None or getattr(world_model, "reward_model", None) is None):
+        raise ValueError("k-step augmentation needs a policy, the task's terminal rule and a world model file "
+                         "with a reward model (written by `wmaug world-model` since k-step rollouts exist)")
+    wm = world_model
+    mu, logvar = wm.encode(wm.normalize(batch.observations))
+    z = wm.reparameterize(mu, logvar) if stochastic else mu
+    z = wm.step_latent(z, batch.actions)
+    next_obs = wm.denormalize(wm.decode(z))
+    rewards, alive = batch.rewards.clone(), 1.0 - batch.terminals
+    discount = torch.full_like(rewards, gamma)
+    for _ in range(steps - 1):
+        obs = next_obs
+        act = policy(obs)
+        z = wm.step_latent(z, act)
+        next_obs = wm.denormalize(wm.decode(z))
+        r_hat = wm.reward_model(wm.normalize(obs), act, wm.normalize(next_obs))
+        rewards = rewards + discount * alive * r_hat
+        alive = alive * (1.0 - terminal(next_obs).float())
+        discount = discount * gamma
+    return Rollout(next_obs, rewards, 1.0 - alive, discount)
+
+
 class WorldModelAugmenter:
-    def __init__(self, world_model, rate: float):
+    def __init__(self, world_model, rate: float, steps: int = 1, stochastic: bool = True, gamma: float = 0.99,
+                 policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 terminal: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"augmentation rate must lie in [0, 1], got {rate}")
-        self.world_model = world_model
-        self.rate = rate
+        self.world_model, self.rate, self.steps, self.stochastic = world_model, rate, steps, stochastic
+        self.gamma, self.policy, self.terminal = gamma, policy, terminal
 
     def __call__(self, batch: Batch) -> Batch:
         n = round(self.rate * len(batch.observations))
@@ -21,6 +75,15 @@ class WorldModelAugmenter:
             # Draw nothing from the random stream, so rate 0 is exactly the un-augmented run.
             return batch
         idx = torch.randperm(len(batch.observations), device=batch.observations.device)[:n]
+        part = Batch(*(getattr(batch, k)[idx] for k in ("observations", "actions", "rewards", "next_observations",
+                                                         "terminals")))
+        out = latent_rollout(self.world_model, part, self.steps, self.gamma, self.stochastic, self.policy,
+                             self.terminal)
         next_obs = batch.next_observations.clone()
-        next_obs[idx] = self.world_model.sample_next(batch.observations[idx], batch.actions[idx])
-        return batch.replace(next_observations=next_obs)
+        next_obs[idx] = out.next_observations
+        if self.steps == 1:
+            return batch.replace(next_observations=next_obs)  # reward, terminal and gamma stay the data's
+        rewards, terminals = batch.rewards.clone(), batch.terminals.clone()
+        discounts = torch.full_like(rewards, self.gamma)
+        rewards[idx], terminals[idx], discounts[idx] = out.rewards, out.terminals, out.discounts
+        return batch.replace(next_observations=next_obs, rewards=rewards, terminals=terminals, discounts=discounts)

@@ -8,6 +8,8 @@
     wmaug cell      --study wmaug --env hopper --dataset medium-replay --method td3bc_td3 --seed 0 [--out DIR]
     wmaug pretrain  --algo cql --env hopper --dataset medium --block 0 --out ...pt   (paper B's offline stage)
     wmaug likelihood-shift --env halfcheetah --dataset random --out ...csv            (paper B's Fig 1a)
+    wmaug world-model-error --env hopper --dataset random --seed 0 --world-model P --sample P --out-dir D
+    wmaug critic-trace --env ant --cells DIR [DIR ...] --out ...csv                   (paper A's Fig 5)
     wmaug report    --study wmaug --cells DIR [DIR ...]
 """
 
@@ -120,37 +122,45 @@ def source_for(cfg: dict, env: str, kind: str) -> str:
 
 def cmd_subsample(args) -> None:
     from wmaug.data.minari_io import load_source
-    from wmaug.data.sample import ObsNormalizer, subsample
+    from wmaug.data.sample import ObsNormalizer, subsample_indices
     from wmaug.io import atomic_path
 
     cfg = _load(args)
     source = source_for(cfg, args.env, args.dataset)
     data, prov = load_source(source, args.env, C.MINARI_ROOT)
-    sample = subsample(data, C.scale_cfg(cfg)["offline_samples"], args.seed, where=source)
+    n = args.n or C.scale_cfg(cfg)["offline_samples"]
+    indices = subsample_indices(len(data), n, args.seed, where=source)
+    sample = data.take(indices)
     norm = ObsNormalizer.fit(sample.observations)
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as f:
+            # `indices` (rows of the source) let the world-model error analysis hold out the other rows.
             np.savez(f, **sample.as_dict(), obs_mean=norm.mean, obs_std=norm.std, checksum=sample.checksum(),
-                     source=source, source_checksum=prov["checksum"], seed=args.seed)
+                     source=source, source_checksum=prov["checksum"], seed=args.seed, indices=indices)
     logging.getLogger("wmaug").info("sample of %d from %s (%d transitions), checksum %s", len(sample), source,
                                     len(data), sample.checksum()[:12])
 
 
 def cmd_world_model(args) -> None:
-    from wmaug.models.world_model import WorldModelConfig, one_step_error, save_world_model, train_world_model
+    from wmaug.models.world_model import (WorldModelConfig, one_step_error, save_world_model, train_reward_model,
+                                         train_world_model)
     from wmaug.pipeline import load_sample
 
     cfg = _load(args)
     wm = C.world_model_spec(cfg)
     base = WorldModelConfig.authors_code() if wm["variant"] == "authors_code" else WorldModelConfig()
     wm_cfg = WorldModelConfig(**{**base.__dict__, **{k: v for k, v in wm.items() if k in base.__dict__}})
-    data, _, meta = load_sample(args.sample or C.sample_path(cfg, args.env, args.dataset, args.seed))
+    data, _, meta = load_sample(args.sample or C.sample_path(cfg, args.env, args.dataset, args.seed, args.n))
     model, history = train_world_model(data, wm_cfg, args.seed, progress=not args.no_progress)
     error = one_step_error(model, data)
-    logging.getLogger("wmaug").info("world model: train one-step MSE %.4g vs copy-the-state %.4g",
-                                    error["model_mse"], error["copy_mse"])
+    # The reward model serves only the k-step rollouts; it is fitted after, and apart from, the VAE.
+    reward_model, reward_mse = train_reward_model(data, model, args.seed, epochs=wm_cfg.epochs)
+    logging.getLogger("wmaug").info("world model: train one-step MSE %.4g vs copy-the-state %.4g; reward MSE %.4g "
+                                    "(reward variance %.4g)", error["model_mse"], error["copy_mse"], reward_mse,
+                                    float(data.rewards.var()))
     save_world_model(model, args.out, extra={"history": history, "train_error": error, "sample": meta,
-                                             "variant": wm["variant"]})
+                                             "variant": wm["variant"], "reward_mse": reward_mse},
+                     reward_model=reward_model)
 
 
 def cmd_cell(args) -> None:
@@ -181,6 +191,55 @@ def cmd_likelihood_shift(args) -> None:
 
     cfg = _load(args)
     likelihood_shift(cfg, args.env, args.dataset, args.agents, args.out, pick_device(args.device), seed=args.seed)
+
+
+def cmd_world_model_error(args) -> None:
+    from wmaug.analysis.world_model_error import world_model_error
+    from wmaug.data.minari_io import load_source
+    from wmaug.io import write_text
+    from wmaug.models.world_model import load_world_model
+
+    cfg = _load(args)
+    model, _ = load_world_model(args.world_model)
+    with np.load(args.sample) as f:
+        if "indices" not in f:
+            raise InputError(f"{args.sample}: no `indices` (rows of the source): written by an older `wmaug subsample`;"
+                             " delete it and re-run the subsample rule")
+        indices = f["indices"]
+    source = source_for(cfg, args.env, args.dataset)
+    data, _ = load_source(source, args.env, C.MINARI_ROOT)
+    tables = world_model_error(model, data, indices, C.scale_cfg(cfg)["holdout_samples"], seed=args.seed)
+    out = Path(args.out_dir)
+    for name, table in tables.items():
+        write_text(out / f"{name}.csv", table.assign(env=args.env, dataset=args.dataset, seed=args.seed)
+                   .to_csv(index=False))
+    s = tables["summary"].iloc[0]
+    logging.getLogger("wmaug").info("held-out one-step error: %s", s.to_dict())
+
+
+def cmd_critic_trace(args) -> None:
+    from wmaug.analysis.critic_trace import critic_trace, load_cell_critic, pick_episode, trace_summary
+    from wmaug.data.minari_io import load_source
+    from wmaug.io import write_text
+    from wmaug.methods import FIG5_CRITICS
+
+    cfg = _load(args)
+    part = {method: which for method, which, _ in FIG5_CRITICS}
+    critics = []
+    for d in args.cells:
+        method = json.loads((Path(d) / "summary.json").read_text())["cell"]["method"]
+        if method not in part:
+            raise InputError(f"{d}: method {method!r} is not one of Fig 5's critics ({', '.join(part)})")
+        critics.append(load_cell_critic(d, method, part[method]))
+    source = source_for(cfg, args.env, "expert")
+    data, _ = load_source(source, args.env, C.MINARI_ROOT)
+    index, episode = pick_episode(data.episodes(), args.episode)
+    table = critic_trace(critics, episode, cfg["algorithms"]["td3"]["gamma"])
+    write_text(args.out, table.assign(env=args.env, episode=index, episode_source=source).to_csv(index=False))
+    log = logging.getLogger("wmaug")
+    log.info("critic traces of %d cells along episode %d (%d steps) of %s", len(critics), index,
+             len(episode["rewards"]), source)
+    log.info("summary:\n%s", trace_summary(table).to_string(index=False))
 
 
 def cmd_report(args) -> None:
@@ -218,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--env", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--n", type=int, default=None, help="transitions (default: the scale's offline_samples)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_subsample)
 
@@ -226,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--env", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--n", type=int, default=None, help="the sample's size (default: the scale's offline_samples)")
     p.add_argument("--sample", default=None, help="sample .npz (default: the config's path)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_world_model)
@@ -260,6 +321,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_likelihood_shift)
+
+    p = sub.add_parser("world-model-error", help="held-out one-step error of a world model (paper A analysis)")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--world-model", required=True)
+    p.add_argument("--sample", required=True, help="the sample .npz the model was trained on (its `indices`)")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_world_model_error)
+
+    p = sub.add_parser("critic-trace", help="paper A's Fig 5: critics' Q along one expert episode")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--cells", nargs="+", required=True, help="finished cells of Fig 5's methods")
+    p.add_argument("--episode", type=int, default=None, help="episode index (default: the first full-length one)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_critic_trace)
 
     p = sub.add_parser("report", help="aggregate finished cells with rliable and draw the study's figures")
     _common(p)

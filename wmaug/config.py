@@ -23,7 +23,8 @@ from wmaug.methods import METHODS
 SCALE_KEYS_INT = [
     "seeds", "behaviour_steps", "behaviour_start_steps", "behaviour_eval_every", "behaviour_eval_episodes",
     "dataset_transitions", "offline_samples", "world_model_epochs", "offline_iterations", "online_steps",
-    "online_start_steps", "eval_every", "eval_episodes", "checkpoint_every", "bootstrap_reps",
+    "online_long_steps", "online_start_steps", "eval_every", "eval_episodes", "checkpoint_every", "bootstrap_reps",
+    "holdout_samples",  # held-out transitions per world-model error estimate
     # paper B
     "pretrain_iterations", "fqe_iterations", "finetune_steps", "finetune_long_steps", "finetune_eval_every", "eval_steps",
 ]
@@ -206,6 +207,9 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                               f"{s['behaviour_start_steps']}, the smallest medium-replay dataset can hold")
         if s["offline_samples"] > s["dataset_transitions"]:
             raise ConfigError(f"{k}.offline_samples = {s['offline_samples']} exceeds dataset_transitions = {s['dataset_transitions']}")
+        if s["online_long_steps"] < s["online_steps"]:
+            raise ConfigError(f"{k}.online_long_steps = {s['online_long_steps']} must be at least online_steps = "
+                              f"{s['online_steps']}")
         if s["eval_steps"] < MAX_EPISODE_STEPS:
             raise ConfigError(f"{k}.eval_steps = {s['eval_steps']} must be at least one whole episode "
                               f"({MAX_EPISODE_STEPS} steps): incomplete evaluation episodes are dropped")
@@ -236,6 +240,7 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                 if METHODS[method].pipeline != pipeline:
                     raise ConfigError(f"{where}: key '{prefix}.methods[{i}]' = {method!r} is a method of the "
                                       f"'{METHODS[method].pipeline}' pipeline; study '{study}' runs '{pipeline}'")
+    _check_sample_sizes(config, where)
     for env, kinds in config["dataset_sources"].items():
         if env not in ENV_SPECS:
             raise ConfigError(unknown_name_message("environment", env, list(ENV_SPECS), f"{where}: key 'dataset_sources'"))
@@ -250,6 +255,30 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                 except Exception as exc:
                     raise ConfigError(f"{where}: key 'dataset_sources.{env}.{kind}' = {source!r}: {exc}") from exc
     return config
+
+
+def _check_sample_sizes(config: dict, where: str) -> None:
+    """Every paper-A method's offline sample (a multiple of `offline_samples`) fits the scale's datasets.
+    medium-replay's size is only known once its behaviour policy has run; its check is the subsample's."""
+    for name, s in config["scales"].items():
+        for study, grid in config["studies"].items():
+            if grid["pipeline"] != "wmaug":
+                continue
+            methods = {m for b in [grid, *grid.get("ablations", {}).values()] for m in b["methods"]}
+            for method in sorted(methods):
+                n = sample_size(s, METHODS[method])
+                if n > s["dataset_transitions"]:
+                    raise ConfigError(
+                        f"{where}: method '{method}' of study '{study}' samples {METHODS[method].data_scale:g} x "
+                        f"offline_samples = {n} transitions, more than scales.{name}.dataset_transitions = "
+                        f"{s['dataset_transitions']}")
+                if n < 1:
+                    raise ConfigError(f"{where}: method '{method}' samples {n} transitions at scale '{name}'")
+
+
+def sample_size(scale: dict, recipe) -> int:
+    """A paper-A cell's offline sample: the recipe's multiple of the scale's `offline_samples`."""
+    return int(round(recipe.data_scale * scale["offline_samples"]))
 
 
 def _apply_algorithm_overrides(config: dict, where: str) -> None:
@@ -300,12 +329,25 @@ def dataset_source(config: dict, env: str, kind: str) -> str | None:
     return config["dataset_sources"].get(env, {}).get(kind)
 
 
-def sample_path(config: dict, env: str, kind: str, seed: int) -> str:
-    return f"{resources_dir(config)}/samples/{env}/{kind}/seed{seed}.npz"
+def sample_path(config: dict, env: str, kind: str, seed: int, n: int | str | None = None) -> str:
+    """The seeded sample of n transitions (default: the scale's `offline_samples`)."""
+    n = scale_cfg(config)["offline_samples"] if n is None else n
+    return f"{resources_dir(config)}/samples/{env}/{kind}/n{n}/seed{seed}.npz"
 
 
-def world_model_path(config: dict, env: str, kind: str, seed: int) -> str:
-    return f"{resources_dir(config)}/world_models/{env}/{kind}/seed{seed}.pt"
+def world_model_path(config: dict, env: str, kind: str, seed: int, n: int | str | None = None) -> str:
+    n = scale_cfg(config)["offline_samples"] if n is None else n
+    return f"{resources_dir(config)}/world_models/{env}/{kind}/n{n}/seed{seed}.pt"
+
+
+def world_model_error_paths(config: dict, study: str, env: str, kind: str, seed: int | str) -> dict[str, str]:
+    """The held-out error tables of one world model (the main grid's sample size)."""
+    base = f"{scale_cfg(config)['results_dir']}/{study}/analysis/world_model_error/{env}/{kind}/seed{seed}"
+    return {t: f"{base}/{t}.csv" for t in ("summary", "by_distance", "by_dimension")}
+
+
+def critic_trace_path(config: dict, study: str, env: str, kind: str) -> str:
+    return f"{scale_cfg(config)['results_dir']}/{study}/analysis/critic_trace/{env}/{kind}.csv"
 
 
 def cell_dir(config: dict, study: str, env: str, dataset: str, method: str, seed: int) -> str:
@@ -336,14 +378,15 @@ def cell_spec(config: dict, study: str, env: str, dataset: str, method: str, see
         "cell": {"study": study, "env": env, "dataset": dataset, "method": method, "seed": seed},
         "scale": config["scale"],
         "budget": {k: s[k] for k in (
-            "offline_samples", "offline_iterations", "online_steps", "online_start_steps",
+            "offline_samples", "offline_iterations", "online_steps", "online_long_steps", "online_start_steps",
             "eval_every", "eval_episodes", "checkpoint_every")},
         "recipe": recipe.as_dict(),
         "td3": config["algorithms"]["td3"],
         "augmentation": config["algorithms"]["augmentation"],
         "paths": {
-            "sample": sample_path(config, env, dataset, seed),
-            "world_model": world_model_path(config, env, dataset, seed) if recipe.augment else None,
+            "sample": sample_path(config, env, dataset, seed, sample_size(s, recipe)) if recipe.offline else None,
+            "world_model": world_model_path(config, env, dataset, seed, sample_size(s, recipe))
+            if recipe.augment else None,
         },
     }
     spec["config_hash"] = config_hash(spec)
@@ -396,6 +439,37 @@ def grid_cells(config: dict, study: str) -> list[dict]:
                             seen.add((e, d, m, seed))
                             cells.append({"study": study, "env": e, "dataset": d, "method": m, "seed": seed})
     return cells
+
+
+# ---- paper A's analyses: world-model error (main grid) and Fig 5's critic traces ----------------------
+
+def world_model_error_jobs(config: dict, study: str) -> list[dict]:
+    """One held-out error estimate per world model of the main grid (env, dataset, seed)."""
+    b = grid_blocks(config, study)["main"]
+    if not any(METHODS[m].augment for m in b["methods"]):
+        return []
+    return [{"env": e, "dataset": d, "seed": seed} for e in b["envs"] for d in b["datasets"]
+            for seed in range(study_seeds(config, study))]
+
+
+FIG5_BLOCK = "fig5_critics"
+
+
+def critic_trace_jobs(config: dict, study: str) -> list[dict]:
+    """The tasks of the study's Fig 5 block (at this scale), each with the cells whose critics it traces."""
+    from wmaug.methods import FIG5_CRITICS
+
+    block = grid_blocks(config, study).get(FIG5_BLOCK)
+    if block is None:
+        return []
+    cells = {(c["env"], c["dataset"], c["method"]): c for c in grid_cells(config, study)}
+    jobs = []
+    for e in block["envs"]:
+        for d in block["datasets"]:
+            dirs = [cell_dir(config, study, e, d, m, seed) for m, _, _ in FIG5_CRITICS
+                    for seed in range(study_seeds(config, study)) if (e, d, m) in cells]
+            jobs.append({"env": e, "dataset": d, "cells": dirs})
+    return jobs
 
 
 # ---- paper B: pre-trained agents shared by its methods -------------------------------------------------

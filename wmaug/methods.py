@@ -21,16 +21,68 @@ class Recipe:
     # What the hand-off carries into online TD3 (paper A's Fig 4 varies these).
     keep_actor: bool = True
     keep_critic: bool = True
+    # The open questions (PROTOCOL.md): augmentation rate (None: algorithms.augmentation.rate), k-step
+    # latent rollouts, the world model's sampling (False: its mean prediction), the offline sample's size
+    # as a multiple of the scale's `offline_samples`, and online TD3 for `online_long_steps` (Fig 5d).
+    rate: float | None = None
+    rollout_steps: int = 1
+    stochastic_model: bool = True
+    data_scale: float = 1.0
+    long: bool = False
+
+    def __post_init__(self):
+        assert self.augment or (self.rate is None and self.rollout_steps == 1 and self.stochastic_model)
+        assert self.offline or (self.data_scale == 1.0 and not self.augment)
+        assert self.rollout_steps >= 1 and self.data_scale > 0 and (self.rate is None or 0 <= self.rate <= 1)
 
     def as_dict(self) -> dict:
         return {"pipeline": self.pipeline, **asdict(self)}
 
 
+def _wm(name: str, description: str, **changes) -> Recipe:
+    return Recipe(name, description, offline=True, augment=True, **changes)
+
+
+def _td3bc(name: str, description: str, **changes) -> Recipe:
+    return Recipe(name, description, offline=True, **changes)
+
+
 PAPER_A = [
-        Recipe("wm_td3bc_td3", "TD3+BC pre-trained with world-model augmentation, then online TD3 (paper A)",
-               offline=True, augment=True),
-        Recipe("td3bc_td3", "TD3+BC pre-trained on the offline sample alone, then online TD3", offline=True),
-        Recipe("td3", "online TD3 from scratch (25K uniform-random start steps at paper scale)", offline=False),
+    _wm("wm_td3bc_td3", "TD3+BC pre-trained with world-model augmentation, then online TD3 (paper A)"),
+    _td3bc("td3bc_td3", "TD3+BC pre-trained on the offline sample alone, then online TD3"),
+    Recipe("td3", "online TD3 from scratch (25K uniform-random start steps at paper scale)", offline=False),
+    # Fig 4: what the hand-off carries (both random = td3)
+    _wm("wm_actor_only", "augmented pre-training, online TD3 from its actor and a fresh critic (Fig 4a)",
+        keep_critic=False),
+    _wm("wm_critic_only", "augmented pre-training, online TD3 from its critic and a fresh actor (Fig 4b)",
+        keep_actor=False),
+    _td3bc("td3bc_actor_only", "TD3+BC pre-training, online TD3 from its actor and a fresh critic (Fig 4a)",
+           keep_critic=False),
+    _td3bc("td3bc_critic_only", "TD3+BC pre-training, online TD3 from its critic and a fresh actor (Fig 4b)",
+           keep_actor=False),
+    # Fig 5: a critic from 5x the data without augmentation, and one trained online only for longer
+    _td3bc("td3bc_data_x5", "TD3+BC on 5x the offline sample (50K at paper scale; Fig 5c), then online TD3",
+           data_scale=5.0),
+    Recipe("td3_long", "online TD3 from scratch for `online_long_steps` (1M at paper scale; Fig 5d)",
+           offline=False, long=True),
+    # open question: augmentation rate (0.5 is wm_td3bc_td3)
+    _wm("wm_rate0", "augmentation rate 0: exactly TD3+BC, through the augmenting pipeline", rate=0.0),
+    _wm("wm_rate25", "augmentation rate 0.25", rate=0.25),
+    _wm("wm_rate75", "augmentation rate 0.75", rate=0.75),
+    _wm("wm_rate100", "augmentation rate 1: every next state from the world model", rate=1.0),
+    # open question: k-step latent rollouts (k = 1 is wm_td3bc_td3)
+    _wm("wm_k2", "2-step latent rollouts: model-based value expansion over 2 steps", rollout_steps=2),
+    _wm("wm_k3", "3-step latent rollouts", rollout_steps=3),
+    _wm("wm_k5", "5-step latent rollouts", rollout_steps=5),
+    # open question: offline sample size (5K / 10K / 50K / 100K at paper scale), with and without augmentation
+    _wm("wm_data_half", "augmented, on half the offline sample (5K at paper scale)", data_scale=0.5),
+    _wm("wm_data_x5", "augmented, on 5x the offline sample (50K at paper scale)", data_scale=5.0),
+    _wm("wm_data_x10", "augmented, on 10x the offline sample (100K at paper scale)", data_scale=10.0),
+    _td3bc("td3bc_data_half", "TD3+BC on half the offline sample (5K at paper scale)", data_scale=0.5),
+    _td3bc("td3bc_data_x10", "TD3+BC on 10x the offline sample (100K at paper scale)", data_scale=10.0),
+    # open question: does the world model's stochasticity help (run on a deterministic and a noisy env)
+    _wm("wm_mean_td3bc_td3", "augmentation with the world model's mean prediction (z = mu), no sampling",
+        stochastic_model=False),
 ]
 
 
@@ -98,4 +150,20 @@ METHOD_LABELS = {
     "ours_online_only": "Online only", "ours_e1": "Ensemble N=1", "ours_e2": "Ensemble N=2",
     "fqe_e1": "FQE-init (neutral Q)", "ours_keep_cql": "CQL regulariser kept", "ours_alt_ratio": "d_on / d_(off+on)",
     "ours_long": "Ours (CQL-init ensemble)", "fqe_long": "FQE-init ensemble",
+    "wm_actor_only": "actor only, with aug.", "wm_critic_only": "critic only, with aug.",
+    "td3bc_actor_only": "actor only, w/o aug.", "td3bc_critic_only": "critic only, w/o aug.",
+    "td3bc_data_x5": "TD3+BC, 5x data -> TD3", "td3_long": "TD3 (scratch, long)",
+    "wm_rate0": "rate 0", "wm_rate25": "rate 0.25", "wm_rate75": "rate 0.75", "wm_rate100": "rate 1",
+    "wm_k2": "k = 2", "wm_k3": "k = 3", "wm_k5": "k = 5",
+    "wm_data_half": "WM, 0.5x data", "wm_data_x5": "WM, 5x data", "wm_data_x10": "WM, 10x data",
+    "td3bc_data_half": "TD3+BC, 0.5x data", "td3bc_data_x10": "TD3+BC, 10x data",
+    "wm_mean_td3bc_td3": "WM mean prediction (no sampling)",
 }
+
+# Paper A's Fig 5: which cell's critic each panel shows, at the hand-off ("offline") or at the end ("final").
+FIG5_CRITICS = [
+    ("wm_td3bc_td3", "offline", "offline sample, with augmentation"),
+    ("td3bc_td3", "offline", "offline sample, without augmentation"),
+    ("td3bc_data_x5", "offline", "5x the offline sample, without augmentation"),
+    ("td3_long", "final", "online only (long run)"),
+]

@@ -23,7 +23,7 @@ from wmaug.augment import WorldModelAugmenter
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
-from wmaug.envs import get_spec, make_env, normalized_score
+from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
 from wmaug.evaluation import evaluate
 from wmaug.io import torch_load, torch_save
 
@@ -178,6 +178,8 @@ class CellRun(Run):
         self.budget, self.recipe = budget, recipe
         self.batch_size = td3["batch_size"]
         self.exploration_noise = td3["exploration_noise"]
+        self.online_steps = budget["online_long_steps"] if recipe.get("long") else budget["online_steps"]
+        self.offline_model: dict | None = None  # the networks at the hand-off (Fig 5 reads their critic)
         self.agent = TD3(
             self.obs_dim, self.act_dim,
             TD3Config(**{k: td3[k] for k in TD3Config.__dataclass_fields__ if k in td3} | {"hidden": tuple(td3["hidden"])}),
@@ -196,12 +198,18 @@ class CellRun(Run):
             if recipe["augment"]:
                 from wmaug.models.world_model import load_world_model
 
-                wm, _ = load_world_model(spec["paths"]["world_model"], device=device)
-                self.augmenter = WorldModelAugmenter(wm, spec["augmentation"]["rate"])
+                with torch.random.fork_rng(devices=[]):  # building it must not move the learner's stream
+                    wm, _ = load_world_model(spec["paths"]["world_model"], device=device)
+                rate = spec["augmentation"]["rate"] if recipe.get("rate") is None else recipe["rate"]
+                self.augmenter = WorldModelAugmenter(
+                    wm, rate, steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
+                    gamma=td3["gamma"], terminal=terminal_fn(self.env_name),
+                    # later rollout steps act like the TD3 target does: the target actor on normalised states
+                    policy=lambda obs: self.agent.actor_target(self.normalizer(obs)))
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
-        self.online_buffer = ReplayBuffer(self.obs_dim, self.act_dim, budget["online_steps"], device)
+        self.online_buffer = ReplayBuffer(self.obs_dim, self.act_dim, self.online_steps, device)
         self.p = Progress(phase="offline" if recipe["offline"] else "online")
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
@@ -212,16 +220,18 @@ class CellRun(Run):
         self.record(self.agent.update(batch))
 
     def extra_state(self) -> dict:
-        return {"agent": self.agent.state_dict(), "online_buffer": self.online_buffer.state_dict()}
+        return {"agent": self.agent.state_dict(), "online_buffer": self.online_buffer.state_dict(),
+                "offline_model": self.offline_model}
 
     def load_extra_state(self, state: dict) -> None:
         self.agent.load_state_dict(state["agent"])
         self.online_buffer.load_state_dict(state["online_buffer"])
+        self.offline_model = state.get("offline_model")
 
     # ---- phases -----------------------------------------------------------------------------------
     def run(self) -> dict:
         resumed = self.try_resume()
-        total = (self.budget["offline_iterations"] if self.recipe["offline"] else 0) + self.budget["online_steps"]
+        total = (self.budget["offline_iterations"] if self.recipe["offline"] else 0) + self.online_steps
         done = self.p.step + (self.budget["offline_iterations"] if self.p.phase == "online" and self.recipe["offline"] else 0)
         self.bar = self.progress_bar(total, done)
         if self.p.phase == "offline":
@@ -255,6 +265,8 @@ class CellRun(Run):
     def hand_off(self) -> None:
         """Actor, critics, targets and optimiser states carry over; the BC term is dropped; the offline
         normalisation stays and applies to every online state; the online buffer starts empty."""
+        # cloned: state dicts share storage with the parameters that online training goes on to change
+        self.offline_model = {k: {n: t.detach().clone() for n, t in part.items()} for k, part in self.networks().items()}
         self.agent.bc_alpha = None
         if not self.recipe["keep_actor"] or not self.recipe["keep_critic"]:
             fresh = TD3(self.obs_dim, self.act_dim, self.agent.cfg, device=self.device)
@@ -270,7 +282,9 @@ class CellRun(Run):
 
     def online_phase(self, resumed_mid_online: bool) -> None:
         b = self.budget
-        pretrained = self.recipe["offline"] and self.recipe["keep_actor"]
+        # A pre-trained run collects its start steps with its actor plus noise, also when that actor is a fresh
+        # one (critic-only hand-off: paper A's Fig 4b blames its dip on exactly this buffer).
+        pretrained = self.recipe["offline"]
         if not resumed_mid_online:
             last = self.p.curve[-1] if self.p.curve else None
             if last is not None and last["phase"] == "offline" and self.recipe["keep_actor"]:
@@ -283,7 +297,7 @@ class CellRun(Run):
             self.obs, _ = self.env.reset()  # the checkpoint was taken at an episode end, before this reset
         next_checkpoint = (self.p.step // b["checkpoint_every"] + 1) * b["checkpoint_every"]
         t0 = time.perf_counter()
-        for t in range(self.p.step + 1, b["online_steps"] + 1):
+        for t in range(self.p.step + 1, self.online_steps + 1):
             if t <= b["online_start_steps"] and not pretrained:
                 action = self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
             else:
@@ -299,14 +313,14 @@ class CellRun(Run):
                 self.update(self.normalizer.batch(self.online_buffer.sample(self.batch_size, self.rng)))
             self.p.step = t
             self.bar.update(1)
-            if t % b["eval_every"] == 0 or t == b["online_steps"]:
+            if t % b["eval_every"] == 0 or t == self.online_steps:
                 self.p.train_time["online"] += time.perf_counter() - t0
                 self.evaluate("online", t)
                 t0 = time.perf_counter()
             if terminated or truncated:
                 self.p.episodes += 1
                 self.p.episode_return = 0.0
-                if t >= next_checkpoint and t < b["online_steps"]:
+                if t >= next_checkpoint and t < self.online_steps:
                     self.p.train_time["online"] += time.perf_counter() - t0
                     self.save_checkpoint()
                     t0 = time.perf_counter()
@@ -315,7 +329,14 @@ class CellRun(Run):
         self.p.train_time["online"] += time.perf_counter() - t0
         self.p.phase = "done"
 
-    def final_model(self) -> dict:
-        """What later analysis needs (critic traces, hand-offs): networks and the state normalisation."""
+    def networks(self) -> dict:
         state = self.agent.state_dict()
         return {"actor": state["actor"], "critic": state["critic"], "normalizer": self.normalizer.state_dict()}
+
+    def final_model(self) -> dict:
+        """What later analysis needs (critic traces, hand-offs): networks and the state normalisation, final
+        and, for pre-trained runs, at the hand-off ("offline")."""
+        model = self.networks()
+        if self.offline_model is not None:
+            model["offline"] = self.offline_model
+        return model

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from wmaug.algos.common import GaussianMembers, StatefulAgent
 from wmaug.data.buffer import Batch

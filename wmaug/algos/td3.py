@@ -51,9 +51,10 @@ class TD3:
             next_action = (self.actor_target(b.next_observations) + noise * self.max_action).clamp(
                 -self.max_action, self.max_action
             )
-            # y = r + gamma (1 - d) min_i Q'_i(s', pi'(s') + eps)
+            # y = r + gamma (1 - d) min_i Q'_i(s', pi'(s') + eps); k-step augmented rows carry gamma^k
             target_q = self.critic_target(b.next_observations, next_action).min(0).values
-            y = b.rewards + cfg.gamma * (1.0 - b.terminals) * target_q
+            gamma = cfg.gamma if b.discounts is None else b.discounts
+            y = b.rewards + gamma * (1.0 - b.terminals) * target_q
         q = self.critic(b.observations, b.actions)  # (2, B)
         critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)

@@ -17,13 +17,17 @@ class Batch:
     rewards: torch.Tensor  # (B,)
     next_observations: torch.Tensor  # (B, obs_dim)
     terminals: torch.Tensor  # (B,)
+    # Per-row discount of the bootstrapped value, None: the learner's gamma. Set by k-step augmentation,
+    # whose rows bootstrap k steps ahead (gamma^k).
+    discounts: torch.Tensor | None = None
 
     def replace(self, **changes) -> "Batch":
         return replace(self, **changes)
 
     def for_members(self, members: int) -> "Batch":
         """The same batch seen by every member of a batched ensemble: (B, ...) -> (E, B, ...), no copy."""
-        return Batch(*(getattr(self, f.name).unsqueeze(0).expand(members, *getattr(self, f.name).shape)
+        return Batch(*(None if getattr(self, f.name) is None else
+                       getattr(self, f.name).unsqueeze(0).expand(members, *getattr(self, f.name).shape)
                        for f in fields(self)))
 
 
@@ -112,4 +116,4 @@ class UnionReplay:
         return concat_batches(parts), np.concatenate([np.ones(is_offline.sum(), bool), np.zeros((~is_offline).sum(), bool)])
 
 
-assert tuple(f.name for f in fields(Batch)) == ReplayBuffer._FIELDS
+assert tuple(f.name for f in fields(Batch))[:-1] == ReplayBuffer._FIELDS

@@ -11,12 +11,18 @@ from wmaug.data.buffer import Batch
 from wmaug.data.transitions import Transitions
 
 
+def subsample_indices(n_total: int, n: int, seed: int, where: str = "dataset") -> np.ndarray:
+    """n rows drawn uniformly without replacement, sorted. The first n of one seeded permutation, so the
+    samples of one seed are nested: the 10K sample lies inside the 50K one (the dataset-size sweep
+    compares more data, not other data)."""
+    if n > n_total:
+        raise ValueError(f"{where}: asked for {n} transitions but the dataset holds only {n_total}")
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
 def subsample(data: Transitions, n: int, seed: int, where: str = "dataset") -> Transitions:
     """n transitions drawn uniformly without replacement; the same (data, n, seed) gives the same sample."""
-    if n > len(data):
-        raise ValueError(f"{where}: asked for {n} transitions but the dataset holds only {len(data)}")
-    idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
-    return data.take(idx)
+    return data.take(subsample_indices(len(data), n, seed, where))
 
 
 @dataclass

@@ -45,6 +45,23 @@ class Transitions:
             **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Transitions)}
         )
 
+    def episodes(self) -> list[dict[str, np.ndarray]]:
+        """Split at terminal / time-out rows into episodes in Minari's layout (observations T+1 rows,
+        terminations, truncations). Rows after the last end form a final, cut episode."""
+        ends = np.flatnonzero((self.terminals > 0.5) | (self.timeouts > 0.5))
+        if len(ends) == 0 or ends[-1] != len(self) - 1:
+            ends = np.append(ends, len(self) - 1)
+        out, start = [], 0
+        for end in ends:
+            rows = slice(start, end + 1)
+            out.append({
+                "observations": np.concatenate([self.observations[rows], self.next_observations[end:end + 1]]),
+                "actions": self.actions[rows], "rewards": self.rewards[rows],
+                "terminations": self.terminals[rows] > 0.5, "truncations": self.timeouts[rows] > 0.5,
+            })
+            start = end + 1
+        return out
+
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 

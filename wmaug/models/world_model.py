@@ -201,6 +201,48 @@ class WorldModel(nn.Module):
         return self.denormalize(self.decode(self.step_latent(mu, self._as_tensor(act))))
 
 
+class RewardModel(nn.Module):
+    """r_hat(s, a, s') for the k-step rollouts (the paper's one-step augmentation keeps the data's reward and
+    needs none). Inputs z-scored with the world model's statistics; trained apart from the VAE, so adding it
+    changed no world model."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256)):
+        super().__init__()
+        self.net = mlp(2 * obs_dim + act_dim, list(hidden), 1)
+
+    def forward(self, obs_n: torch.Tensor, act: torch.Tensor, next_obs_n: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs_n, act, next_obs_n], dim=-1)).squeeze(-1)
+
+
+def train_reward_model(transitions: Transitions, model: "WorldModel", seed: int, epochs: int,
+                       batch_size: int = 256, lr: float = 1e-3, hidden=(256, 256)) -> tuple[RewardModel, float]:
+    """Fits r(s, a, s') on every row of `transitions` (terminal ones too: their reward is real).
+    Returns (model in eval mode, its final training MSE)."""
+    device = model.obs_mean.device
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.random.fork_rng(devices=[]):  # its init must not move the caller's global stream
+        torch.manual_seed(seed + 1)
+        reward = RewardModel(model.obs_dim, model.act_dim, hidden).to(device)
+    opt = torch.optim.Adam(reward.parameters(), lr=lr)
+    with torch.no_grad():
+        s = model.normalize(model._as_tensor(transitions.observations))
+        s2 = model.normalize(model._as_tensor(transitions.next_observations))
+    a, r = model._as_tensor(transitions.actions), model._as_tensor(transitions.rewards)
+    n = len(transitions)
+    mse = float("nan")
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen).to(device)
+        for b in range(0, n, batch_size):
+            idx = perm[b:b + batch_size]
+            loss = F.mse_loss(reward(s[idx], a[idx], s2[idx]), r[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        mse = F.mse_loss(reward(s, a, s2), r).item()
+    return reward.eval(), mse
+
+
 # -- training ---------------------------------------------------------------------------------------------
 def _non_terminal(transitions: Transitions) -> np.ndarray:
     """Rows that are neither terminal nor time-outs: their s' is a real successor that T can learn."""
@@ -229,6 +271,10 @@ def train_world_model(
     # z-scoring statistics of the training states (float64 for the sums)
     obs_mean = data.observations.mean(0, dtype=np.float64).astype(np.float32)
     obs_std = data.observations.std(0, dtype=np.float64).astype(np.float32)
+    # A dim constant over the sample (Ant's contact forces in a small one) gets scale 1, as scikit-learn's
+    # StandardScaler does: dividing by std + 1e-5 = 1e-5 would blow any other value, e.g. of a terminal row the
+    # model never saw, up by 1e5 and overflow the encoder.
+    obs_std = np.where(obs_std < 1e-6, np.float32(1.0), obs_std).astype(np.float32)
 
     torch.manual_seed(seed)
     model = WorldModel(data.obs_dim, data.act_dim, cfg, obs_mean, obs_std).to(device)
@@ -327,7 +373,8 @@ def one_step_error(model: WorldModel, transitions: Transitions, chunk: int = 655
 
 
 # -- persistence ------------------------------------------------------------------------------------------
-def save_world_model(model: WorldModel, path: str | Path, extra: dict | None = None) -> None:
+def save_world_model(model: WorldModel, path: str | Path, extra: dict | None = None,
+                     reward_model: RewardModel | None = None) -> None:
     """Atomic torch.save. `extra` must hold only what torch.load(weights_only=True)
     accepts: Python scalars, strings, lists, dicts, tensors (no numpy arrays)."""
     payload = {
@@ -337,6 +384,9 @@ def save_world_model(model: WorldModel, path: str | Path, extra: dict | None = N
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
+    if reward_model is not None:
+        payload["reward_model"] = {k: v.detach().cpu() for k, v in reward_model.state_dict().items()}
+        payload["reward_hidden"] = [m.out_features for m in reward_model.net if isinstance(m, nn.Linear)][:-1]
     torch_save(payload, path)
 
 
@@ -351,6 +401,11 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tu
         obs_dim, act_dim = int(payload["obs_dim"]), int(payload["act_dim"])
         model = WorldModel(obs_dim, act_dim, cfg, np.zeros(obs_dim), np.ones(obs_dim))
         model.load_state_dict(payload["state_dict"])
+        model.reward_model = None  # set below when the file has one (k-step rollouts need it)
+        if "reward_model" in payload:
+            model.reward_model = RewardModel(obs_dim, act_dim, tuple(payload["reward_hidden"]))
+            model.reward_model.load_state_dict(payload["reward_model"])
+            model.reward_model.eval()
     except Exception as e:  # unpickling, missing keys, shape mismatch: all mean a bad checkpoint
         raise RuntimeError(f"could not load world model checkpoint {path}: {type(e).__name__}: {e}") from e
     return model.to(device).eval(), payload.get("extra", {})

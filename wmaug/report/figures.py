@@ -16,10 +16,9 @@ is switched and no figure is left open.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
