@@ -333,6 +333,7 @@ def plot_curve_grid(intervals: pd.DataFrame, out_prefix: Path, *, rows: Sequence
         ax.set_ylim(-0.7, len(shown) - 0.3)
         ax.set_title((side_titles or {}).get(name, name), fontsize=9)
         ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+        ax.use_sticky_edges = False  # bars stick the limits to their ends: zero-width ones (one seed) sat on the frame
         ax.margins(x=0.15)
     full = (pd.concat(plotted, ignore_index=True) if plotted
             else pd.DataFrame(columns=columns + ["n_seeds"]))
@@ -442,6 +443,7 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
         ax.set_title(titles.get(metric, metric), fontsize=11)
         ax.set_xlabel(xlabels.get(metric, ""))
         ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+        ax.use_sticky_edges = False  # as in the curve grid's side panels
         ax.margins(x=0.15)
     same_labels = len({tuple(lab for lab, _ in rows_) for _, _, rows_ in poi_panels}) == 1
     for j, (ax, (x, y, prow)) in enumerate(zip(poi_axes, poi_panels)):
