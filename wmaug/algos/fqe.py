@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wmaug.algos.common import StatefulAgent
+from wmaug.algos.common import GaussianMembers, StatefulAgent
 from wmaug.data.buffer import Batch
 from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, soft_update
 
@@ -34,7 +34,7 @@ class FQEConfig:
     tau: float = 5e-3
 
 
-class FQE(StatefulAgent):
+class FQE(StatefulAgent, GaussianMembers):
     """`policy` holds the E evaluated policies (load a CQL block's actor state into it); `critic` and
     `critic_target` are TwinCriticEnsembles laid out as the CQL/SAC agents', ready for EnsembleSAC.load_pretrained."""
 
@@ -69,18 +69,7 @@ class FQE(StatefulAgent):
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"critic_loss": bellman.mean().item(), "actor_loss": 0.0, "q_mean": q.mean().item()}
 
-    @torch.no_grad()
-    def act_members(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """The evaluated policies' actions: obs (N, d) or (E, N, d) -> (E, N, A)."""
-        return self.policy(obs, deterministic)[0]
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """The policies as one ensemble (moment-matched mixture): (N, d) -> (N, A)."""
-        return self.policy.mixture(obs, deterministic)[0]
-
-    @torch.no_grad()
-    def q_value(self, obs: torch.Tensor, act: torch.Tensor, member: int | None = None) -> torch.Tensor:
-        """mean_i min_j Q_ij(s, a), or one member's min_j Q_ij: (N,)."""
-        q = self.critic(obs, act).min(1).values
-        return q.mean(0) if member is None else q[member]
+    @property
+    def actor(self) -> EnsembleTanhGaussianActor:
+        """The evaluated policies, under the name GaussianMembers acts with."""
+        return self.policy
