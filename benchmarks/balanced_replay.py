@@ -28,18 +28,10 @@ from wmaug.data.transitions import Transitions
 from wmaug.models.density_ratio import DensityRatio
 from wmaug.provenance import package_versions
 
+from timing import rate  # benchmarks/ is the script's own folder, first on sys.path
+
 OBS, ACT, BATCH = 17, 6, 256
 OFFLINE, ONLINE = 2_000_000, 250_000
-
-
-def rate(step, seconds: float) -> float:
-    for _ in range(20):
-        step()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return n / (time.perf_counter() - t0)
 
 
 def random_transitions(n: int, rng: np.random.Generator) -> Transitions:

@@ -15,7 +15,6 @@ import copy
 import json
 import math
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +25,13 @@ from wmaug.algos.cql import CQL, CQLConfig
 from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.data.buffer import Batch
 from wmaug.provenance import package_versions
+
+from timing import rate  # benchmarks/ is the script's own folder, first on sys.path
+
+
+def rate_on(update, b: Batch, seconds: float) -> float:
+    """Updates per second of `update` on one fixed batch (built once, outside the timing)."""
+    return rate(lambda: update(b), seconds, warmup=3)
 
 OBS, ACT, BATCH, N_ACTIONS = 17, 6, 256, 10
 
@@ -99,16 +105,6 @@ def batch(members: int | None) -> Batch:
                  torch.zeros(*shape))
 
 
-def rate(update, b: Batch, seconds: float) -> float:
-    for _ in range(3):
-        update(b)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        update(b)
-        n += 1
-    return n / (time.perf_counter() - t0)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=5.0)
@@ -121,14 +117,14 @@ def main() -> None:
     torch.manual_seed(0)
     h = (args.hidden, args.hidden)
     rows = []
-    reference = rate(PlainCQL(args.hidden).update, batch(None), args.seconds)
+    reference = rate_on(PlainCQL(args.hidden).update, batch(None), args.seconds)
     rows.append(("plain CQL, 1 agent (reference)", 1, reference))
     for members in (1, 5):
         agent = CQL(OBS, ACT, CQLConfig(hidden=h), members=members)
-        rows.append((f"wmaug CQL, {members} agent(s) batched", members, rate(agent.update, batch(members), args.seconds)))
+        rows.append((f"wmaug CQL, {members} agent(s) batched", members, rate_on(agent.update, batch(members), args.seconds)))
     ens = EnsembleSAC(OBS, ACT, EnsembleSACConfig(hidden=h), members=5)
-    rows.append(("wmaug SAC on a 5-member Q-ensemble (fine-tuning)", 1, rate(ens.update, batch(None), args.seconds)))
-    again = rate(PlainCQL(args.hidden).update, batch(None), args.seconds)
+    rows.append(("wmaug SAC on a 5-member Q-ensemble (fine-tuning)", 1, rate_on(ens.update, batch(None), args.seconds)))
+    again = rate_on(PlainCQL(args.hidden).update, batch(None), args.seconds)
     rows.append(("plain CQL, 1 agent (reference, measured again)", 1, again))
 
     print(f"{'learner':<52} {'updates/s':>10} {'agent-upd/s':>12} {'x reference':>12}")

@@ -11,7 +11,6 @@ import argparse
 import copy
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,8 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.transitions import Transitions
 from wmaug.models.world_model import WorldModel, WorldModelConfig
 from wmaug.provenance import package_versions
+
+from timing import rate  # benchmarks/ is the script's own folder, first on sys.path
 
 OBS, ACT, BATCH = 17, 6, 256  # halfcheetah / walker2d shapes, the papers' batch
 
@@ -66,16 +67,6 @@ class PlainTD3BC:
                 for net, tgt in ((self.actor, self.actor_t), (self.q1, self.q1_t), (self.q2, self.q2_t)):
                     for p, pt in zip(net.parameters(), tgt.parameters()):
                         pt.mul_(0.995).add_(0.005 * p)
-
-
-def rate(step, seconds: float) -> float:
-    for _ in range(20):
-        step()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return n / (time.perf_counter() - t0)
 
 
 def main() -> None:
