@@ -182,3 +182,15 @@ def build_report_noting(cfg: dict, study: str, cells, results: Path, figures: Pa
         mp.setattr(study_module, "plot_note", spy)
         build_study_report(cfg, study, cells, results, figures)
     return notes
+
+
+def assert_report_files(figures: Path, results: Path, study: str) -> None:
+    """Every figure of the study as png, pdf and csv, and the four tables, each non-empty."""
+    from wmaug.report.build import FIGURES
+
+    for name in FIGURES[study]:
+        for ext in ("png", "pdf", "csv"):
+            path = figures / f"{study}_{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 0, path
+    for table in ("scores", "curve_intervals", "aggregate_metrics", "probability_of_improvement"):
+        assert (results / f"{table}.csv").stat().st_size > 0

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, build_report_noting, make_cell
+from conftest import ROOT, assert_report_files, build_report_noting, make_cell
 from wmaug import config as C
 from wmaug.analysis.critic_trace import TRACE_COLUMNS
 from wmaug.analysis.world_model_error import BY_DIMENSION_COLUMNS, BY_DISTANCE_COLUMNS, SUMMARY_COLUMNS
-from wmaug.report.build import FIGURES
 
 STUDY = "wmaug"
 SEEDS = 3
@@ -98,12 +97,7 @@ def fig_csv(report, name) -> pd.DataFrame:
 
 
 def test_every_figure_and_table_is_written(report):
-    for name in FIGURES[STUDY]:
-        for ext in ("png", "pdf", "csv"):
-            path = report["figures"] / f"{STUDY}_{name}.{ext}"
-            assert path.is_file() and path.stat().st_size > 0, path
-    for table in ("scores", "curve_intervals", "aggregate_metrics", "probability_of_improvement"):
-        assert (report["results"] / f"{table}.csv").stat().st_size > 0
+    assert_report_files(report["figures"], report["results"], STUDY)
     assert report["notes"] == {}  # every figure had data
 
 

@@ -17,7 +17,7 @@ import pytest
 import scipy.stats
 import yaml
 
-from conftest import ROOT, build_report_noting, make_cell
+from conftest import ROOT, assert_report_files, build_report_noting, make_cell
 from wmaug import config as C
 from wmaug.report import paper_b
 from wmaug.report.aggregate import collect_scores, curve_intervals, final_scores
@@ -107,12 +107,7 @@ def fig_csv(report, name) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- files and notes
 def test_every_figure_and_table_is_written(report):
-    for name in FIGURES[STUDY]:
-        for ext in ("png", "pdf", "csv"):
-            path = report["figures"] / f"{STUDY}_{name}.{ext}"
-            assert path.is_file() and path.stat().st_size > 0, path
-    for table in ("scores", "curve_intervals", "aggregate_metrics", "probability_of_improvement"):
-        assert (report["results"] / f"{table}.csv").stat().st_size > 0
+    assert_report_files(report["figures"], report["results"], STUDY)
     leftovers = [p.name for d in (report["figures"], report["results"]) for p in d.iterdir()
                  if p.name.startswith(".")]
     assert leftovers == []
