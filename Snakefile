@@ -12,6 +12,7 @@ sys.path.insert(0, workflow.basedir)
 from wmaug import config as C
 from wmaug.data import DATASET_KINDS
 from wmaug.envs import ENV_SPECS
+from wmaug.report import claims as C_claims
 
 
 configfile: "config/config.yaml"
@@ -32,6 +33,16 @@ if not Path(CONFIG_JSON).exists():
 CFG_ARG = f"--config {CONFIG_JSON}"
 LOGS = f"logs/{SCALE}"
 
+# The claims file is checked here too, so that a typo in it stops the run before any compute.
+CLAIMS_FILE = "config/claims.yaml"
+C_claims.load_claims(CLAIMS_FILE)
+
+# `snakemake --report`: its first page is the claims table once the claims rule has written it.
+_claims_page = Path(S["figures_dir"]) / "claims.rst"
+
+
+report: str(_claims_page) if _claims_page.is_file() else "rules/report/workflow.rst"
+
 
 wildcard_constraints:
     env="|".join(ENV_SPECS),
@@ -51,7 +62,8 @@ include: "rules/report.smk"
 
 
 rule figures:
-    """Every figure of every study in the config (and the CSVs of the numbers plotted)."""
+    """Every figure of every study in the config (and the CSVs of the numbers plotted), and the claims' verdicts."""
     input:
         [figure_files(study) for study in CFG["studies"]],
+        rules.claims.output,
     default_target: True

@@ -1,4 +1,7 @@
-# Aggregation with rliable and the figures, one report job per study.
+# Aggregation with rliable and the figures, one report job per study; then the claims' verdicts.
+# Every figure is marked for `snakemake --report`: grouped by paper (category) and figure (subcategory).
+
+PAPER_OF_PIPELINE = {"wmaug": "Paper A: world-model augmentation", "balanced_replay": "Paper B: balanced replay"}
 
 
 def figure_files(study):
@@ -24,7 +27,13 @@ def report_tables(study):
 def figure_pattern(pipeline):
     from wmaug.report.build import figure_names
 
-    return [f"{S['figures_dir']}/{{study}}_{name}.{ext}" for name in figure_names(pipeline) for ext in ("png", "pdf", "csv")]
+    out = []
+    for name in figure_names(pipeline):
+        png = f"{S['figures_dir']}/{{study}}_{name}.png"
+        out.append(report(png, caption="report/figure.rst", category=PAPER_OF_PIPELINE[pipeline] + " ({study})",
+                          subcategory=name, labels={"figure": name, "study": "{study}"}))
+        out += [f"{S['figures_dir']}/{{study}}_{name}.{ext}" for ext in ("pdf", "csv")]
+    return out
 
 
 # One report rule per pipeline (their figures differ), each matching only its own studies.
@@ -56,3 +65,24 @@ for _pipeline in ("wmaug", "balanced_replay"):
         shell:
             "wmaug report {CFG_ARG} --study {wildcards.study} --cells {params.cells} --results-out {params.results_out}"
             " --figures-out {params.figures_out} 2> {log}"
+
+
+rule claims:
+    """Every claim of config/claims.yaml checked against the aggregated results: claims.md / .json, and claims.rst,
+    the first page of `snakemake --report`."""
+    input:
+        claims=CLAIMS_FILE,
+        results=C_claims.claim_inputs(CFG),
+        figures=[figure_files(study) for study in CFG["studies"]],
+    output:
+        md=report(f"{S['figures_dir']}/claims.md", caption="report/claims.rst", category="Claims"),
+        json=f"{S['figures_dir']}/claims.json",
+        rst=f"{S['figures_dir']}/claims.rst",
+    log:
+        f"{LOGS}/report/claims.log",
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=4000,
+    shell:
+        "wmaug claims {CFG_ARG} --claims {input.claims} --out-dir {S[figures_dir]} > {log} 2>&1"

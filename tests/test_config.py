@@ -131,6 +131,8 @@ def test_paper_dry_run_plans_both_studies_grids():
     # One block of 5 agents per (env, dataset, seed) for CQL, AWAC and BCQ; FQE for halfcheetah's 4 datasets.
     assert counts["pretrain"] == 3 * (3 * 4 * 4) + 4 * 4
     assert counts["likelihood_shift"] == 1
+    # One report per study, then one claims job that reads both.
+    assert counts["report_wmaug"] == counts["report_balanced_replay"] == counts["claims"] == 1
 
 
 def test_truncated_d4rl_file_is_named_before_compute(base_config, tmp_path, hopper_random):
@@ -164,3 +166,19 @@ def test_config_hash_is_shared_by_methods_and_seeds_but_not_scales(base_config):
     assert len(hashes) == 1
     cfg["scale"] = "smoke"
     assert C.cell_spec(cfg, "wmaug", "ant", "random", "td3", 0)["config_hash"] not in hashes
+
+
+def test_bad_claims_file_stops_snakemake_before_planning(tmp_path):
+    """A typo in config/claims.yaml is named (file, claim, key, closest valid name) before any job is planned."""
+    import shutil
+
+    for name in ("Snakefile", "rules", "config"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    claims = tmp_path / "config" / "claims.yaml"
+    claims.write_text(claims.read_text().replace("x: {method: wm_td3bc_td3}", "x: {method: wm_td3bc}", 1))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "figures", "--config", "scale=smoke"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "config/claims.yaml: claim A1.checks[0].x.method: unknown method 'wm_td3bc'" in text
+    assert "Did you mean 'wm_td3bc_td3'" in text and "Job stats" not in text

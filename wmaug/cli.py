@@ -11,6 +11,7 @@
     wmaug world-model-error --env hopper --dataset random --seed 0 --world-model P --sample P --out-dir D
     wmaug critic-trace --env ant --cells DIR [DIR ...] --out ...csv                   (paper A's Fig 5)
     wmaug report    --study wmaug --cells DIR [DIR ...]
+    wmaug claims    [--claims config/claims.yaml] [--out-dir paper_figures/smoke]      (verdicts of every claim)
 """
 
 from __future__ import annotations
@@ -249,6 +250,17 @@ def cmd_report(args) -> None:
     build_study_report(cfg, args.study, [Path(c) for c in args.cells], Path(args.results_out), Path(args.figures_out))
 
 
+def cmd_claims(args) -> None:
+    from wmaug.report.claims import build_claims
+
+    cfg = _load(args)
+    out = Path(args.out_dir or C.scale_cfg(cfg)["figures_dir"])
+    results = build_claims(cfg, args.claims, out)
+    for r in results:
+        print(f"{r['id']:>4}  {r['verdict']:<13} {r['says'][:90]}")
+    print(f"written: {out / 'claims.md'}, {out / 'claims.json'}, {out / 'claims.rst'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="wmaug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -347,6 +359,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--results-out", required=True)
     p.add_argument("--figures-out", required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("claims", help="check every claim of the claims file against the aggregated results")
+    _common(p)
+    p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
+    p.add_argument("--out-dir", default=None, help="where claims.md/.json/.rst go (default: the scale's figures_dir)")
+    p.set_defaults(func=cmd_claims)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

@@ -1,0 +1,294 @@
+"""The claims audit: each named check on synthetic score tables built to be clearly supported, clearly contradicted
+and borderline; quantifiers; missing cells; the per-run metrics; the claims file's checks; the written reports.
+
+Tolerances: "clear" tables put 5 seeds within +/-2 normalised points of their level and 30 points or more from the
+threshold, so the 95% bootstrap interval (seeded, 300 resamples) cannot reach the threshold; "borderline" tables
+spread 5 seeds over +/-10 points around the threshold itself, so every resampled IQM interval straddles it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from docutils.core import publish_parts
+
+from conftest import ROOT
+from wmaug import config as C
+from wmaug.analysis.critic_trace import TRACE_COLUMNS
+from wmaug.report import claims as CL
+
+STEPS = np.arange(0, 1001, 100)
+REPS = 300
+
+
+def curve_rows(env, dataset, method, levels, *, shape=None, column="normalized_score"):
+    """Online evaluations of one cell, one seed per level: constant curves unless ``shape`` (step -> offset)."""
+    rows = []
+    for seed, lv in enumerate(levels):
+        values = lv + (shape(STEPS) if shape is not None else 0.0)
+        rows.append(pd.DataFrame({"study": "s", "env": env, "dataset": dataset, "method": method, "seed": seed,
+                                  "scale": "smoke", "phase": "online", "step": STEPS, "normalized_score": values,
+                                  "raw_return": values, column: values}))
+    return rows
+
+
+def seeds(level, spread, n=5):
+    return list(level + np.linspace(-spread, spread, n))
+
+
+def evidence(*row_lists, grid=None, traces=None) -> CL.StudyEvidence:
+    rows = [r for rl in row_lists for r in rl]
+    scores = pd.concat(rows, ignore_index=True) if rows else None
+    return CL.StudyEvidence("s", scores, traces or {}, grid or {"envs": ["hopper"], "datasets": ["random"]})
+
+
+def check(kind, x, y=None, metric="final", op=">", threshold=0.0, **kw) -> CL.Check:
+    params = kw.pop("params", {})
+    return CL.Check(kind, CL.Side(**x) if isinstance(x, dict) else CL.Side(x), metric, params, op, threshold,
+                    (CL.Side(**y) if isinstance(y, dict) else CL.Side(y)) if y else None, **kw)
+
+
+def verdict(chk, ev, min_seeds=3):
+    return CL.evaluate_check(chk, ev, min_seeds, REPS, 0, ("test",))
+
+
+# ---- each named check: supported, contradicted, borderline -------------------------------------------------
+def test_level_check_three_verdicts():
+    ev = evidence(curve_rows("hopper", "random", "high", seeds(80, 2)),
+                  curve_rows("hopper", "random", "low", seeds(20, 2)),
+                  curve_rows("hopper", "random", "edge", seeds(50, 10)))
+    assert verdict(check("level", "high", op=">=", threshold=50), ev)["verdict"] == "supported"
+    assert verdict(check("level", "low", op=">=", threshold=50), ev)["verdict"] == "contradicted"
+    edge = verdict(check("level", "edge", op=">=", threshold=50), ev)
+    assert edge["verdict"] == "inconclusive"
+    task = edge["tasks"][0]
+    assert task["lo"] < 50 < task["hi"] and task["n_seeds_x"] == 5
+
+
+def test_difference_check_three_verdicts_and_within():
+    ev = evidence(curve_rows("hopper", "random", "a", seeds(80, 2)), curve_rows("hopper", "random", "b", seeds(40, 2)),
+                  curve_rows("hopper", "random", "c", seeds(50, 10)), curve_rows("hopper", "random", "d", seeds(50, 10)),
+                  curve_rows("hopper", "random", "e", seeds(42, 1)))
+    assert verdict(check("difference", "a", "b"), ev)["verdict"] == "supported"
+    assert verdict(check("difference", "b", "a"), ev)["verdict"] == "contradicted"
+    assert verdict(check("difference", "c", "d"), ev)["verdict"] == "inconclusive"
+    # within +/- 10: b and e differ by 2 points; a and b by 40
+    assert verdict(check("difference", "b", "e", op="within", threshold=10), ev)["verdict"] == "supported"
+    assert verdict(check("difference", "a", "b", op="within", threshold=10), ev)["verdict"] == "contradicted"
+    res = verdict(check("difference", "a", "b"), ev)["tasks"][0]
+    assert res["value"] == pytest.approx(40.0) and res["lo"] > 30
+
+
+def test_improvement_probability_three_verdicts():
+    ev = evidence(curve_rows("hopper", "random", "a", seeds(80, 2)), curve_rows("hopper", "random", "b", seeds(40, 2)),
+                  curve_rows("hopper", "random", "c", seeds(50, 10)), curve_rows("hopper", "random", "d", seeds(50, 10)))
+    sup = verdict(check("improvement_probability", "a", "b", op=">", threshold=0.5), ev)
+    assert sup["verdict"] == "supported" and sup["tasks"][0]["value"] == pytest.approx(1.0)
+    assert verdict(check("improvement_probability", "b", "a", op=">", threshold=0.5), ev)["verdict"] == "contradicted"
+    tie = verdict(check("improvement_probability", "c", "d", op=">", threshold=0.5), ev)
+    assert tie["verdict"] == "inconclusive" and tie["tasks"][0]["value"] == pytest.approx(0.5)
+
+
+def test_aggregate_scope_pools_tasks():
+    grid = {"envs": ["hopper", "ant"], "datasets": ["random"]}
+    rows = [curve_rows(e, "random", m, seeds(lv, 2)) for e in grid["envs"] for m, lv in (("a", 70), ("b", 30))]
+    ev = evidence(*rows, grid=grid)
+    res = verdict(check("difference", "a", "b", scope="aggregate"), ev)
+    assert res["verdict"] == "supported" and res["value"] == pytest.approx(40.0)
+    assert res["summary"] == "pooled over 2 of 2 task(s)"
+    # a pooled statistic over fewer tasks than claimed is not the claim: inconclusive, and it says why
+    ev_missing = evidence(*rows, grid={"envs": ["hopper", "ant", "walker2d"], "datasets": ["random"]})
+    res = verdict(check("difference", "a", "b", scope="aggregate"), ev_missing)
+    assert res["verdict"] == "inconclusive" and "1 of 3 task(s) not run" in res["why"]
+
+
+def test_too_few_seeds_is_inconclusive_whatever_the_interval():
+    ev = evidence(curve_rows("hopper", "random", "a", [80, 81]), curve_rows("hopper", "random", "b", [10, 11]))
+    res = verdict(check("difference", "a", "b"), ev)
+    assert res["verdict"] == "inconclusive"
+    assert res["tasks"][0]["why"] == "2 seed(s) < min_seeds = 3"
+    assert verdict(check("difference", "a", "b"), ev, min_seeds=2)["verdict"] == "supported"
+
+
+def test_missing_cells_are_reported_not_guessed():
+    ev = evidence(curve_rows("hopper", "random", "a", seeds(80, 2)))
+    res = verdict(check("difference", "a", "ghost"), ev)
+    assert res["verdict"] == "not run"
+    assert res["tasks"][0]["why"] == "no finished cells of ghost"
+    # one of two tasks ran: "all" cannot be met yet, so inconclusive, and the summary counts the missing task
+    ev2 = evidence(curve_rows("hopper", "random", "a", seeds(80, 2)), curve_rows("hopper", "random", "b", seeds(10, 2)),
+                   grid={"envs": ["hopper", "ant"], "datasets": ["random"]})
+    res = verdict(check("difference", "a", "b"), ev2)
+    assert res["verdict"] == "inconclusive" and res["summary"] == "1 supported, 1 not run of 2 task(s)"
+    assert verdict(check("difference", "a", "b", over_tasks="any"), ev2)["verdict"] == "supported"
+
+
+@pytest.mark.parametrize("verdicts, quantifier, expected", [
+    (["supported"] * 3, "all", "supported"),
+    (["supported", "supported", "inconclusive"], "all", "inconclusive"),
+    (["supported", "contradicted", "supported"], "all", "contradicted"),
+    (["supported", "supported", "contradicted"], "most", "supported"),
+    (["supported", "contradicted", "contradicted"], "most", "contradicted"),
+    (["supported", "inconclusive", "contradicted"], "most", "inconclusive"),
+    (["supported"] * 8 + ["contradicted"] * 2, "nearly_all", "supported"),
+    (["supported"] * 7 + ["contradicted"] * 3, "nearly_all", "contradicted"),
+    (["contradicted", "contradicted", "supported"], "any", "supported"),
+    (["contradicted", "contradicted"], "any", "contradicted"),
+    (["not run", "not run"], "all", "not run"),
+    (["not run", "supported"], "all", "inconclusive"),
+])
+def test_quantifiers(verdicts, quantifier, expected):
+    assert CL.combine(verdicts, quantifier) == expected
+
+
+@pytest.mark.parametrize("op, threshold, lo, hi, expected", [
+    (">", 0, 1, 2, "supported"), (">", 0, -1, 2, "inconclusive"), (">", 0, -2, 0, "contradicted"),
+    (">=", 100, 100, 101, "supported"), (">=", 100, 99, 101, "inconclusive"), (">=", 100, 90, 99.9, "contradicted"),
+    ("<", 5, 0, 4, "supported"), ("<", 5, 4, 6, "inconclusive"), ("<", 5, 5, 7, "contradicted"),
+    ("within", 10, -3, 4, "supported"), ("within", 10, -3, 12, "inconclusive"), ("within", 10, 11, 20, "contradicted"),
+    ("within", 10, -20, -11, "contradicted"),
+])
+def test_interval_verdicts(op, threshold, lo, hi, expected):
+    assert CL.interval_verdict(op, threshold, lo, hi) == expected
+
+
+# ---- per-run metrics ----------------------------------------------------------------------------------------
+def test_run_metrics_on_a_known_curve():
+    steps = np.array([0, 100, 200, 300, 400], dtype=float)
+    values = np.array([50, 20, 30, 60, 90], dtype=float)  # a dip of 30 after the hand-off, then recovery
+    assert CL.run_metric(steps, values, "final", {}) == 90
+    assert CL.run_metric(steps, values, "auc", {}) == pytest.approx((35 + 25 + 45 + 75) * 100 / 400)
+    assert CL.run_metric(steps, values, "best_until", {"at": 0.5}) == 50  # steps 0..200
+    assert CL.run_metric(steps, values, "best_until", {"at": 0.75}) == 60
+    assert CL.run_metric(steps, values, "dip", {"within": 0.5}) == 30
+    assert CL.run_metric(steps, values, "late_mean", {"from": 0.5}) == pytest.approx(60)
+    assert CL.run_metric(steps, values, "late_mean", {"from": 0.0}) == pytest.approx(50)
+
+
+def test_critic_metrics_against_return_to_go_and_reference():
+    t = np.arange(100)
+    g = 100.0 - t  # mean |G| over the first 60 steps = 70.5
+    rows = []
+    for seed in range(3):
+        for label, q in (("on_scale", g), ("triple", 3 * g), ("online", g + 10.0)):
+            rows.append(pd.DataFrame({"label": label, "seed": seed, "t": t, "q_min": q, "q1": q, "q2": q,
+                                      "reward": 1.0, "return_to_go": g}))
+    trace = pd.concat(rows)[TRACE_COLUMNS]
+    ev = evidence(traces={("ant", "medium-replay"): trace})
+    tail = {"tail": 40}
+    err = ev.runs(CL.Side("triple"), "ant", "medium-replay", "critic_error", tail)
+    np.testing.assert_allclose(err, [2.0] * 3)  # |3G - G| / |G|
+    assert np.all(ev.runs(CL.Side("on_scale"), "ant", "medium-replay", "critic_error", tail) == 0)
+    gap = ev.runs(CL.Side("on_scale"), "ant", "medium-replay", "critic_gap", {"ref": "online", **tail})
+    np.testing.assert_allclose(gap, [10.0 / np.mean(g[:60])] * 3)
+    # the tail never takes more than half the episode
+    np.testing.assert_allclose(ev.runs(CL.Side("triple"), "ant", "medium-replay", "critic_error", {"tail": 1000}),
+                               [2.0] * 3)
+    assert len(ev.runs(CL.Side("triple"), "hopper", "random", "critic_error", tail)) == 0  # no trace: not run
+
+
+def test_side_dataset_and_column_override_pair_two_datasets():
+    ev = evidence(curve_rows("hopper", "random", "ours", seeds(0.1, 0.02), column="offline_share"),
+                  curve_rows("hopper", "medium-expert", "ours", seeds(0.6, 0.02), column="offline_share"))
+    chk = check("difference", {"method": "ours", "dataset": "random", "column": "offline_share"},
+                {"method": "ours", "dataset": "medium-expert", "column": "offline_share"},
+                metric="late_mean", params={"from": 0.5}, op="<", threshold=0)
+    res = verdict(chk, ev)
+    assert res["verdict"] == "supported"
+    assert res["tasks"][0]["dataset"] == "random vs medium-expert"
+    assert res["tasks"][0]["value"] == pytest.approx(-0.5)
+
+
+# ---- the claims file --------------------------------------------------------------------------------------
+def test_repository_claims_file_covers_every_protocol_claim():
+    claims = CL.load_claims(ROOT / "config" / "claims.yaml")
+    ids = [c.id for c in claims.claims]
+    assert ids == [f"A{i}" for i in range(1, 7)] + [f"B{i}" for i in range(1, 8)]
+    protocol = (ROOT.parent / "shared" / "PROTOCOL.md")
+    if protocol.is_file():  # the claims of PROTOCOL.md are exactly these
+        text = protocol.read_text()
+        assert all(f"- {i} " in text for i in ids)
+
+
+def _claims_with(change) -> dict:
+    data = yaml.safe_load((ROOT / "config" / "claims.yaml").read_text())
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["claims"][0]["checks"][0]["x"].update(method="wm_td3bc_td"),
+     "claim A1.checks[0].x.method: unknown method 'wm_td3bc_td'. Valid: "),
+    (lambda d: d["claims"][0]["checks"][0].update(check="levle"), "Did you mean 'level'?"),
+    (lambda d: d["claims"][0]["checks"][0].update(threshold="100"), "threshold: expected a finite number, got '100'"),
+    (lambda d: d["claims"][0]["checks"][0]["metric"].pop("at"), "metric 'best_until' needs 'at'"),
+    (lambda d: d["claims"][0]["checks"][0]["metric"].update(at=2), "expected a share of the online run in [0, 1], got 2"),
+    (lambda d: d["claims"][0]["checks"][0].update(envs=["antt"]), "unknown env 'antt'"),
+    (lambda d: d["claims"][0].update(figure="fig9"), "claim A1.figure: unknown figure 'fig9'"),
+    (lambda d: d["claims"][1].update(id="A1"), "claim 'A1' appears twice"),
+    (lambda d: d["claims"][0]["checks"][0].update(y={"method": "td3"}), "check 'level' has one side"),
+    (lambda d: d["claims"][1]["checks"][0].pop("y"), "needs 'y'"),
+    (lambda d: d["claims"][0]["checks"][0].update(over_tasks="mots"), "Did you mean 'most'?"),
+    (lambda d: d["claims"][6]["checks"][0]["x"].update(method="wm_td3bc_td3"), "claim B1.checks[0].x.method"),
+    (lambda d: d.update(min_seeds=0), "min_seeds must be a whole number >= 1, got 0"),
+    (lambda d: d["claims"][0].pop("says"), "missing key(s) says"),
+])
+def test_claims_file_errors_name_the_claim_key_and_value(change, message):
+    with pytest.raises(CL.ClaimsError) as err:
+        CL.parse_claims(_claims_with(change), where="claims.yaml")
+    assert message in str(err.value)
+
+
+# ---- the written report -------------------------------------------------------------------------------------
+def test_build_claims_writes_verdicts_markdown_and_a_report_page(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["scale"] = "smoke"
+    cfg["scales"]["smoke"].update(results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"),
+                                  bootstrap_reps=REPS)
+    cfg = C.validate(cfg)
+    # paper A's halfcheetah: augmentation 2 points above plain TD3+BC on medium-expert and medium-replay (A4's
+    # "no notable gain" holds), 30 below on random (A4's "hurts" holds); 5 seeds each
+    rows = []
+    for ds, (wm, plain) in {"medium-expert": (62, 60), "medium-replay": (52, 50), "random": (10, 40)}.items():
+        rows += curve_rows("halfcheetah", ds, "wm_td3bc_td3", seeds(wm, 1))
+        rows += curve_rows("halfcheetah", ds, "td3bc_td3", seeds(plain, 1))
+    scores = pd.concat(rows, ignore_index=True).assign(study="wmaug")
+    (tmp_path / "results" / "wmaug").mkdir(parents=True)
+    scores.to_csv(tmp_path / "results" / "wmaug" / "scores.csv", index=False)
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "wmaug_fig3.png").write_bytes(b"png")
+    results = CL.build_claims(cfg, ROOT / "config" / "claims.yaml", tmp_path / "figures")
+    by_id = {r["id"]: r for r in results}
+    assert by_id["A4"]["verdict"] == "supported" and by_id["A4"]["n_seeds"] == 5
+    assert by_id["A4"]["figure_file"] == "wmaug_fig3.png"
+    assert by_id["A1"]["verdict"] == "not run"  # no ant / hopper / walker2d cells
+    assert by_id["A5"]["verdict"] == "not run"  # no critic traces
+    assert all(by_id[f"B{i}"]["verdict"] == "not run" for i in range(1, 8))  # paper B's results absent
+    doc = json.loads((tmp_path / "figures" / "claims.json").read_text())
+    assert doc["scale"] == "smoke" and [c["id"] for c in doc["claims"]] == list(by_id)
+    md = (tmp_path / "figures" / "claims.md").read_text()
+    assert "| A4 | A: [fig3](wmaug_fig3.png) | **supported** | 5 |" in md
+    assert "## A1: not run" in md
+    # the report page goes through Snakemake's Jinja pass and docutils without a warning
+    rst = (tmp_path / "figures" / "claims.rst").read_text()
+    rendered = jinja2.Environment().from_string(rst + "\n.. _wmaug_fig3.png: #fig3\n").render()
+    html = publish_parts(rendered, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
+    assert "supported" in html["body"] and "wm\\_td3bc" not in html["body"]
+
+
+def test_scores_of_another_scale_are_refused(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["scale"] = "smoke"
+    cfg["scales"]["smoke"].update(results_dir=str(tmp_path / "results"))
+    cfg = C.validate(cfg)
+    rows = curve_rows("hopper", "random", "td3", seeds(10, 1))
+    (tmp_path / "results" / "wmaug").mkdir(parents=True)
+    pd.concat(rows).assign(scale="quick").to_csv(tmp_path / "results" / "wmaug" / "scores.csv", index=False)
+    with pytest.raises(CL.ClaimsError, match="scale"):
+        CL.study_evidence(cfg, "wmaug", tmp_path)

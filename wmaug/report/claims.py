@@ -1,0 +1,692 @@
+"""The papers' claims as data (``config/claims.yaml``) and their verdicts from the regenerated results.
+
+A claim is a list of checks; each check is one of :data:`CHECKS` over a per-run metric (:data:`METRICS`: one
+value per seed of a cell, from the study's ``scores.csv`` or paper A's Fig 5 critic traces). The statistic of a
+check is the IQM (or mean) over seeds, per task or pooled over tasks, with a 95% interval from rliable's
+stratified bootstrap (:func:`wmaug.report.aggregate._interval`, seeded per claim, check and task). The verdict:
+
+- ``supported``: the whole interval lies on the claimed side of the threshold;
+- ``contradicted``: the whole interval lies on the other side;
+- ``inconclusive``: the interval overlaps the threshold, or a side has fewer than ``min_seeds`` seeds;
+- ``not run``: none of the check's cells were found.
+
+Per-task checks combine their tasks by a quantifier (``all``, ``nearly_all``, ``most``, ``any``): supported
+when enough tasks are supported to meet it, contradicted when too many are contradicted for it ever to be met,
+inconclusive otherwise (a task not run counts as undecided). A claim combines its checks the same way with
+``all``. Nothing here guesses: a missing cell never becomes a number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from wmaug import config as C
+from wmaug.data import DATASET_KINDS
+from wmaug.envs import ENV_SPECS, unknown_name_message
+from wmaug.errors import InputError
+from wmaug.methods import METHODS
+from wmaug.report.aggregate import _interval, _poi_per_task, iqm
+
+log = logging.getLogger("wmaug.claims")
+
+VERDICTS = ("supported", "contradicted", "inconclusive", "not run")
+CHECKS = ("level", "difference", "improvement_probability")
+OPS = (">", ">=", "<", "<=", "within")
+SCOPES = ("per_task", "aggregate")
+ESTIMATORS = ("iqm", "mean")
+#: share of the tasks a quantifier needs (any: one task)
+QUANTIFIERS = {"all": 1.0, "nearly_all": 0.8, "most": 0.5, "any": 0.0}
+#: metric -> (its parameters with defaults, what it measures)
+METRICS = {
+    "final": ({}, "last online evaluation"),
+    "auc": ({}, "mean normalised score over the online run (trapezoid)"),
+    "best_until": ({"at": None}, "best evaluation within the first {at:.0%} of the online run"),
+    "dip": ({"within": None}, "hand-off score minus the lowest within the first {within:.0%} of the online run"),
+    "late_mean": ({"from": 0.0}, "mean over the online run after its first {from:.0%}"),
+    "critic_error": ({"tail": 0}, "mean |min(Q1, Q2) - G_t| / mean |G_t| along the Fig 5 expert episode"),
+    "critic_gap": ({"ref": None, "tail": 0}, "mean |Q - Q_{ref}| / mean |G_t| along the Fig 5 expert episode"),
+}
+CRITIC_METRICS = ("critic_error", "critic_gap")
+PAPERS = {"A": "wmaug", "B": "balanced_replay"}  # paper -> pipeline
+SCORE_COLUMN = "normalized_score"
+CLAIM_KEYS = ("id", "paper", "figure", "says", "checks")
+CHECK_KEYS = ("check", "x", "y", "metric", "op", "threshold", "scope", "over_tasks", "envs", "datasets", "tasks",
+              "estimator")
+SIDE_KEYS = ("method", "dataset", "column")
+
+
+class ClaimsError(InputError):
+    """A claims file that cannot be used: bad YAML, unknown names, missing or ill-typed keys."""
+
+
+# --------------------------------------------------------------------------- the claims file
+@dataclass(frozen=True)
+class Side:
+    method: str
+    dataset: str | None = None  # replaces the task's dataset (B5: random vs medium-expert of one env)
+    column: str = SCORE_COLUMN  # a curve column (late_mean), e.g. paper B's offline_share
+
+    def describe(self) -> str:
+        extra = [v for v in (self.dataset, None if self.column == SCORE_COLUMN else self.column) if v]
+        return self.method + (f" ({', '.join(extra)})" if extra else "")
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    x: Side
+    metric: str
+    params: dict
+    op: str
+    threshold: float
+    y: Side | None = None
+    scope: str = "per_task"
+    over_tasks: str = "all"
+    estimator: str = "iqm"
+    envs: tuple | None = None
+    datasets: tuple | None = None
+    tasks: tuple | None = None  # explicit (env, dataset) pairs instead of envs x datasets
+
+    def metric_text(self) -> str:
+        fmt = {k: v for k, v in self.params.items() if v is not None}
+        return METRICS[self.metric][1].format(**fmt) if fmt or "{" not in METRICS[self.metric][1] else self.metric
+
+    def describe(self) -> str:
+        stat = {"level": f"{self.estimator.upper()} {self.metric}[{self.x.describe()}]",
+                "difference": f"{self.estimator.upper()} {self.metric}[{self.x.describe()}] - "
+                              f"{self.estimator.upper()} {self.metric}[{self.y.describe() if self.y else ''}]",
+                "improvement_probability": f"P({self.x.describe()} > {self.y.describe() if self.y else ''}) "
+                                           f"on {self.metric}"}[self.check]
+        op = f"within +/-{self.threshold:g}" if self.op == "within" else f"{self.op} {self.threshold:g}"
+        where = ("pooled over tasks" if self.scope == "aggregate" else
+                 f"per task, {self.over_tasks.replace('_', ' ')} of them")
+        return f"{stat} {op} ({where}; {self.metric}: {self.metric_text()})"
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    paper: str
+    figure: str
+    says: str
+    checks: tuple[Check, ...]
+
+    @property
+    def pipeline(self) -> str:
+        return PAPERS[self.paper]
+
+
+@dataclass(frozen=True)
+class Claims:
+    min_seeds: int
+    claims: tuple[Claim, ...]
+    path: str = ""
+
+
+def _name(kind: str, value, valid: Sequence[str], where: str) -> str:
+    if not isinstance(value, str) or value not in valid:
+        raise ClaimsError(unknown_name_message(kind, value, list(valid), where))
+    return value
+
+
+def _keys(obj, valid: Sequence[str], where: str, required: Sequence[str] = ()) -> dict:
+    if not isinstance(obj, dict):
+        raise ClaimsError(f"{where}: expected a mapping, got {type(obj).__name__} {obj!r}")
+    for k in obj:
+        _name("key", k, valid, where)
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ClaimsError(f"{where}: missing key(s) {', '.join(missing)}")
+    return obj
+
+
+def _number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ClaimsError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _share(value, where: str) -> float:
+    v = _number(value, where)
+    if not 0.0 <= v <= 1.0:
+        raise ClaimsError(f"{where}: expected a share of the online run in [0, 1], got {value!r}")
+    return v
+
+
+def _side(obj, pipeline: str, where: str) -> Side:
+    obj = _keys(obj, SIDE_KEYS, where, required=("method",))
+    methods = [m for m, r in METHODS.items() if r.pipeline == pipeline]
+    method = _name("method", obj["method"], methods, f"{where}.method")
+    dataset = obj.get("dataset")
+    if dataset is not None:
+        _name("dataset", dataset, DATASET_KINDS, f"{where}.dataset")
+    column = obj.get("column", SCORE_COLUMN)
+    if not isinstance(column, str) or not column:
+        raise ClaimsError(f"{where}.column: expected a column name, got {column!r}")
+    return Side(method, dataset, column)
+
+
+def _metric(obj, where: str) -> tuple[str, dict]:
+    obj = _keys(obj, ["name", *{p for ps, _ in METRICS.values() for p in ps}], where, required=("name",))
+    name = _name("metric", obj["name"], list(METRICS), f"{where}.name")
+    defaults = METRICS[name][0]
+    params = {}
+    for k, v in obj.items():
+        if k == "name":
+            continue
+        if k not in defaults:
+            raise ClaimsError(unknown_name_message(f"parameter of metric {name!r}", k, list(defaults), where))
+        params[k] = v
+    for k, default in defaults.items():
+        if k not in params:
+            if default is None:
+                raise ClaimsError(f"{where}: metric {name!r} needs {k!r}")
+            params[k] = default
+    for k in ("at", "within", "from"):
+        if k in params:
+            params[k] = _share(params[k], f"{where}.{k}")
+    if "tail" in params:
+        if isinstance(params["tail"], bool) or not isinstance(params["tail"], int) or params["tail"] < 0:
+            raise ClaimsError(f"{where}.tail: expected a whole number of steps >= 0, got {params['tail']!r}")
+    return name, params
+
+
+def _check(obj, pipeline: str, where: str) -> Check:
+    obj = _keys(obj, CHECK_KEYS, where, required=("check", "x", "metric", "op", "threshold"))
+    kind = _name("check", obj["check"], CHECKS, f"{where}.check")
+    x = _side(obj["x"], pipeline, f"{where}.x")
+    y = None
+    if kind in ("difference", "improvement_probability"):
+        if "y" not in obj:
+            raise ClaimsError(f"{where}: check {kind!r} compares two sides and needs 'y'")
+        y = _side(obj["y"], pipeline, f"{where}.y")
+    elif "y" in obj:
+        raise ClaimsError(f"{where}: check 'level' has one side; remove 'y' or use 'difference'")
+    metric, params = _metric(obj["metric"], f"{where}.metric")
+    if metric == "critic_gap":
+        methods = [m for m, r in METHODS.items() if r.pipeline == pipeline]
+        _name("method", params["ref"], methods, f"{where}.metric.ref")
+    op = _name("op", obj["op"], OPS, f"{where}.op")
+    threshold = _number(obj["threshold"], f"{where}.threshold")
+    if op == "within" and threshold < 0:
+        raise ClaimsError(f"{where}.threshold: 'within' needs a margin >= 0, got {threshold:g}")
+    if kind == "improvement_probability" and not 0.0 <= threshold <= 1.0:
+        raise ClaimsError(f"{where}.threshold: a probability of improvement lies in [0, 1], got {threshold:g}")
+    scope = _name("scope", obj.get("scope", "per_task"), SCOPES, f"{where}.scope")
+    over = _name("quantifier", obj.get("over_tasks", "all"), list(QUANTIFIERS), f"{where}.over_tasks")
+    estimator = _name("estimator", obj.get("estimator", "iqm"), ESTIMATORS, f"{where}.estimator")
+    envs = datasets = tasks = None
+    if "tasks" in obj:
+        if "envs" in obj or "datasets" in obj:
+            raise ClaimsError(f"{where}: give either 'tasks' or 'envs'/'datasets', not both")
+        if not isinstance(obj["tasks"], list) or not obj["tasks"]:
+            raise ClaimsError(f"{where}.tasks: expected a non-empty list of [env, dataset] pairs")
+        pairs = []
+        for i, t in enumerate(obj["tasks"]):
+            if not isinstance(t, list) or len(t) != 2:
+                raise ClaimsError(f"{where}.tasks[{i}]: expected [env, dataset], got {t!r}")
+            pairs.append((_name("env", t[0], list(ENV_SPECS), f"{where}.tasks[{i}]"),
+                          _name("dataset", t[1], DATASET_KINDS, f"{where}.tasks[{i}]")))
+        tasks = tuple(pairs)
+    for key, valid in (("envs", list(ENV_SPECS)), ("datasets", DATASET_KINDS)):
+        if key in obj:
+            if not isinstance(obj[key], list) or not obj[key]:
+                raise ClaimsError(f"{where}.{key}: expected a non-empty list, got {obj[key]!r}")
+            names = tuple(_name(key[:-1], v, valid, f"{where}.{key}") for v in obj[key])
+            envs, datasets = (names, datasets) if key == "envs" else (envs, names)
+    return Check(kind, x, metric, params, op, threshold, y, scope, over, estimator, envs, datasets, tasks)
+
+
+def parse_claims(data, where: str = "claims") -> Claims:
+    """Check a loaded claims file (names, types, required keys) and build :class:`Claims`; raises
+    :class:`ClaimsError` naming the claim, the key and the bad value."""
+    data = _keys(data, ("min_seeds", "claims"), where, required=("claims",))
+    min_seeds = data.get("min_seeds", 3)
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
+        raise ClaimsError(f"{where}: min_seeds must be a whole number >= 1, got {min_seeds!r}")
+    if not isinstance(data["claims"], list) or not data["claims"]:
+        raise ClaimsError(f"{where}: 'claims' must be a non-empty list")
+    claims, seen = [], set()
+    from wmaug.report.build import figure_names
+
+    for i, obj in enumerate(data["claims"]):
+        w = f"{where}: claims[{i}]"
+        obj = _keys(obj, CLAIM_KEYS, w, required=CLAIM_KEYS)
+        cid = obj["id"]
+        if not isinstance(cid, str) or not cid:
+            raise ClaimsError(f"{w}.id: expected a name, got {cid!r}")
+        if cid in seen:
+            raise ClaimsError(f"{w}.id: claim {cid!r} appears twice")
+        seen.add(cid)
+        w = f"{where}: claim {cid}"
+        paper = _name("paper", obj["paper"], list(PAPERS), f"{w}.paper")
+        figure = _name("figure", obj["figure"], figure_names(PAPERS[paper]), f"{w}.figure")
+        if not isinstance(obj["says"], str) or not obj["says"].strip():
+            raise ClaimsError(f"{w}.says: expected the claim in words")
+        if not isinstance(obj["checks"], list) or not obj["checks"]:
+            raise ClaimsError(f"{w}.checks: expected a non-empty list of checks")
+        checks = tuple(_check(c, PAPERS[paper], f"{w}.checks[{j}]") for j, c in enumerate(obj["checks"]))
+        claims.append(Claim(cid, paper, figure, " ".join(obj["says"].split()), checks))
+    return Claims(min_seeds, tuple(claims), where)
+
+
+def load_claims(path: str | Path) -> Claims:
+    path = Path(path)
+    if not path.is_file():
+        raise ClaimsError(f"claims file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ClaimsError(f"{path}: not valid YAML ({exc})") from None
+    return parse_claims(data, where=str(path))
+
+
+# --------------------------------------------------------------------------- the evidence at hand
+@dataclass
+class StudyEvidence:
+    """One study's regenerated results: its scores table (None: not aggregated) and paper A's critic traces
+    per (env, dataset)."""
+
+    study: str
+    scores: pd.DataFrame | None
+    critic_traces: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)  # the configured main grid: default envs / datasets of a check
+    figures: dict = field(default_factory=dict)  # figure name -> file (relative to the claims' folder)
+
+    def runs(self, side: Side, env: str, dataset: str, metric: str, params: dict) -> np.ndarray:
+        """One value of ``metric`` per seed (ascending seed ids) of the cell ``side`` on (env, dataset)."""
+        if metric in CRITIC_METRICS:
+            return _critic_runs(self.critic_traces.get((env, dataset)), side.method, metric, params)
+        if self.scores is None:
+            return np.empty(0)
+        rows = self.scores[(self.scores["env"] == env) & (self.scores["dataset"] == dataset)
+                           & (self.scores["method"] == side.method) & (self.scores["phase"] == "online")]
+        if rows.empty:
+            return np.empty(0)
+        if side.column not in rows.columns:
+            raise ClaimsError(f"{self.study}: the scores table has no column {side.column!r} "
+                              f"(columns: {', '.join(map(str, rows.columns))})")
+        out = []
+        for _, g in rows.sort_values(["seed", "step"]).groupby("seed", sort=True):
+            out.append(run_metric(g["step"].to_numpy(float), g[side.column].to_numpy(float), metric, params))
+        return np.asarray(out, dtype=float)
+
+
+def run_metric(steps: np.ndarray, values: np.ndarray, metric: str, params: dict) -> float:
+    """One run's ``metric`` from its online curve (steps ascending, step 0 = the hand-off evaluation)."""
+    keep = ~np.isnan(values)
+    steps, values = steps[keep], values[keep]
+    if not len(values):
+        return float("nan")
+    span = steps[-1] - steps[0]
+    if metric == "final":
+        return float(values[-1])
+    if metric == "auc":
+        if span <= 0:
+            return float(values.mean())
+        return float(np.sum(0.5 * (values[1:] + values[:-1]) * np.diff(steps)) / span)
+    if metric == "best_until":
+        return float(values[steps <= steps[0] + params["at"] * span].max())
+    if metric == "dip":
+        window = values[steps <= steps[0] + params["within"] * span]
+        return float(values[0] - window.min())
+    if metric == "late_mean":
+        return float(values[steps >= steps[0] + params["from"] * span].mean())
+    raise ValueError(f"run_metric: unknown metric {metric!r}")
+
+
+def _critic_runs(trace: pd.DataFrame | None, method: str, metric: str, params: dict) -> np.ndarray:
+    """Per seed: the critic's error to the return-to-go (critic_error), or its distance to the ``ref`` critic of
+    the same seed (critic_gap), both over mean |G_t|; each seed's last ``tail`` steps left out (at most half)."""
+    if trace is None:
+        return np.empty(0)
+    own = trace[trace["label"] == method]
+    ref = trace[trace["label"] == params["ref"]] if metric == "critic_gap" else None
+    out = []
+    for seed, g in own.sort_values(["seed", "t"]).groupby("seed", sort=True):
+        keep = len(g) - min(int(params["tail"]), len(g) // 2)
+        g = g.iloc[:keep]
+        scale = np.abs(g["return_to_go"].to_numpy(float)).mean()
+        q = g["q_min"].to_numpy(float)
+        if ref is None:
+            other = g["return_to_go"].to_numpy(float)
+        else:
+            r = ref[ref["seed"] == seed].sort_values("t").iloc[:keep]
+            if len(r) != len(g):
+                continue  # the reference critic of this seed was not traced
+            other = r["q_min"].to_numpy(float)
+        out.append(np.abs(q - other).mean() / scale if scale > 0 else np.nan)
+    return np.asarray(out, dtype=float)
+
+
+# --------------------------------------------------------------------------- verdicts
+def interval_verdict(op: str, threshold: float, lo: float, hi: float) -> str:
+    """supported / contradicted / inconclusive of the claim ``statistic <op> threshold`` given its interval."""
+    if op in (">", ">="):
+        ok = lo > threshold if op == ">" else lo >= threshold
+        bad = hi <= threshold if op == ">" else hi < threshold
+    elif op in ("<", "<="):
+        ok = hi < threshold if op == "<" else hi <= threshold
+        bad = lo >= threshold if op == "<" else lo > threshold
+    else:  # within +/- threshold
+        ok = -threshold <= lo and hi <= threshold
+        bad = lo > threshold or hi < -threshold
+    return "supported" if ok else "contradicted" if bad else "inconclusive"
+
+
+def combine(verdicts: Sequence[str], quantifier: str) -> str:
+    """Several verdicts (tasks of a check, checks of a claim) -> one, under ``quantifier``: supported once enough
+    are supported, contradicted once too many are contradicted for it ever to hold; ``not run`` if none ran."""
+    n = len(verdicts)
+    if not n or all(v == "not run" for v in verdicts):
+        return "not run"
+    need = 1 if quantifier == "any" else (n // 2 + 1 if quantifier == "most" else
+                                         math.ceil(QUANTIFIERS[quantifier] * n - 1e-9))
+    supported = sum(v == "supported" for v in verdicts)
+    contradicted = sum(v == "contradicted" for v in verdicts)
+    if supported >= need:
+        return "supported"
+    if n - contradicted < need:
+        return "contradicted"
+    return "inconclusive"
+
+
+def _estimate(estimator: str) -> Callable[[np.ndarray], float]:
+    return (lambda a: float(iqm(a))) if estimator == "iqm" else (lambda a: float(np.mean(a)))
+
+
+def _statistic(check: Check) -> Callable:
+    """(runs, tasks) matrices of x (and y) -> the check's statistic."""
+    est = _estimate(check.estimator)
+    if check.check == "level":
+        return lambda x: np.array([est(x)])
+    if check.check == "difference":
+        return lambda x, y: np.array([est(x) - est(y)])
+    return lambda x, y: np.array([_poi_per_task(x, y).mean()])
+
+
+def _matrix(columns: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Tasks' seed values -> (runs, tasks), keeping the lowest seed ids up to the smallest count."""
+    n = min(len(c) for c in columns)
+    return np.stack([c[:n] for c in columns], axis=1), n
+
+
+def _estimate_with_interval(check: Check, xs: list[np.ndarray], ys: list[np.ndarray] | None, reps: int,
+                            seed: int, key: tuple) -> dict:
+    mx, nx = _matrix(xs)
+    mats = [mx]
+    n_y = None
+    if ys is not None:
+        my, n_y = _matrix(ys)
+        mats.append(my)
+    func = _statistic(check)
+    point = float(func(*mats)[0])
+    if min(nx, n_y or nx) < 2 or reps < 1:
+        lo = hi = point
+    else:
+        score = {"|".join(map(str, key)): mats[0] if ys is None else mats}
+        p, ci = _interval(score, func, reps, seed, key)
+        point, lo, hi = float(p[0]), float(ci[0, 0]), float(ci[1, 0])
+    return {"value": point, "lo": lo, "hi": hi, "n_seeds_x": nx, "n_seeds_y": n_y}
+
+
+def check_tasks(check: Check, grid: dict) -> list[tuple[str, str]]:
+    """The (env, dataset) tasks a check is about: its own list, or envs x datasets (default: the study's grid)."""
+    if check.tasks is not None:
+        return list(check.tasks)
+    envs = check.envs or tuple(grid.get("envs", ()))
+    datasets = check.datasets or tuple(grid.get("datasets", ()))
+    return [(e, d) for e in envs for d in datasets]
+
+
+def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, seed: int, key: tuple) -> dict:
+    """A check's verdict with its evidence: per-task (or pooled) estimate, 95% interval and seed counts."""
+    sides = [check.x] + ([check.y] if check.y is not None else [])
+    rows, xs, ys, ran = [], [], [], []
+    tasks = check_tasks(check, ev.grid)
+    for env, ds in tasks:
+        values = [ev.runs(s, env, s.dataset or ds, check.metric, check.params) for s in sides]
+        values = [v[~np.isnan(v)] for v in values]
+        label = {"env": env, "dataset": " vs ".join(dict.fromkeys(s.dataset or ds for s in sides))}
+        lacking = [s.describe() for s, v in zip(sides, values) if not len(v)]
+        if lacking:
+            rows.append({**label, "verdict": "not run", "why": f"no finished cells of {', '.join(lacking)}"})
+            continue
+        ran.append(label)
+        xs.append(values[0])
+        if len(values) > 1:
+            ys.append(values[1])
+        if check.scope == "per_task":
+            est = _estimate_with_interval(check, [values[0]], [values[1]] if len(values) > 1 else None, reps, seed,
+                                          (*key, env, ds))
+            rows.append({**label, **est, **_verdict(check, est, min_seeds)})
+    result = {"check": check.describe(), "scope": check.scope, "tasks": rows}
+    if check.scope == "per_task":
+        result["verdict"] = combine([r["verdict"] for r in rows], check.over_tasks)
+        decided = [r for r in rows if r["verdict"] != "not run"]
+        result["summary"] = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}" for v in VERDICTS
+                                      if any(r["verdict"] == v for r in rows)) + f" of {len(rows)} task(s)"
+        if decided:
+            result["n_seeds"] = min(min(r["n_seeds_x"], r["n_seeds_y"] or r["n_seeds_x"]) for r in decided)
+        return result
+    if not ran:
+        result.update(verdict="not run", summary=f"none of {len(tasks)} task(s) ran")
+        return result
+    est = _estimate_with_interval(check, xs, ys if check.y is not None else None, reps, seed, key)
+    verdict = _verdict(check, est, min_seeds)
+    missing = [r for r in rows if r["verdict"] == "not run"]
+    if missing and verdict["verdict"] != "inconclusive":
+        # a pooled statistic over fewer tasks than claimed is a different claim
+        verdict = {"verdict": "inconclusive", "why": f"{len(missing)} of {len(tasks)} task(s) not run"}
+    result.update(est, **verdict, n_seeds=min(est["n_seeds_x"], est["n_seeds_y"] or est["n_seeds_x"]),
+                  summary=f"pooled over {len(ran)} of {len(tasks)} task(s)")
+    return result
+
+
+def _verdict(check: Check, est: dict, min_seeds: int) -> dict:
+    n = min(est["n_seeds_x"], est["n_seeds_y"] or est["n_seeds_x"])
+    if n < min_seeds:
+        return {"verdict": "inconclusive", "why": f"{n} seed(s) < min_seeds = {min_seeds}"}
+    return {"verdict": interval_verdict(check.op, check.threshold, est["lo"], est["hi"])}
+
+
+def evaluate_claims(claims: Claims, evidence: dict[str, StudyEvidence], *, scale: str, reps: int,
+                    seed: int = 0) -> list[dict]:
+    """Every claim's verdict. ``evidence`` maps a pipeline (wmaug, balanced_replay) to its study's results."""
+    out = []
+    for claim in claims.claims:
+        ev = evidence.get(claim.pipeline)
+        entry = {"id": claim.id, "paper": claim.paper, "figure": claim.figure, "says": claim.says, "scale": scale}
+        if ev is None:
+            out.append({**entry, "study": None, "figure_file": None, "verdict": "not run",
+                        "why": f"no study of pipeline {claim.pipeline!r} in the config", "checks": []})
+            continue
+        checks = [evaluate_check(c, ev, claims.min_seeds, reps, seed, (claim.id, i))
+                  for i, c in enumerate(claim.checks)]
+        verdict = combine([c["verdict"] for c in checks], "all")
+        seeds = [c["n_seeds"] for c in checks if "n_seeds" in c]
+        out.append({**entry, "study": ev.study, "figure_file": ev.figures.get(claim.figure), "verdict": verdict,
+                    "n_seeds": min(seeds) if seeds else 0, "min_seeds": claims.min_seeds, "checks": checks})
+    return out
+
+
+# --------------------------------------------------------------------------- evidence from the results folders
+def study_evidence(cfg: dict, study: str, figures_dir: Path) -> StudyEvidence:
+    """A study's results as the report rule left them: ``<results_dir>/<study>/scores.csv`` and, for paper A,
+    its Fig 5 critic traces; figure files by name (those present in ``figures_dir``)."""
+    s = C.scale_cfg(cfg)
+    path = Path(s["results_dir"]) / study / "scores.csv"
+    scores = None
+    if path.is_file():
+        scores = pd.read_csv(path)
+        if scores.empty:
+            scores = None
+        elif set(scores["scale"].astype(str)) != {cfg["scale"]}:
+            raise ClaimsError(f"{path}: scores of scale(s) {sorted(set(scores['scale'].astype(str)))}, the claims "
+                              f"are evaluated for scale {cfg['scale']!r}")
+    traces = {}
+    pipeline = cfg["studies"][study]["pipeline"]
+    if pipeline == "wmaug":
+        for job in C.critic_trace_jobs(cfg, study):
+            p = Path(C.critic_trace_path(cfg, study, job["env"], job["dataset"]))
+            if p.is_file():
+                traces[(job["env"], job["dataset"])] = pd.read_csv(p)
+    from wmaug.report.build import figure_names
+
+    figures = {name: f"{study}_{name}.png" for name in figure_names(pipeline)
+               if (Path(figures_dir) / f"{study}_{name}.png").is_file()}
+    grid = {k: cfg["studies"][study][k] for k in ("envs", "datasets")}
+    return StudyEvidence(study, scores, traces, grid, figures)
+
+
+def claim_inputs(cfg: dict) -> list[str]:
+    """What the claims rule reads: each study's scores table and paper A's critic traces."""
+    s = C.scale_cfg(cfg)
+    paths = [f"{s['results_dir']}/{study}/scores.csv" for study in cfg["studies"]]
+    for study, grid in cfg["studies"].items():
+        if grid["pipeline"] == "wmaug":
+            paths += [C.critic_trace_path(cfg, study, j["env"], j["dataset"]) for j in C.critic_trace_jobs(cfg, study)]
+    return paths
+
+
+def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path) -> list[dict]:
+    """Evaluate every claim on the results at hand and write claims.json, claims.md and claims.rst to out_dir."""
+    from wmaug.io import write_json, write_text
+
+    claims = load_claims(claims_path)
+    out_dir = Path(out_dir)
+    evidence = {}
+    for study, grid in cfg["studies"].items():
+        evidence.setdefault(grid["pipeline"], study_evidence(cfg, study, out_dir))
+    s = C.scale_cfg(cfg)
+    results = evaluate_claims(claims, evidence, scale=cfg["scale"], reps=int(s["bootstrap_reps"]))
+    doc = {"scale": cfg["scale"], "min_seeds": claims.min_seeds, "claims_file": str(claims_path),
+           "config_hash": _config_hash(evidence), "claims": results}
+    write_json(out_dir / "claims.json", _jsonable(doc))
+    write_text(out_dir / "claims.md", claims_markdown(doc))
+    write_text(out_dir / "claims.rst", claims_rst(doc))
+    counts = {v: sum(r["verdict"] == v for r in results) for v in VERDICTS}
+    log.info("claims (scale %s): %s", cfg["scale"], ", ".join(f"{n} {v}" for v, n in counts.items()))
+    return results
+
+
+def _config_hash(evidence: dict[str, StudyEvidence]) -> dict:
+    out = {}
+    for ev in evidence.values():
+        if ev.scores is not None and "config_hash" in ev.scores.attrs:
+            out[ev.study] = ev.scores.attrs["config_hash"]
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+# --------------------------------------------------------------------------- claims.md / claims.rst
+def _num(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
+
+
+def _estimate_text(r: dict) -> str:
+    if "value" not in r:
+        return r.get("why", "")
+    seeds = f"{r['n_seeds_x']}" + (f"/{r['n_seeds_y']}" if r.get("n_seeds_y") is not None else "")
+    return f"{_num(r['value'])} [{_num(r['lo'])}, {_num(r['hi'])}], {seeds} seeds"
+
+
+def _evidence_lines(claim: dict) -> list[str]:
+    if not claim["checks"]:
+        return [claim.get("why", "")]
+    lines = []
+    for i, c in enumerate(claim["checks"], 1):
+        text = f"check {i}: {c['verdict']} ({c['summary']}"
+        ran = [r for r in c["tasks"] if "value" in r]
+        if c["scope"] == "aggregate" and "value" in c:
+            text += f"; {_estimate_text(c)}"
+        elif len(ran) == 1:
+            text += f"; {_estimate_text(ran[0])}"
+        whys = list(dict.fromkeys(r["why"] for r in ran if r.get("why")))
+        if whys:
+            text += "; " + "; ".join(whys)
+        if c.get("why"):
+            text += f"; {c['why']}"
+        lines.append(text + ")")
+    return lines
+
+
+def claims_markdown(doc: dict) -> str:
+    out = [f"# Claims audit (scale `{doc['scale']}`)", "",
+           "Each claim of PROTOCOL.md checked against the results this harness regenerated (claims file "
+           f"`{doc['claims_file']}`). Estimates are IQMs over seeds (unless a check says mean) with rliable's 95% "
+           f"stratified-bootstrap intervals; a check with fewer than {doc['min_seeds']} seeds per cell is "
+           "inconclusive whatever its interval. `not run`: the cells a check needs are not in the results at this "
+           "scale.", "",
+           "| claim | figure | verdict | seeds | evidence |", "|---|---|---|---|---|"]
+    for c in doc["claims"]:
+        fig = f"[{c['figure']}]({c['figure_file']})" if c.get("figure_file") else c["figure"]
+        out.append(f"| {c['id']} | {c['paper']}: {fig} | **{c['verdict']}** | {c.get('n_seeds', 0) or '-'} | "
+                   + "<br>".join(_evidence_lines(c)).replace("|", "\\|") + " |")
+    for c in doc["claims"]:
+        out += ["", f"## {c['id']}: {c['verdict']}", "", f"> {c['says']}", ""]
+        if c.get("figure_file"):
+            out += [f"Figure: [{c['figure_file']}]({c['figure_file']})", ""]
+        if not c["checks"]:
+            out.append(c.get("why", ""))
+        for i, chk in enumerate(c["checks"], 1):
+            out += [f"{i}. `{chk['check']}`: **{chk['verdict']}** ({chk['summary']})", ""]
+            rows = chk["tasks"] if chk["scope"] == "per_task" else (
+                [{"env": "pooled", "dataset": "", **{k: chk[k] for k in ("value", "lo", "hi", "n_seeds_x",
+                                                                          "n_seeds_y") if k in chk},
+                  "verdict": chk["verdict"], "why": chk.get("why", "")}] + chk["tasks"])
+            out += ["   | env | dataset | estimate [95% interval], seeds (x/y) | verdict |",
+                    "   |---|---|---|---|"]
+            for r in rows:
+                why = f" ({r['why']})" if r.get("why") and "value" in r else ""
+                out.append(f"   | {r['env']} | {r['dataset']} | {_estimate_text(r)} | {r['verdict']}{why} |")
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _rst(text: str) -> str:
+    """Plain text safe inside RST (and inside Snakemake's Jinja pass, which the raw block below covers)."""
+    for ch in "\\*`|_":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def claims_rst(doc: dict) -> str:
+    """The first page of ``snakemake --report``: the claims table, each claim linking to its figure."""
+    title = f"Claims audit (scale {doc['scale']})"
+    out = ["{% raw %}", title, "=" * len(title), "",
+           _rst(f"Every claim of both papers (PROTOCOL.md) checked against the regenerated results: verdict, "
+                f"evidence (IQM over seeds, rliable 95% stratified-bootstrap interval, seeds per side), and the "
+                f"figure that shows it. Fewer than {doc['min_seeds']} seeds per cell: inconclusive. The figures "
+                f"follow, grouped by paper and figure; claims.md and claims.json hold the per-task evidence."), "",
+           ".. list-table::", "   :header-rows: 1", "   :widths: 6 10 40 12 32", "",
+           "   * - claim", "     - figure", "     - says", "     - verdict", "     - evidence"]
+    for c in doc["claims"]:
+        fig = f"`{c['figure_file']}`_" if c.get("figure_file") else _rst(c["figure"])
+        evidence = _rst("; ".join(_evidence_lines(c)))
+        out += [f"   * - {_rst(c['id'])}", f"     - {_rst('Paper ' + c['paper'])}: {fig}",
+                f"     - {_rst(c['says'])}", f"     - **{c['verdict']}**", f"     - {evidence or '-'}"]
+    out += ["", "{% endraw %}", ""]
+    return "\n".join(out)
