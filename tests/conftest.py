@@ -86,6 +86,20 @@ def trained_td3():
     return agent
 
 
+@pytest.fixture(scope="session")
+def noisy_expert(trained_td3):
+    """10K transitions of the trained TD3 plus N(0, 0.1) action noise (as test_td3bc_offline...), and that noisy
+    policy's own return over 10 episodes."""
+    from wmaug.data.d4rl_protocol import rollout_on_env
+    from wmaug.evaluation import evaluate
+
+    policy = greedy(trained_td3)
+    rng = np.random.default_rng(1)
+    behaviour = lambda obs: np.clip(policy(obs) + rng.normal(0, 0.1, 1), -1, 1).astype(np.float32)  # noqa: E731
+    data = episodes_to_transitions(rollout_on_env(pendulum(1), behaviour, 10_000, seed=1))
+    return data, float(evaluate(pendulum(200), behaviour, episodes=10, seed=200).mean())
+
+
 def episodes_to_transitions(episodes: list[dict]) -> Transitions:
     return Transitions(
         observations=np.concatenate([e["observations"][:-1] for e in episodes]),

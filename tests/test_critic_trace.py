@@ -25,7 +25,7 @@ from wmaug.data.d4rl_protocol import rollout_episodes, rollout_on_env, uniform_p
 from wmaug.data.sample import ObsNormalizer
 from wmaug.envs import get_spec
 from wmaug.io import torch_load, torch_save
-from wmaug.nets import DeterministicActor, QEnsemble
+from wmaug.nets import EnsembleDeterministicActor, QEnsemble
 from wmaug.report.critic_trace import CRITIC_PLOT_COLUMNS, plot_critic_trace
 
 GAMMA = 0.99
@@ -117,7 +117,7 @@ def make_model(obs: np.ndarray, act_dim: int, seed: int, offline: bool = True, q
             critic.net.layers[-1].weight.mul_(q_scale)
             critic.net.layers[-1].bias.mul_(q_scale)
         norm = ObsNormalizer.fit(obs[:-1] + shift)
-        return {"actor": DeterministicActor(obs_dim, act_dim, HIDDEN).state_dict(),
+        return {"actor": EnsembleDeterministicActor(1, obs_dim, act_dim, HIDDEN).state_dict(),
                 "critic": critic.state_dict(), "normalizer": norm.state_dict()}
 
     model = part(0.0)

@@ -1,5 +1,6 @@
-"""Paper B's offline learners (CQL, AWAC, BCQ) and FQE: they learn, their ensembles are E independent agents,
-and the two mechanisms the paper leans on do what they claim (CQL's conservatism, FQE's neutral evaluation).
+"""Paper B's offline learners (CQL, AWAC, BCQ) and FQE: they learn, their ensembles are E independent agents (so
+are paper A's batched TD3+BC seeds), and the two mechanisms the paper leans on do what they claim (CQL's
+conservatism, FQE's neutral evaluation).
 
 Learning task: Pendulum (see conftest), data of the trained TD3 of test_learning plus Gaussian noise, no
 interaction. Small networks (64-64) and higher learning rates than the paper's keep each learner to seconds; the
@@ -19,11 +20,12 @@ from wmaug.algos.awac import AWAC, AWACConfig
 from wmaug.algos.bcq import BCQ, BCQConfig
 from wmaug.algos.cql import CQL, CQLConfig
 from wmaug.algos.fqe import FQE, FQEConfig
+from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.data.buffer import Batch, ReplayBuffer
 from wmaug.evaluation import evaluate
 from wmaug.nets import select_members
 
-from conftest import HIDDEN, episodes_to_transitions, greedy, pendulum
+from conftest import HIDDEN, greedy, pendulum
 
 RANDOM_RETURN = -1200.0  # uniform-random actions on Pendulum (200 steps)
 
@@ -40,23 +42,13 @@ def make_agent(algo: str, members: int, hidden=HIDDEN, **overrides):
         return BCQ(3, 1, BCQConfig(hidden=hidden, vae_hidden=hidden, **overrides), members=members)
     if algo == "fqe":
         return FQE(3, 1, FQEConfig(hidden=hidden, lr=1e-3, **overrides), members=members)
+    if algo == "td3bc":  # paper A's learner: members are the seeds of one cell trained as one batch
+        return TD3(3, 1, TD3Config(hidden=hidden, actor_lr=1e-3, critic_lr=1e-3, bc_alpha=2.5, **overrides),
+                   members=members)
     raise ValueError(algo)
 
 
 # ---- learning from a noisy expert's data -------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def noisy_expert(trained_td3):
-    """10K transitions of the trained TD3 plus N(0, 0.1) action noise (as test_td3bc_offline...), and that noisy
-    policy's own return over 10 episodes."""
-    from wmaug.data.d4rl_protocol import rollout_on_env
-
-    policy = greedy(trained_td3)
-    rng = np.random.default_rng(1)
-    behaviour = lambda obs: np.clip(policy(obs) + rng.normal(0, 0.1, 1), -1, 1).astype(np.float32)  # noqa: E731
-    data = episodes_to_transitions(rollout_on_env(pendulum(1), behaviour, 10_000, seed=1))
-    return data, float(evaluate(pendulum(200), behaviour, episodes=10, seed=200).mean())
-
 
 # Budgets: 3000 updates of batch 128 each. CQL at test size: 4 sampled actions per kind (1-D actions) and min-Q
 # weight 10 (the paper's 5 learns more slowly here: -614 after 3000 updates with 10 actions, seed 0).
@@ -95,7 +87,7 @@ def test_offline_learner_learns_from_a_noisy_expert(algo, noisy_expert):
 
 # ---- batched members are independent agents ----------------------------------------------------------
 
-ALGOS = ("cql", "awac", "bcq", "fqe")
+ALGOS = ("cql", "awac", "bcq", "fqe", "td3bc")
 SMALL = (32, 32)
 
 

@@ -69,8 +69,10 @@ def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bo
         run = CellRun(spec, out_dir, dev, progress=progress)
     info = run.run()
     p = run.p
+    t0 = time.perf_counter()
     write_text(out_dir / "curve.csv", curve_csv(p.curve))
     torch_save(run.final_model(), out_dir / "model.pt")
+    p.train_time["io"] = p.train_time.get("io", 0.0) + time.perf_counter() - t0  # checkpoints and results
     offline_iterations = spec["budget"]["offline_iterations"] if spec["recipe"].get("offline") else 0
     online_updates = max(p.updates - offline_iterations, 0)
     summary = {

@@ -34,8 +34,9 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """`members`: a subset of the layers (views of their weights, no copy), e.g. every other one."""
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleMLP(nn.Module):
@@ -45,13 +46,13 @@ class EnsembleMLP(nn.Module):
         dims = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, in) shared by all members, or (E, B, in) one batch per member."""
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """x: (B, in) shared by all members, or (E, B, in) one batch per member; `members` runs a subset only."""
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.members, -1, -1)
+            x = x.unsqueeze(0).expand(len(range(self.members)[members]), -1, -1)
         for layer in self.layers[:-1]:
-            x = F.relu(layer(x))
-        return self.layers[-1](x)
+            x = F.relu(layer(x, members))
+        return self.layers[-1](x, members)
 
 
 class QEnsemble(nn.Module):
@@ -81,11 +82,19 @@ class TwinCriticEnsemble(nn.Module):
             x = x.repeat_interleave(2, dim=0)
         return self.net(x).squeeze(-1).unflatten(0, (self.members, 2))
 
+    def first(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Each agent's Q1 only, (E, B): what actor losses read, at half the cost of both twins."""
+        return self.net(torch.cat([obs, act], dim=-1), slice(0, None, 2)).squeeze(-1)
 
-class DeterministicActor(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), max_action: float = 1.0):
+
+class EnsembleDeterministicActor(nn.Module):
+    """E independent deterministic policies max_action * tanh(MLP_i(s)) in one batched network: obs (B, d)
+    shared or (E, B, d) per member -> (E, B, A)."""
+
+    def __init__(self, members: int, obs_dim: int, act_dim: int, hidden=(256, 256), max_action: float = 1.0):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, act_dim)
+        self.members = members
+        self.net = EnsembleMLP(members, obs_dim, hidden, act_dim)
         self.max_action = max_action
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -171,6 +180,12 @@ class frozen:
     def __exit__(self, *exc):
         for p in self.params:
             p.requires_grad_(True)
+
+
+def make_adam(params, lr: float, **kwargs) -> torch.optim.Adam:
+    """Adam with the fused kernel (one kernel for every parameter's step: about 3.5x faster than the per-tensor loop
+    on a CPU at these sizes, benchmarks/updates_per_second.py); same update rule, float rounding aside."""
+    return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -24,7 +24,7 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
 from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
-from wmaug.evaluation import evaluate
+from wmaug.evaluation import evaluate_parallel
 from wmaug.io import torch_load, torch_save
 
 log = logging.getLogger("wmaug.cell")
@@ -45,7 +45,16 @@ class Progress:
     updates: int = 0
     episodes: int = 0
     episode_return: float = 0.0
-    train_time: dict = field(default_factory=lambda: {"offline": 0.0, "online": 0.0, "eval": 0.0})
+    train_time: dict = field(default_factory=lambda: {"offline": 0.0, "online": 0.0, "eval": 0.0, "io": 0.0})
+
+
+def mean_of(values: list) -> float:
+    """Mean of logged losses (floats, or one-element tensors from a learner that avoids host syncs); NaN if none."""
+    if not values:
+        return float("nan")
+    if isinstance(values[0], torch.Tensor):
+        return float(torch.stack([v.reshape(()) for v in values]).mean())
+    return float(np.mean(values))
 
 
 def load_sample(path: str | Path) -> tuple[Transitions, ObsNormalizer, dict]:
@@ -79,6 +88,7 @@ class Run:
         self.rng = np.random.default_rng(self.seed)  # batch indices, exploration noise, random start actions
         self.env = make_env(self.env_name)
         self.eval_env = make_env(self.env_name)
+        self.eval_envs = [self.eval_env]  # evaluation episodes run side by side, one env each (made when needed)
         # The same evaluation start states at every evaluation of a cell; different per seed.
         self.eval_seed = 1_000_000 + 1000 * self.seed
         self.p = Progress()
@@ -91,8 +101,14 @@ class Run:
         """The deterministic evaluation policy."""
         raise NotImplementedError
 
+    def policy_batch(self, obs: np.ndarray) -> np.ndarray:
+        """The same policy on a batch of states, (N, obs_dim) -> (N, act_dim)."""
+        return np.stack([self.policy(o) for o in obs])
+
     def eval_returns(self) -> np.ndarray:
-        return evaluate(self.eval_env, self.policy, self.budget["eval_episodes"], self.eval_seed)
+        n = self.budget["eval_episodes"]
+        self.eval_envs += [make_env(self.env_name) for _ in range(n - len(self.eval_envs))]
+        return evaluate_parallel(self.eval_envs, self.policy_batch, n, self.eval_seed)
 
     def evaluate(self, phase: str, step: int, extra: dict | None = None) -> None:
         t0 = time.perf_counter()
@@ -109,7 +125,7 @@ class Run:
         }
         for name in self.metric_columns:
             values = self.loss_sums.get(name, [])
-            row[name] = float(np.mean(values)) if values else float("nan")
+            row[name] = mean_of(values)
             if values and not math.isfinite(row[name]):
                 raise NonFiniteLoss(f"{name} became {row[name]} before {phase} step {step}")
         row.update(extra or {})
@@ -118,7 +134,8 @@ class Run:
         log.info("%s step %d: score %.1f (return %.1f), critic loss %.3g, Q %.3g",
                  phase, step, row["normalized_score"], row["raw_return"], row["critic_loss"], row["q_mean"])
 
-    def record(self, metrics: dict[str, float]) -> None:
+    def record(self, metrics: dict[str, float | torch.Tensor]) -> None:
+        # Tensors stay on the device until the next evaluation: no host sync per update.
         for key, value in metrics.items():
             self.loss_sums.setdefault(key, []).append(value)
         self.p.updates += 1
@@ -132,6 +149,7 @@ class Run:
         raise NotImplementedError
 
     def save_checkpoint(self) -> None:
+        t0 = time.perf_counter()
         state = {
             "version": CHECKPOINT_VERSION,
             "config_hash": self.spec["config_hash"],
@@ -143,6 +161,7 @@ class Run:
             "torch_rng": torch.get_rng_state(),
         }
         torch_save(state, self.ckpt_path)
+        self.p.train_time["io"] = self.p.train_time.get("io", 0.0) + time.perf_counter() - t0
 
     def try_resume(self) -> bool:
         if not self.ckpt_path.exists():
@@ -205,7 +224,7 @@ class CellRun(Run):
                     wm, rate, steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
                     gamma=td3["gamma"], terminal=terminal_fn(self.env_name),
                     # later rollout steps act like the TD3 target does: the target actor on normalised states
-                    policy=lambda obs: self.agent.actor_target(self.normalizer(obs)))
+                    policy=lambda obs: self.agent.act(self.normalizer(obs), target=True))
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
@@ -213,8 +232,10 @@ class CellRun(Run):
         self.p = Progress(phase="offline" if recipe["offline"] else "online")
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(self.normalizer(obs), device=self.device).unsqueeze(0)
-        return self.agent.act(x).squeeze(0).cpu().numpy()
+        return self.policy_batch(obs[None])[0]
+
+    def policy_batch(self, obs: np.ndarray) -> np.ndarray:
+        return self.agent.act(torch.as_tensor(self.normalizer(obs), device=self.device)).cpu().numpy()
 
     def update(self, batch) -> None:
         self.record(self.agent.update(batch))

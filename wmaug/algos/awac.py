@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from wmaug.algos.common import StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, moment_matched, soft_update
+from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam, moment_matched, soft_update
 
 ACTION_CLIP = 1.0 - 1e-6  # atanh(+-1) is infinite: dataset actions are clipped to (-1 + 1e-6, 1 - 1e-6)
 
@@ -76,8 +76,8 @@ class AWAC(StatefulAgent):
         self.actor = EnsembleTanhGaussianActor(members, obs_dim, act_dim, cfg.policy_hidden).to(self.device)
         self.critic = TwinCriticEnsemble(members, obs_dim, act_dim, cfg.hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.policy_weight_decay)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = make_adam(self.actor.parameters(), cfg.actor_lr, weight_decay=cfg.policy_weight_decay)
+        self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
         self.updates = 0
 
     def _policy_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,7 +33,7 @@ from torch import nn
 from wmaug.algos.common import StatefulAgent
 from wmaug.algos.cql import repeat_actions
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleMLP, TwinCriticEnsemble, frozen, soft_update
+from wmaug.nets import EnsembleMLP, TwinCriticEnsemble, frozen, make_adam, soft_update
 
 
 @dataclass
@@ -110,9 +110,9 @@ class BCQ(StatefulAgent):
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = TwinCriticEnsemble(members, obs_dim, act_dim, cfg.hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.vae_opt = make_adam(self.vae.parameters(), cfg.vae_lr)
+        self.actor_opt = make_adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
         self.updates = 0
 
     def update(self, b: Batch) -> dict[str, float]:

@@ -23,7 +23,7 @@ import torch
 
 from wmaug.algos.common import GaussianMembers, StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, soft_update
+from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam, soft_update
 
 
 @dataclass
@@ -48,7 +48,7 @@ class FQE(StatefulAgent, GaussianMembers):
         self.policy.requires_grad_(False)  # evaluated, never trained
         self.critic = TwinCriticEnsemble(members, obs_dim, act_dim, cfg.hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        self.critic_opt = make_adam(self.critic.parameters(), cfg.lr)
         self.updates = 0
 
     def update(self, b: Batch) -> dict[str, float]:

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from wmaug.algos.common import StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import QEnsemble, TanhGaussianActor, frozen, soft_update
+from wmaug.nets import QEnsemble, TanhGaussianActor, frozen, make_adam, soft_update
 
 
 @dataclass
@@ -37,9 +37,9 @@ class SAC(StatefulAgent):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
         self.target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.actor_opt = make_adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
+        self.alpha_opt = make_adam([self.log_alpha], cfg.alpha_lr)
         self.updates = 0
 
     def update(self, b: Batch) -> dict[str, float]:

@@ -1,18 +1,25 @@
-"""TD3 (Fujimoto et al. 2018) with the behaviour-cloning term of TD3+BC (Fujimoto & Gu 2021) as an option.
+"""TD3 (Fujimoto et al. 2018) with the behaviour-cloning term of TD3+BC (Fujimoto & Gu 2021) as an option, for E
+independent agents at once.
 
 Numbers: PROTOCOL.md, paper A (the TD3 / TD3+BC reference code).
+
+E members (independent agents: the seeds of one cell) are one batched computation: every layer is one weight
+tensor with a leading member axis (``wmaug.nets``), each member reads its own minibatch, and the loss is the sum
+of the members' losses. Member i's loss depends only on its own weights and batch, so the sum hands each member
+exactly its own gradient, and Adam, being elementwise, makes exactly its own step: members trained together follow
+the update rule of agents trained alone. Batches carry the member axis first, (E, B, ...), and losses come out
+per member, (E,). With one member the axis may be left out of the batch and of ``act``'s input.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
-from torch.nn import functional as F
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import DeterministicActor, QEnsemble, frozen, soft_update
+from wmaug.nets import EnsembleDeterministicActor, TwinCriticEnsemble, frozen, make_adam, soft_update
 
 
 @dataclass
@@ -29,22 +36,26 @@ class TD3Config:
 
 
 class TD3:
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TD3Config, max_action: float = 1.0, device="cpu"):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TD3Config, max_action: float = 1.0, device="cpu",
+                 members: int = 1):
         self.cfg = cfg
         self.max_action = max_action
+        self.members = members
         self.device = torch.device(device)
-        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden, max_action).to(self.device)
-        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, members=2).to(self.device)
+        self.actor = EnsembleDeterministicActor(members, obs_dim, act_dim, cfg.hidden, max_action).to(self.device)
+        self.critic = TwinCriticEnsemble(members, obs_dim, act_dim, cfg.hidden).to(self.device)  # (E, 2, B)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = make_adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
         # The BC term is switched off at the offline -> online hand-off, so it is state, not config.
         self.bc_alpha = cfg.bc_alpha
         self.updates = 0
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
+        """One TD3 step of every member; returns each member's losses, (E,) tensors (no host sync)."""
         cfg = self.cfg
+        b = self._with_member_axis(b)
         self.updates += 1
         with torch.no_grad():
             noise = (torch.randn_like(b.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
@@ -52,38 +63,59 @@ class TD3:
                 -self.max_action, self.max_action
             )
             # y = r + gamma (1 - d) min_i Q'_i(s', pi'(s') + eps); k-step augmented rows carry gamma^k
-            target_q = self.critic_target(b.next_observations, next_action).min(0).values
+            target_q = self.critic_target(b.next_observations, next_action).min(1).values  # (E, B)
             gamma = cfg.gamma if b.discounts is None else b.discounts
             y = b.rewards + gamma * (1.0 - b.terminals) * target_q
-        q = self.critic(b.observations, b.actions)  # (2, B)
-        critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(1).sum()
+        q = self.critic(b.observations, b.actions)  # (E, 2, B)
+        critic_loss = (q - y.unsqueeze(1)).pow(2).mean(-1).sum(-1)  # per member: sum_i mean_B (Q_i - y)^2
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_opt.step()
-        metrics = {"critic_loss": critic_loss.item(), "q_mean": q[0].mean().item()}
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q[:, 0].mean(-1).detach()}
 
         if self.updates % cfg.policy_delay == 0:
             pi = self.actor(b.observations)
             with frozen(self.critic):
-                q_pi = self.critic(b.observations, pi)[0]
+                q_pi = self.critic.first(b.observations, pi)  # Q1(s, pi(s)), (E, B)
             if self.bc_alpha is None:
-                actor_loss = -q_pi.mean()
+                actor_loss = -q_pi.mean(-1)
             else:
-                # TD3+BC: lambda = alpha / mean|Q(s, pi(s))|, loss = -lambda Q + (pi(s) - a)^2
-                lmbda = self.bc_alpha / q_pi.abs().mean().detach()
-                actor_loss = -lmbda * q_pi.mean() + F.mse_loss(pi, b.actions)
+                # TD3+BC: lambda = alpha / mean|Q(s, pi(s))|, loss = -lambda Q + (pi(s) - a)^2, per member
+                lmbda = self.bc_alpha / q_pi.abs().mean(-1).detach()
+                actor_loss = -lmbda * q_pi.mean(-1) + (pi - b.actions).pow(2).mean((-2, -1))
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            actor_loss.sum().backward()
             self.actor_opt.step()
             soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
-            metrics["actor_loss"] = actor_loss.item()
+            metrics["actor_loss"] = actor_loss.detach()
         return metrics
 
+    def _with_member_axis(self, b: Batch) -> Batch:
+        if b.observations.dim() == 3:
+            if b.observations.shape[0] != self.members:
+                raise ValueError(f"a batch for {b.observations.shape[0]} members, this TD3 trains {self.members}")
+            return b
+        if self.members != 1:
+            raise ValueError(f"a batch without member axis for {self.members} members: sample one per member")
+        return Batch(*(None if getattr(b, f.name) is None else getattr(b, f.name).unsqueeze(0) for f in fields(b)))
+
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        # Exploration noise is added by the caller (the online loop owns its random stream).
-        return self.actor(obs)
+    def act_members(self, obs: torch.Tensor, deterministic: bool = True, target: bool = False) -> torch.Tensor:
+        """Each member's action, obs (N, d) shared or (E, N, d) -> (E, N, A). Exploration noise is the caller's:
+        the online loop owns its random streams."""
+        return (self.actor_target if target else self.actor)(obs)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True, target: bool = False) -> torch.Tensor:
+        """The single agent's action, obs (N, d) -> (N, A) (one member), else as :meth:`act_members`."""
+        out = self.act_members(obs, deterministic, target)
+        return out.squeeze(0) if self.members == 1 and obs.dim() == 2 else out
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor, member: int = 0) -> torch.Tensor:
+        """One member's min(Q1, Q2)(s, a): (N,)."""
+        return self.critic(obs, act)[member].min(0).values
 
     def state_dict(self) -> dict:
         return {

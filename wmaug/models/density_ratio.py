@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import mlp
+from wmaug.nets import make_adam, mlp
 
 LOG_EPS = 1e-10  # inside both logs, as in the paper's loss
 
@@ -41,7 +41,7 @@ class DensityRatio:
         # (a unit at w = 0 passes no gradient, so a zero start could never recover).
         nn.init.constant_(self.net[-1].bias, 1.0)
         self.net.to(self.device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.opt = make_adam(self.net.parameters(), lr)
         self.updates = 0
 
     def __call__(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

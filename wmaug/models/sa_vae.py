@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from wmaug.io import torch_load, torch_save
-from wmaug.nets import mlp
+from wmaug.nets import make_adam, mlp
 
 LOG_2PI = math.log(2 * math.pi)
 # Floor / ceiling on the decoder's log sigma (standardised units): a dimension that is (nearly) constant in the
@@ -115,7 +115,7 @@ def train_sa_vae(
 
     torch.manual_seed(seed)
     model = SAVAE(x_train.shape[1], hidden, latent, mean, std).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = make_adam(model.parameters(), lr)
     gen = torch.Generator().manual_seed(seed)  # epoch shuffles
     x = model.standardise(x_train)
     xv = None if x_val is None else model.standardise(np.asarray(x_val, dtype=np.float32))

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from wmaug.data.transitions import Transitions
 from wmaug.io import torch_save
-from wmaug.nets import mlp
+from wmaug.nets import make_adam, mlp
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def train_reward_model(transitions: Transitions, model: "WorldModel", seed: int,
     with torch.random.fork_rng(devices=[]):  # its init must not move the caller's global stream
         torch.manual_seed(seed + 1)
         reward = RewardModel(model.obs_dim, model.act_dim, hidden).to(device)
-    opt = torch.optim.Adam(reward.parameters(), lr=lr)
+    opt = make_adam(reward.parameters(), lr)
     with torch.no_grad():
         s = model.normalize(model._as_tensor(transitions.observations))
         s2 = model.normalize(model._as_tensor(transitions.next_observations))
@@ -278,7 +278,7 @@ def train_world_model(
 
     torch.manual_seed(seed)
     model = WorldModel(data.obs_dim, data.act_dim, cfg, obs_mean, obs_std).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = make_adam(model.parameters(), cfg.lr)
     gen = torch.Generator().manual_seed(seed)  # epoch shuffles
 
     obs = torch.as_tensor(data.observations, device=device)

@@ -1,0 +1,223 @@
+"""Speed of the harness's learners, measured in one run on the machine it is on.
+
+    python benchmarks/speed.py [--seconds 3] [--threads 1] [--members 8] [--device cpu|cuda] [--cell smoke]
+                               [--out benchmarks/results/speed.json]
+
+Updates per second of TD3+BC, CQL, SAC and the world model, for one agent and for K agents batched (K = --members
+seeds as one computation; CQL: paper B's block of 5), beside the plain single-agent eager loops of
+benchmarks/reference.py (written the way CleanRL / CORL write them) and beside d3rlpy's implementation of the same
+algorithm when d3rlpy is installed (see benchmarks/README.md). Same data (10K random transitions, 17-dim states,
+6-dim actions), batch 256, 256-256 networks, every learner sampling its own batches from a buffer on the device.
+"agent-updates/s" counts every agent of a batched step. Each group's plain loop is measured first and last; the
+ratios divide by the mean of the two. `--cell smoke|quick` also runs one real cell (TD3 from scratch on hopper at
+that scale) and splits its wall time into training, evaluation and I/O.
+
+Absolute rates depend on the machine and its load; compare the ratios, which come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmaug.algos.cql import CQL, CQLConfig
+from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
+from wmaug.algos.sac import SAC, SACConfig
+from wmaug.algos.td3 import TD3, TD3Config
+from wmaug.data.buffer import ReplayBuffer
+from wmaug.data.transitions import Transitions
+from wmaug.models.world_model import WorldModel, WorldModelConfig
+from wmaug.nets import make_adam
+from wmaug.provenance import package_versions
+
+from reference import PlainCQL, PlainTD3BC  # benchmarks/ is the script's own folder, first on sys.path
+from timing import rate
+
+OBS, ACT, BATCH, N = 17, 6, 256, 10_000
+TARGETS = {  # issue: speed (CPU, one agent) and GPU (K = 8 batched seeds)
+    "td3bc_vs_d3rlpy": 1.8,
+    "cql_vs_d3rlpy": 3.0,
+    "td3bc_batched_vs_plain_gpu": 20.0,
+}
+
+
+def random_data(seed: int = 0) -> Transitions:
+    rng = np.random.default_rng(seed)
+    terminals = np.zeros(N, "f4")
+    terminals[999::1000] = 1.0
+    return Transitions(rng.normal(size=(N, OBS)).astype("f4"), rng.uniform(-1, 1, (N, ACT)).astype("f4"),
+                       rng.normal(size=N).astype("f4"), rng.normal(size=(N, OBS)).astype("f4"), terminals,
+                       np.zeros(N, "f4"))
+
+
+def d3rlpy_learners(data: Transitions, device: torch.device) -> dict:
+    """d3rlpy's TD3PlusBC, CQL (no Lagrange, 10 sampled actions, weight 5) and SAC at the papers' settings, each with
+    a step that samples its own batch; {} when d3rlpy is not installed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import d3rlpy
+    except ImportError:
+        return {}
+    ds = d3rlpy.dataset.MDPDataset(data.observations, data.actions, data.rewards, data.terminals)
+    dev = "cuda:0" if device.type == "cuda" else "cpu:0"
+    configs = {
+        "td3bc": d3rlpy.algos.TD3PlusBCConfig(batch_size=BATCH, actor_learning_rate=3e-4, critic_learning_rate=3e-4,
+                                              alpha=2.5),
+        "cql": d3rlpy.algos.CQLConfig(batch_size=BATCH, actor_learning_rate=1e-4, critic_learning_rate=3e-4,
+                                      temp_learning_rate=1e-4, alpha_learning_rate=0.0, conservative_weight=5.0,
+                                      n_action_samples=10),
+        "sac": d3rlpy.algos.SACConfig(batch_size=BATCH, actor_learning_rate=3e-4, critic_learning_rate=3e-4),
+    }
+    out = {}
+    for name, config in configs.items():
+        algo = config.create(device=dev)
+        algo.build_with_dataset(ds)
+        out[name] = (lambda a=algo: a.update(ds.sample_transition_batch(BATCH)), d3rlpy.__version__)
+    return out
+
+
+def measure_group(title: str, plain, rows: list, seconds: float) -> list[dict]:
+    """Rates of `rows` [(name, agents, step)] between two measurements of the group's plain loop `plain`."""
+    before = rate(plain, seconds)
+    measured = [(name, agents, rate(step, seconds)) for name, agents, step in rows]
+    after = rate(plain, seconds)
+    ref = (before + after) / 2
+    out = [{"group": title, "learner": "plain eager loop, 1 agent (reference)", "agents": 1, "updates_per_s": ref,
+            "agent_updates_per_s": ref, "ratio_to_plain": 1.0, "plain_first_last": [before, after]}]
+    for name, agents, r in measured:
+        out.append({"group": title, "learner": name, "agents": agents, "updates_per_s": r,
+                    "agent_updates_per_s": r * agents, "ratio_to_plain": r * agents / ref})
+    return out
+
+
+def run_cell(scale: str, device: torch.device) -> dict:
+    """One real cell (TD3 from scratch on hopper: no dataset needed) at `scale`; its wall time split."""
+    from wmaug import config as C
+    from wmaug.cell import run_cell as run
+
+    cfg = C.load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml", scale)
+    spec = C.cell_spec(cfg, "wmaug", "hopper", "random", "td3", 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        summary = run(spec, tmp, device=device.type, progress=False)
+        wall = time.perf_counter() - t0
+    t = summary["time_s"]
+    training = t["offline"] + t["online"]
+    return {"scale": scale, "cell": "wmaug/hopper/td3/seed0", "online_steps": spec["budget"]["online_steps"],
+            "wall_s": wall, "training_s": training, "evaluation_s": t["eval"], "io_s": t.get("io", 0.0),
+            "other_s": wall - training - t["eval"] - t.get("io", 0.0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per row, after a warm-up")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--members", type=int, default=8, help="K: agents batched into one step")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cell", choices=["none", "smoke", "quick"], default="none")
+    parser.add_argument("--out", default="benchmarks/results/speed.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    data = random_data()
+    buffer = ReplayBuffer.of(data, device=device)
+    K = args.members
+    d3 = d3rlpy_learners(data, device)
+
+    def sample(members=None):
+        return buffer.sample(BATCH, rng, members=members)
+
+    rows = []
+    td3bc_1 = TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device)
+    td3bc_k = TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device, members=K)
+    plain = PlainTD3BC(OBS, ACT, device=device)
+    group = [("wmaug TD3+BC, 1 agent", 1, lambda: td3bc_1.update(sample())),
+             (f"wmaug TD3+BC, {K} agents batched", K, lambda: td3bc_k.update(sample(K)))]
+    if "td3bc" in d3:
+        group.append((f"d3rlpy {d3['td3bc'][1]} TD3PlusBC, 1 agent", 1, d3["td3bc"][0]))
+    rows += measure_group("TD3+BC", lambda: plain.update(sample()), group, args.seconds)
+
+    plain_cql = PlainCQL(OBS, ACT, device=device)
+    cql_1 = CQL(OBS, ACT, CQLConfig(), members=1, device=device)
+    cql_5 = CQL(OBS, ACT, CQLConfig(), members=5, device=device)
+    group = [("wmaug CQL, 1 agent", 1, lambda: cql_1.update(sample(1))),
+             ("wmaug CQL, 5 agents batched (a paper B block)", 5, lambda: cql_5.update(sample(5)))]
+    if "cql" in d3:
+        group.append((f"d3rlpy {d3['cql'][1]} CQL, 1 agent", 1, d3["cql"][0]))
+    rows += measure_group("CQL", lambda: plain_cql.update(sample()), group, args.seconds)
+
+    plain_sac = PlainCQL(OBS, ACT, conservative=False, device=device)
+    sac = SAC(OBS, ACT, SACConfig(), device=device)
+    ens = EnsembleSAC(OBS, ACT, EnsembleSACConfig(), members=5, device=device)
+    group = [("wmaug SAC, 1 agent (behaviour policy)", 1, lambda: sac.update(sample())),
+             ("wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)", 1, lambda: ens.update(sample()))]
+    if "sac" in d3:
+        group.append((f"d3rlpy {d3['sac'][1]} SAC, 1 agent", 1, d3["sac"][0]))
+    rows += measure_group("SAC", lambda: plain_sac.update(sample()), group, args.seconds)
+
+    wm = WorldModel(OBS, ACT, WorldModelConfig(), data.observations.mean(0), data.observations.std(0)).to(device)
+    wm_opt = make_adam(wm.parameters(), 1e-4)
+    wm_batch = buffer.sample(4096, rng)
+
+    def wm_step():
+        loss, _ = wm.loss(wm_batch.observations, wm_batch.actions, wm_batch.next_observations, kl_weight=1 / 3)
+        wm_opt.zero_grad()
+        loss.backward()
+        wm_opt.step()
+
+    wm_rate = rate(wm_step, args.seconds, warmup=3)
+    rows.append({"group": "world model", "learner": "wmaug world model, batch 4096, 1 model", "agents": 1,
+                 "updates_per_s": wm_rate, "agent_updates_per_s": wm_rate, "ratio_to_plain": None})
+
+    by = {r["learner"]: r for r in rows}
+    ratios = {}
+    d3_td3 = next((r for r in rows if r["learner"].startswith("d3rlpy") and r["group"] == "TD3+BC"), None)
+    d3_cql = next((r for r in rows if r["learner"].startswith("d3rlpy") and r["group"] == "CQL"), None)
+    if d3_td3:
+        ratios["td3bc_vs_d3rlpy"] = by["wmaug TD3+BC, 1 agent"]["updates_per_s"] / d3_td3["updates_per_s"]
+    if d3_cql:
+        ratios["cql_vs_d3rlpy"] = by["wmaug CQL, 1 agent"]["updates_per_s"] / d3_cql["updates_per_s"]
+    ratios[f"td3bc_batched_vs_plain_{device.type}"] = by[f"wmaug TD3+BC, {K} agents batched"]["ratio_to_plain"]
+
+    print(f"{'group':<12} {'learner':<58} {'updates/s':>10} {'agent-upd/s':>12} {'x plain':>8}")
+    for r in rows:
+        ratio = "" if r["ratio_to_plain"] is None else f"{r['ratio_to_plain']:8.2f}"
+        print(f"{r['group']:<12} {r['learner']:<58} {r['updates_per_s']:10.1f} {r['agent_updates_per_s']:12.1f} "
+              f"{ratio:>8}")
+    if not d3:
+        print("d3rlpy is not installed: no d3rlpy rows (benchmarks/README.md says how to add it)")
+    for key, value in ratios.items():
+        target = TARGETS.get(key if key in TARGETS else key.replace("_cpu", "").replace("_cuda", "_gpu"))
+        note = f" (target >= {target:g})" if target and (device.type == "cuda" or "gpu" not in key) else ""
+        print(f"{key}: {value:.2f}{note}")
+    cells = [run_cell(args.cell, device)] if args.cell != "none" else []
+    for c in cells:
+        print(f"cell {c['cell']} at scale {c['scale']} ({c['online_steps']} steps): wall {c['wall_s']:.1f} s = "
+              f"training {c['training_s']:.1f} + evaluation {c['evaluation_s']:.1f} + I/O {c['io_s']:.2f} + "
+              f"other {c['other_s']:.1f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "members": K, "threads": args.threads,
+        "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        "batch": BATCH, "obs_dim": OBS, "act_dim": ACT, "seconds_per_row": args.seconds,
+        "machine": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0],
+        "packages": package_versions(),
+    }, indent=2))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
