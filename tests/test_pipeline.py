@@ -138,16 +138,30 @@ def test_missing_input_fails_before_compute(tmp_path, base_config):
     assert not (tmp_path / "out").exists()
 
 
-def test_killed_cell_leaves_no_result_and_resumes_to_the_same_curve(tmp_path, hopper_random, base_config):
+def _killable_cell(tmp_path, hopper_random, base_config):
+    """A cell long enough to be stopped mid-way (reference run done), and the command that runs it."""
     spec = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=1, offline_iterations=300, online_steps=1500,
                      online_start_steps=200, eval_every=100, checkpoint_every=100)
     _prepare(tmp_path, hopper_random, spec)
     reference = tmp_path / "reference"
     run_cell(spec, reference, device="cpu", progress=False)
-
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "wmaug.cli", "cell", "--spec-json", json.dumps(spec), "--out", str(out),
            "--device", "cpu", "--threads", "1", "--no-progress"]
+    return reference, out, cmd
+
+
+def _resume_and_compare(cmd, out, reference) -> None:
+    resumed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] is True
+    assert _curve(out).equals(_curve(reference))
+
+
+def test_killed_cell_leaves_no_result_and_resumes_to_the_same_curve(tmp_path, hopper_random, base_config):
+    reference, out, cmd = _killable_cell(tmp_path, hopper_random, base_config)
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -160,10 +174,33 @@ def test_killed_cell_leaves_no_result_and_resumes_to_the_same_curve(tmp_path, ho
     proc.wait()
     assert not (out / "summary.json").exists(), "a killed cell must not look finished"
     assert not (out / "curve.csv").exists()
+    _resume_and_compare(cmd, out, reference)
 
-    resumed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resumed from" in resumed.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed"] is True
-    assert _curve(out).equals(_curve(reference))
+
+def test_sigterm_saves_a_checkpoint_exits_nonzero_and_resumes_to_the_same_curve(tmp_path, hopper_random,
+                                                                                  base_config):
+    """SIGTERM (SLURM's warning before a kill) at a random point of the run: the cell checkpoints at once
+    (offline) or at the next episode end (online), exits 143, and the re-run resumes to the uninterrupted curve.
+    The point is drawn afresh each run and printed; the property must hold wherever it falls."""
+    import random
+
+    reference, out, cmd = _killable_cell(tmp_path, hopper_random, base_config)
+    ref_time = json.loads((reference / "summary.json").read_text())["time_s"]["wall_this_run"]
+    delay = random.Random().uniform(0.05, 0.8) * ref_time
+    print(f"SIGTERM {delay:.2f} s after the first evaluation (the run takes about {ref_time:.1f} s)")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:  # the run has started (signal handler set) once it logs its first evaluation
+        lines.append(line)
+        if "offline step 0:" in line:
+            break
+    time.sleep(delay)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    err = "".join(lines) + err
+    if proc.returncode == 0:
+        pytest.skip(f"the cell finished before SIGTERM at {delay:.2f} s arrived")
+    assert proc.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM at" in err and "run the same command again to resume" in err
+    assert (out / "checkpoint.pt").exists() and not (out / "summary.json").exists()
+    _resume_and_compare(cmd, out, reference)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from wmaug import config as C
-from wmaug.errors import InputError
+from wmaug.errors import InputError, Preempted
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -384,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"cell: give --spec-json or all of --study --env --dataset --method --seed (missing {missing})")
     try:
         args.func(args)
+    except Preempted as exc:
+        print(f"wmaug {args.command}: {exc}", file=sys.stderr)
+        sys.exit(143)  # 128 + SIGTERM, as if the signal had ended it: the job failed and a re-run resumes
     except (InputError, FileNotFoundError) as exc:
         # Bad input: a message, not a traceback.
         print(f"wmaug {args.command}: error: {exc}", file=sys.stderr)

@@ -1,5 +1,9 @@
-"""Errors for bad input: the CLI prints these as one message (naming the value and its origin), not a traceback."""
+"""Errors the CLI prints as one message, not a traceback: bad input (naming the value and its origin), preemption."""
 
 
 class InputError(ValueError):
     """Bad input: a config value, a dataset file or id."""
+
+
+class Preempted(RuntimeError):
+    """SIGTERM (what SLURM sends before it kills a job) arrived: a checkpoint was saved; run again to resume."""

@@ -150,9 +150,10 @@ class FinetuneRun(Run):
             if terminated or truncated:
                 self.p.episodes += 1
                 self.p.episode_return = 0.0
-                if t >= next_checkpoint and t < self.steps:
+                if (t >= next_checkpoint or self.stop_requested) and t < self.steps:
                     self.p.train_time["online"] += time.perf_counter() - t0
                     self.save_checkpoint()
+                    self.stop_if_requested()
                     t0 = time.perf_counter()
                     next_checkpoint = (t // ckpt_every + 1) * ckpt_every
                 self.obs, _ = self.env.reset()

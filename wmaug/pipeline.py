@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
 from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
+from wmaug.errors import Preempted
 from wmaug.evaluation import evaluate_parallel
 from wmaug.io import torch_load, torch_save
 
@@ -92,6 +95,10 @@ class Run:
         # The same evaluation start states at every evaluation of a cell; different per seed.
         self.eval_seed = 1_000_000 + 1000 * self.seed
         self.p = Progress()
+        # SIGTERM asks the run to stop at its next checkpointable point (now offline, the next episode end online).
+        self.stop_requested = False
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._request_stop)
         self.loss_sums: dict[str, list[float]] = {}
         self.data_meta: dict = {}
         self.obs: np.ndarray | None = None
@@ -141,6 +148,17 @@ class Run:
         self.p.updates += 1
 
     # ---- checkpoints ------------------------------------------------------------------------------
+    def _request_stop(self, signum, frame) -> None:
+        log.warning("SIGTERM: saving a checkpoint at the next %s", "episode end" if self.p.phase == "online"
+                    else "iteration")
+        self.stop_requested = True
+
+    def stop_if_requested(self) -> None:
+        """After a checkpoint: leave if SIGTERM came (the caller exits non-zero; a re-run resumes)."""
+        if self.stop_requested:
+            raise Preempted(f"stopped by SIGTERM at {self.p.phase} step {self.p.step}; checkpoint {self.ckpt_path} "
+                            f"saved: run the same command again to resume")
+
     def extra_state(self) -> dict:
         """The subclass's part of a checkpoint: networks, optimisers, buffers."""
         raise NotImplementedError
@@ -279,8 +297,9 @@ class CellRun(Run):
                 self.p.train_time["offline"] += time.perf_counter() - t0
                 self.evaluate("offline", it)
                 t0 = time.perf_counter()
-            if it % b["checkpoint_every"] == 0 and it < b["offline_iterations"]:
+            if (it % b["checkpoint_every"] == 0 and it < b["offline_iterations"]) or self.stop_requested:
                 self.save_checkpoint()
+                self.stop_if_requested()
         self.p.train_time["offline"] += time.perf_counter() - t0
 
     def hand_off(self) -> None:
@@ -341,9 +360,10 @@ class CellRun(Run):
             if terminated or truncated:
                 self.p.episodes += 1
                 self.p.episode_return = 0.0
-                if t >= next_checkpoint and t < self.online_steps:
+                if (t >= next_checkpoint or self.stop_requested) and t < self.online_steps:
                     self.p.train_time["online"] += time.perf_counter() - t0
                     self.save_checkpoint()
+                    self.stop_if_requested()
                     t0 = time.perf_counter()
                     next_checkpoint = (t // b["checkpoint_every"] + 1) * b["checkpoint_every"]
                 self.obs, _ = self.env.reset()
