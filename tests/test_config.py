@@ -182,3 +182,35 @@ def test_bad_claims_file_stops_snakemake_before_planning(tmp_path):
     assert out.returncode != 0
     assert "config/claims.yaml: claim A1.checks[0].x.method: unknown method 'wm_td3bc'" in text
     assert "Did you mean 'wm_td3bc_td3'" in text and "Job stats" not in text
+
+
+def _job_resources(dry_run_output: str) -> dict[str, list[dict[str, str]]]:
+    """rule -> the resources of each of its jobs, read off `snakemake -n`'s job listing."""
+    jobs, rule = {}, None
+    for line in dry_run_output.splitlines():
+        line = line.strip()
+        if line.startswith("rule ") and line.endswith(":"):
+            rule = line[5:-1]
+        elif line.startswith("resources:") and rule:
+            pairs = (kv.split("=", 1) for kv in line[len("resources:"):].split(", "))
+            jobs.setdefault(rule, []).append({k.strip(): v.strip() for k, v in pairs})
+    return jobs
+
+
+def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
+    """The SLURM profile with the real executor plugin, on a machine without SLURM: the paper-scale plan goes
+    through, every job carries the account and partition to edit, cells and pre-training ask for 2 CPUs, the
+    runtimes are the rules' own (paper A's cells: (offline iterations + online steps) / 6000 minutes)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "figures",
+                          "--config", "scale=paper"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = _job_resources(out.stdout + out.stderr)
+    assert {"cell", "pretrain", "behaviour", "dataset", "world_model", "report_wmaug", "claims"} <= set(jobs)
+    for rule, listed in jobs.items():
+        for res in listed:
+            assert res["slurm_account"] == "EDIT_ME_ACCOUNT" and res["slurm_partition"] == "EDIT_ME_PARTITION", rule
+    assert all(r["cpus_per_task"] == "2" for r in jobs["cell"] + jobs["pretrain"])
+    assert all(r["mem_mb"] == "16000" for r in jobs["pretrain"] + jobs["report_wmaug"])
+    assert {r["runtime"] for r in jobs["cell"]} >= {str((200_000 + 500_000) // 6000)}
+    assert len(jobs["cell"]) == 615 + 572
