@@ -214,3 +214,62 @@ def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
     assert all(r["mem_mb"] == "16000" for r in jobs["pretrain"] + jobs["report_wmaug"])
     assert {r["runtime"] for r in jobs["cell"]} >= {str((200_000 + 500_000) // 6000)}
     assert len(jobs["cell"]) == 615 + 572
+
+
+def _leaves(obj, path=()):
+    """Every (path, value) of a nested config, containers included."""
+    yield path, obj
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        yield from _leaves(v, path + (k,))
+
+
+def _set(cfg, path, value) -> None:
+    node = cfg
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+
+
+WRONG_VALUES = ["", "x", "1e3", -1, 0, -0.5, 1.5, 10**12, 2.5e-300, float("nan"), float("inf"), True, None, [], [1, "a"],
+                {}, {"a": 1}, [[]], -(10**12)]
+
+
+def test_config_fuzz_never_gets_past_validation_into_a_traceback(base_config):
+    """600 seeded random edits: one value anywhere in the config (or a key added or removed) replaced by a value
+    of another type or out of range. validate() either accepts the result or raises ConfigError naming a key;
+    never another exception."""
+    import random
+
+    rng = random.Random(0)
+    paths = [p for p, _ in _leaves(base_config) if p]
+    accepted = rejected = 0
+    for trial in range(600):
+        cfg = copy.deepcopy(base_config)
+        path = rng.choice(paths)
+        kind = rng.random()
+        try:
+            if kind < 0.8:
+                _set(cfg, path, copy.deepcopy(rng.choice(WRONG_VALUES)))
+            elif kind < 0.9:  # drop a key or list entry
+                node = cfg
+                for k in path[:-1]:
+                    node = node[k]
+                del node[path[-1]]
+            else:  # an unknown key beside it
+                node = cfg
+                for k in path[:-1]:
+                    node = node[k]
+                if isinstance(node, dict):
+                    node[f"unknown_{trial}"] = 1
+        except (KeyError, IndexError, TypeError):
+            continue
+        try:
+            C.validate(cfg, where="fuzz.yaml", check_sources=False)
+            accepted += 1
+        except C.ConfigError as exc:
+            assert "fuzz.yaml" in str(exc), f"{path}: {exc}"
+            rejected += 1
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"edit of {'.'.join(map(str, path))} (trial {trial}) raised {type(exc).__name__}: {exc}")
+    assert rejected > 400  # nearly every such edit is an error the user must hear about

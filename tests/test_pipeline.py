@@ -204,3 +204,31 @@ def test_sigterm_saves_a_checkpoint_exits_nonzero_and_resumes_to_the_same_curve(
     assert "stopped by SIGTERM at" in err and "run the same command again to resume" in err
     assert (out / "checkpoint.pt").exists() and not (out / "summary.json").exists()
     _resume_and_compare(cmd, out, reference)
+
+
+def test_nan_loss_stops_the_cell_naming_loss_and_step_and_keeps_the_last_good_checkpoint(
+        tmp_path, hopper_random, base_config, monkeypatch):
+    """The critic loss turns NaN at update 40 (injected: a real divergence takes unpredictably long). The checkpoint
+    of iteration 30 stays; the one due at 60 is refused (it would hold NaN losses) and the run stops there, before
+    the evaluation at 70, naming the loss and the step; no result is written."""
+    from wmaug.algos.td3 import TD3
+    from wmaug.errors import NonFiniteLoss
+
+    spec = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=2, offline_iterations=100, eval_every=70,
+                     checkpoint_every=30)
+    _prepare(tmp_path, hopper_random, spec)
+    real_update = TD3.update
+
+    def diverging(self, batch):
+        out = real_update(self, batch)
+        if self.updates >= 40:
+            out["critic_loss"] = out["critic_loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(TD3, "update", diverging)
+    out = tmp_path / "cell"
+    with pytest.raises(NonFiniteLoss, match=r"critic_loss became nan before offline step 60 .* last good checkpoint"):
+        run_cell(spec, out, device="cpu", progress=False)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["progress"]["step"] == 30
+    assert not (out / "summary.json").exists() and not (out / "curve.csv").exists()

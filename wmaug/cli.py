@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from wmaug import config as C
-from wmaug.errors import InputError, Preempted
+from wmaug.errors import InputError, NonFiniteLoss, Preempted
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -387,6 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     except Preempted as exc:
         print(f"wmaug {args.command}: {exc}", file=sys.stderr)
         sys.exit(143)  # 128 + SIGTERM, as if the signal had ended it: the job failed and a re-run resumes
+    except NonFiniteLoss as exc:
+        print(f"wmaug {args.command}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
     except (InputError, FileNotFoundError) as exc:
         # Bad input: a message, not a traceback.
         print(f"wmaug {args.command}: error: {exc}", file=sys.stderr)

@@ -7,3 +7,7 @@ class InputError(ValueError):
 
 class Preempted(RuntimeError):
     """SIGTERM (what SLURM sends before it kills a job) arrived: a checkpoint was saved; run again to resume."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite: the run stops, naming the loss and the step; its last checkpoint stays."""

@@ -26,17 +26,13 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
 from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
-from wmaug.errors import Preempted
+from wmaug.errors import NonFiniteLoss, Preempted
 from wmaug.evaluation import evaluate_parallel
 from wmaug.io import torch_load, torch_save
 
 log = logging.getLogger("wmaug.cell")
 
 CHECKPOINT_VERSION = 1
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 @dataclass
@@ -130,11 +126,7 @@ class Run:
             "env_steps": self.p.env_steps,
             "updates": self.p.updates,
         }
-        for name in self.metric_columns:
-            values = self.loss_sums.get(name, [])
-            row[name] = mean_of(values)
-            if values and not math.isfinite(row[name]):
-                raise NonFiniteLoss(f"{name} became {row[name]} before {phase} step {step}")
+        row.update(self.check_losses(phase, step))
         row.update(extra or {})
         self.loss_sums = {}
         self.p.curve.append(row)
@@ -148,6 +140,20 @@ class Run:
         self.p.updates += 1
 
     # ---- checkpoints ------------------------------------------------------------------------------
+    def check_losses(self, phase: str, step: int) -> dict[str, float]:
+        """The mean of each logged loss since the last evaluation; NonFiniteLoss (naming the loss and the step,
+        keeping the last checkpoint, which was saved from finite losses) if one is NaN or infinite."""
+        means = {}
+        for name in self.metric_columns:
+            values = self.loss_sums.get(name, [])
+            means[name] = mean_of(values)
+            if values and not math.isfinite(means[name]):
+                kept = (f"the last good checkpoint {self.ckpt_path} is kept" if self.ckpt_path.exists()
+                        else "no checkpoint had been saved")
+                raise NonFiniteLoss(f"{name} became {means[name]} before {phase} step {step} "
+                                    f"(mean since the previous evaluation); {kept}")
+        return means
+
     def _request_stop(self, signum, frame) -> None:
         log.warning("SIGTERM: saving a checkpoint at the next %s", "episode end" if self.p.phase == "online"
                     else "iteration")
@@ -167,6 +173,7 @@ class Run:
         raise NotImplementedError
 
     def save_checkpoint(self) -> None:
+        self.check_losses(self.p.phase, self.p.step)  # a checkpoint only of finite losses: the last one stays good
         t0 = time.perf_counter()
         state = {
             "version": CHECKPOINT_VERSION,
