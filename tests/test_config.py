@@ -199,18 +199,22 @@ def _job_resources(dry_run_output: str) -> dict[str, list[dict[str, str]]]:
 
 def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
     """The SLURM profile with the real executor plugin, on a machine without SLURM: the paper-scale plan goes
-    through, every job carries the account and partition to edit, cells and pre-training ask for 2 CPUs, the
-    runtimes are the rules' own (paper A's cells: (offline iterations + online steps) / 6000 minutes)."""
+    through, every job carries the account and a partition to edit, cells and pre-training ask for 2 CPUs and a
+    GPU on the GPU partition, the runtimes are the rules' own (paper A's cells: (offline iterations + online steps)
+    / 6000 minutes)."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "figures",
                           "--config", "scale=paper"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     jobs = _job_resources(out.stdout + out.stderr)
     assert {"cell", "pretrain", "behaviour", "dataset", "world_model", "report_wmaug", "claims"} <= set(jobs)
+    training = jobs["cell"] + jobs["pretrain"]
     for rule, listed in jobs.items():
         for res in listed:
-            assert res["slurm_account"] == "EDIT_ME_ACCOUNT" and res["slurm_partition"] == "EDIT_ME_PARTITION", rule
-    assert all(r["cpus_per_task"] == "2" for r in jobs["cell"] + jobs["pretrain"])
+            partition = "EDIT_ME_GPU_PARTITION" if rule in ("cell", "pretrain") else "EDIT_ME_PARTITION"
+            assert res["slurm_account"] == "EDIT_ME_ACCOUNT" and res["slurm_partition"] == partition, rule
+    assert all(r["cpus_per_task"] == "2" and r["gpu"] == "1" for r in training)
+    assert not any("gpu" in r for r in jobs["report_wmaug"] + jobs["dataset"])
     assert all(r["mem_mb"] == "16000" for r in jobs["pretrain"] + jobs["report_wmaug"])
     assert {r["runtime"] for r in jobs["cell"]} >= {str((200_000 + 500_000) // 6000)}
     assert len(jobs["cell"]) == 615 + 572

@@ -172,3 +172,59 @@ def test_finetune_cell_without_its_agents_fails_before_compute(tmp_path, base_co
     with pytest.raises(FileNotFoundError, match="pre-trained agents .* not found"):
         run_cell(spec, tmp_path / "out", device="cpu", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def _sigterm_self_at(cls, method: str, count: int, monkeypatch) -> None:
+    """Patch cls.method to send this process SIGTERM on its count-th call (what SLURM does to a job)."""
+    import os
+    import signal
+
+    real, calls = getattr(cls, method), {"n": 0}
+
+    def wrapped(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == count:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, wrapped)
+
+
+def test_sigterm_stops_pretraining_with_a_checkpoint_and_the_rerun_matches(tmp_path, base_config, hopper_d4rl_file,
+                                                                         monkeypatch):
+    """SIGTERM during update 12 of 30: the block checkpoints at that iteration (losses since the last log row
+    included) and raises Preempted; the re-run resumes to the uninterrupted block's weights and loss history."""
+    from wmaug.errors import Preempted
+
+    cfg = small_config(base_config)
+    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
+    spec["paths"]["dataset"] = f"d4rl:{hopper_d4rl_file}"
+    spec["iterations"] = 30
+    reference = run_pretrain(spec, tmp_path / "reference.pt", torch.device("cpu"), progress=False)
+    _sigterm_self_at(CQL, "update", 12, monkeypatch)
+    out = tmp_path / "block0.pt"
+    with pytest.raises(Preempted, match="stopped by SIGTERM at iteration 12"):
+        run_pretrain(spec, out, torch.device("cpu"), progress=False)
+    assert not out.exists() and out.with_suffix(".checkpoint.pt").exists()
+    monkeypatch.undo()
+    resumed = run_pretrain(spec, out, torch.device("cpu"), progress=False)
+    assert resumed["history"] == reference["history"]
+    for key, value in reference["state"]["critic"].items():
+        assert torch.equal(value, resumed["state"]["critic"][key]), key
+
+
+def test_sigterm_stops_a_finetune_cell_at_an_episode_end_and_the_rerun_matches(tmp_path, base_config,
+                                                                             hopper_d4rl_file, cql_block, monkeypatch):
+    from wmaug.errors import Preempted
+
+    spec = finetune_spec(base_config, "ours", hopper_d4rl_file, cql_block, seed=2, finetune_steps=400)
+    run_cell(spec, tmp_path / "reference", device="cpu", progress=False)
+    _sigterm_self_at(FinetuneRun, "update", 150, monkeypatch)
+    with pytest.raises(Preempted, match="stopped by SIGTERM at online step"):
+        run_cell(spec, tmp_path / "stopped", device="cpu", progress=False)
+    assert (tmp_path / "stopped" / "checkpoint.pt").exists()
+    assert not (tmp_path / "stopped" / "summary.json").exists()
+    monkeypatch.undo()
+    summary = run_cell(spec, tmp_path / "stopped", device="cpu", progress=False)
+    assert summary["resumed"] is True
+    pd.testing.assert_frame_equal(curve(tmp_path / "stopped"), curve(tmp_path / "reference"))

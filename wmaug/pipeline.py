@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
 from wmaug.errors import NonFiniteLoss, Preempted
 from wmaug.evaluation import evaluate_parallel
 from wmaug.io import torch_load, torch_save
+from wmaug.preemption import SigtermFlag
 
 log = logging.getLogger("wmaug.cell")
 
@@ -92,9 +91,7 @@ class Run:
         self.eval_seed = 1_000_000 + 1000 * self.seed
         self.p = Progress()
         # SIGTERM asks the run to stop at its next checkpointable point (now offline, the next episode end online).
-        self.stop_requested = False
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._request_stop)
+        self.sigterm = SigtermFlag("iteration offline, episode end online")
         self.loss_sums: dict[str, list[float]] = {}
         self.data_meta: dict = {}
         self.obs: np.ndarray | None = None
@@ -154,10 +151,9 @@ class Run:
                                     f"(mean since the previous evaluation); {kept}")
         return means
 
-    def _request_stop(self, signum, frame) -> None:
-        log.warning("SIGTERM: saving a checkpoint at the next %s", "episode end" if self.p.phase == "online"
-                    else "iteration")
-        self.stop_requested = True
+    @property
+    def stop_requested(self) -> bool:
+        return self.sigterm.requested
 
     def stop_if_requested(self) -> None:
         """After a checkpoint: leave if SIGTERM came (the caller exits non-zero; a re-run resumes)."""

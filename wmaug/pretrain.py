@@ -22,8 +22,10 @@ from wmaug.algos import LOOP_KEYS, build_agent
 from wmaug.config import MINARI_ROOT
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env, normalized_score
+from wmaug.errors import Preempted
 from wmaug.evaluation import evaluate_members
 from wmaug.io import torch_load, torch_save
+from wmaug.preemption import SigtermFlag
 from wmaug.provenance import provenance
 
 log = logging.getLogger("wmaug.pretrain")
@@ -83,14 +85,15 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         agent = build_agent(algo, env_spec.obs_dim, env_spec.act_dim, settings, members, device)
         batch_size = settings.get("batch_size", 256)
 
-    start, history = 0, []
+    start, history, sums = 0, [], {}
+    sigterm = SigtermFlag("iteration")
     if ckpt_path.exists():
         state = torch_load(ckpt_path, "pre-training checkpoint")
         if state["spec"] == spec:
             agent.load_state_dict(state["agent"])
             rng.bit_generator.state = state["rng"]
             torch.set_rng_state(state["torch_rng"])
-            start, history = state["iteration"], state["history"]
+            start, history, sums = state["iteration"], state["history"], state.get("sums", {})
             log.info("resumed %s at iteration %d", ckpt_path, start)
 
     iterations = spec["iterations"]
@@ -98,7 +101,6 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
     checkpoint_every = max(log_every, min(50_000, iterations // 4))
     bar = tqdm(total=iterations, initial=start, desc=f"{algo} {env}/{job['dataset']} block {block}", disable=not progress,
                file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0, unit="upd", dynamic_ncols=True)
-    sums: dict[str, list[float]] = {}
     t0 = time.perf_counter()
     for it in range(start + 1, iterations + 1):
         metrics = agent.update(buffer.sample(batch_size, rng, members=members))
@@ -111,9 +113,13 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
                 raise FloatingPointError(f"{algo} block {block}: non-finite loss by iteration {it}: {row}")
             history.append(row)
             sums = {}
-        if it % checkpoint_every == 0 and it < iterations:
+        if (it % checkpoint_every == 0 or sigterm.requested) and it < iterations:
             torch_save({"spec": spec, "agent": agent.state_dict(), "rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "iteration": it, "history": history}, ckpt_path)
+                        "torch_rng": torch.get_rng_state(), "iteration": it, "history": history, "sums": sums},
+                       ckpt_path)
+            if sigterm.requested:
+                raise Preempted(f"stopped by SIGTERM at iteration {it}; checkpoint {ckpt_path} saved: run the same "
+                                f"command again to resume")
     bar.close()
     train_time = time.perf_counter() - t0
 

@@ -1,0 +1,23 @@
+"""SIGTERM, what SLURM sends before it kills a job (time limit, preemption), as a flag that long loops read at their
+checkpointable points: they save a checkpoint and raise :class:`wmaug.errors.Preempted`; the CLI exits 143 and a
+re-run resumes from that checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+log = logging.getLogger("wmaug")
+
+
+class SigtermFlag:
+    def __init__(self, what: str):
+        self.requested = False
+        self.what = what  # where the loop will stop, for the log line
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+            signal.signal(signal.SIGTERM, self._set)
+
+    def _set(self, signum, frame) -> None:
+        log.warning("SIGTERM: saving a checkpoint at the next %s, then stopping", self.what)
+        self.requested = True
