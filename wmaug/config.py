@@ -166,14 +166,19 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def load_config(path: str | Path, scale: str | None = None) -> dict:
+def read_yaml(path: str | Path, error: type[Exception], what: str):
+    """A YAML file's content, or `error` naming the file (missing, or not YAML)."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
+    if not path.is_file():
+        raise error(f"{what} not found: {path}")
     try:
-        config = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
+def load_config(path: str | Path, scale: str | None = None) -> dict:
+    config = read_yaml(path, ConfigError, "config file")
     if scale is not None:
         config["scale"] = scale
     return validate(config, where=str(path))

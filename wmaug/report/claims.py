@@ -27,7 +27,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from wmaug import config as C
 from wmaug.data import DATASET_KINDS
@@ -280,14 +279,7 @@ def parse_claims(data, where: str = "claims") -> Claims:
 
 
 def load_claims(path: str | Path) -> Claims:
-    path = Path(path)
-    if not path.is_file():
-        raise ClaimsError(f"claims file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ClaimsError(f"{path}: not valid YAML ({exc})") from None
-    return parse_claims(data, where=str(path))
+    return parse_claims(C.read_yaml(path, ClaimsError, "claims file"), where=str(path))
 
 
 # --------------------------------------------------------------------------- the evidence at hand
