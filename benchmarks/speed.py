@@ -100,6 +100,45 @@ def measure_group(title: str, plain, rows: list, seconds: float) -> list[dict]:
     return out
 
 
+def grid_updates() -> dict:
+    """Gradient updates in both papers' full grids at paper scale (config/config.yaml): paper A's TD3 steps (offline
+    iterations + online steps per cell), paper B's pre-training blocks (5 agents each) and fine-tuning steps."""
+    from wmaug import config as C
+    from wmaug.methods import METHODS
+
+    cfg = C.load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml", "paper")
+    s = C.scale_cfg(cfg)
+    out = {"paper_a_td3_updates": 0, "paper_b_pretrain_block_updates": 0, "paper_b_finetune_updates": 0}
+    blocks = set()
+    for study, grid in cfg["studies"].items():
+        for cell in C.grid_cells(cfg, study):
+            r = METHODS[cell["method"]]
+            if grid["pipeline"] == "wmaug":
+                online = s["online_long_steps"] if r.long else s["online_steps"]
+                out["paper_a_td3_updates"] += (s["offline_iterations"] if r.offline else 0) + online
+            else:
+                out["paper_b_finetune_updates"] += s["finetune_long_steps"] if r.long else s["finetune_steps"]
+                if r.pretrain:
+                    blocks.add((r.pretrain, cell["env"], cell["dataset"], cell["seed"]))
+    for algo, *_ in blocks:
+        out["paper_b_pretrain_block_updates"] += s["fqe_iterations"] if algo == "fqe" else s["pretrain_iterations"]
+    out["paper_b_pretrain_blocks"] = len(blocks)
+    return out
+
+
+def grid_hours(updates: dict, by: dict, members: int) -> dict:
+    """Hours for one process on this device at the measured rates: paper A at the K-batched TD3+BC's agent-updates/s
+    (seeds batched K at a time), paper B's blocks at CQL x5's block updates/s (AWAC and BCQ blocks are cheaper: an
+    upper bound), its fine-tuning at the ensemble SAC's updates/s. Evaluation episodes are left out."""
+    a = updates["paper_a_td3_updates"] / by[f"wmaug TD3+BC, {members} agents batched"]["agent_updates_per_s"]
+    b_pre = updates["paper_b_pretrain_block_updates"] / by["wmaug CQL, 5 agents batched (a paper B block)"][
+        "updates_per_s"]
+    b_ft = updates["paper_b_finetune_updates"] / by["wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)"][
+        "updates_per_s"]
+    return {"paper_a": a / 3600, "paper_b_pretrain": b_pre / 3600, "paper_b_finetune": b_ft / 3600,
+            "total": (a + b_pre + b_ft) / 3600}
+
+
 def run_cell(scale: str, device: torch.device) -> dict:
     """One real cell (TD3 from scratch on hopper: no dataset needed) at `scale`; its wall time split."""
     from wmaug import config as C
@@ -202,6 +241,14 @@ def main() -> None:
         target = TARGETS.get(key if key in TARGETS else key.replace("_cpu", "").replace("_cuda", "_gpu"))
         note = f" (target >= {target:g})" if target and (device.type == "cuda" or "gpu" not in key) else ""
         print(f"{key}: {value:.2f}{note}")
+    updates = grid_updates()
+    hours = grid_hours(updates, by, K)
+    print(f"both papers' grids at paper scale: {updates['paper_a_td3_updates'] / 1e6:.0f}M TD3 updates (paper A), "
+          f"{updates['paper_b_pretrain_blocks']} pre-training blocks of 5 agents "
+          f"({updates['paper_b_pretrain_block_updates'] / 1e6:.0f}M block updates), "
+          f"{updates['paper_b_finetune_updates'] / 1e6:.0f}M fine-tuning updates (paper B)")
+    print("estimated hours for one process on this device at these rates: " + ", ".join(
+        f"{k} {v:,.0f}" for k, v in hours.items()))
     cells = [run_cell(args.cell, device)] if args.cell != "none" else []
     for c in cells:
         print(f"cell {c['cell']} at scale {c['scale']} ({c['online_steps']} steps): wall {c['wall_s']:.1f} s = "
@@ -210,7 +257,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "members": K, "threads": args.threads,
+        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "grid_updates": updates,
+        "grid_hours_one_process": hours, "members": K, "threads": args.threads,
         "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "batch": BATCH, "obs_dim": OBS, "act_dim": ACT, "seconds_per_row": args.seconds,
         "machine": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0],
