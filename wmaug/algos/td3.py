@@ -54,9 +54,15 @@ class TD3:
 
     def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """One TD3 step of every member; returns each member's losses, (E,) tensors (no host sync)."""
-        cfg = self.cfg
         b = self._with_member_axis(b)
         self.updates += 1
+        metrics = self.critic_step(b)
+        if self.updates % self.cfg.policy_delay == 0:
+            metrics["actor_loss"] = self.actor_step(b)
+        return metrics
+
+    def critic_step(self, b: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
         with torch.no_grad():
             noise = (torch.randn_like(b.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_action = (self.actor_target(b.next_observations) + noise * self.max_action).clamp(
@@ -71,25 +77,25 @@ class TD3:
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.sum().backward()
         self.critic_opt.step()
-        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q[:, 0].mean(-1).detach()}
+        return {"critic_loss": critic_loss.detach(), "q_mean": q[:, 0].mean(-1).detach()}
 
-        if self.updates % cfg.policy_delay == 0:
-            pi = self.actor(b.observations)
-            with frozen(self.critic):
-                q_pi = self.critic.first(b.observations, pi)  # Q1(s, pi(s)), (E, B)
-            if self.bc_alpha is None:
-                actor_loss = -q_pi.mean(-1)
-            else:
-                # TD3+BC: lambda = alpha / mean|Q(s, pi(s))|, loss = -lambda Q + (pi(s) - a)^2, per member
-                lmbda = self.bc_alpha / q_pi.abs().mean(-1).detach()
-                actor_loss = -lmbda * q_pi.mean(-1) + (pi - b.actions).pow(2).mean((-2, -1))
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.sum().backward()
-            self.actor_opt.step()
-            soft_update(self.critic_target, self.critic, cfg.tau)
-            soft_update(self.actor_target, self.actor, cfg.tau)
-            metrics["actor_loss"] = actor_loss.detach()
-        return metrics
+    def actor_step(self, b: Batch) -> torch.Tensor:
+        """The delayed policy step, then the targets' Polyak step."""
+        pi = self.actor(b.observations)
+        with frozen(self.critic):
+            q_pi = self.critic.first(b.observations, pi)  # Q1(s, pi(s)), (E, B)
+        if self.bc_alpha is None:
+            actor_loss = -q_pi.mean(-1)
+        else:
+            # TD3+BC: lambda = alpha / mean|Q(s, pi(s))|, loss = -lambda Q + (pi(s) - a)^2, per member
+            lmbda = self.bc_alpha / q_pi.abs().mean(-1).detach()
+            actor_loss = -lmbda * q_pi.mean(-1) + (pi - b.actions).pow(2).mean((-2, -1))
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.sum().backward()
+        self.actor_opt.step()
+        soft_update(self.critic_target, self.critic, self.cfg.tau)
+        soft_update(self.actor_target, self.actor, self.cfg.tau)
+        return actor_loss.detach()
 
     def _with_member_axis(self, b: Batch) -> Batch:
         if b.observations.dim() == 3:
