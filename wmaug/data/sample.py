@@ -9,6 +9,7 @@ import torch
 
 from wmaug.data.buffer import Batch
 from wmaug.data.transitions import Transitions
+from wmaug.errors import InputError
 
 
 def subsample_indices(n_total: int, n: int, seed: int, where: str = "dataset") -> np.ndarray:
@@ -16,7 +17,9 @@ def subsample_indices(n_total: int, n: int, seed: int, where: str = "dataset") -
     samples of one seed are nested: the 10K sample lies inside the 50K one (the dataset-size sweep
     compares more data, not other data)."""
     if n > n_total:
-        raise ValueError(f"{where}: asked for {n} transitions but the dataset holds only {n_total}")
+        raise InputError(f"{where}: asked for {n} transitions but the dataset holds only {n_total} (a method's "
+                         f"sample is its data_scale x the scale's offline_samples: lower offline_samples, or leave "
+                         f"that method out of this dataset's grid)")
     return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
 
 
