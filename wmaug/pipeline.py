@@ -24,7 +24,7 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
 from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
-from wmaug.errors import NonFiniteLoss, Preempted
+from wmaug.errors import NonFiniteLoss
 from wmaug.evaluation import evaluate_parallel
 from wmaug.io import torch_load, torch_save
 from wmaug.preemption import SigtermFlag
@@ -156,10 +156,7 @@ class Run:
         return self.sigterm.requested
 
     def stop_if_requested(self) -> None:
-        """After a checkpoint: leave if SIGTERM came (the caller exits non-zero; a re-run resumes)."""
-        if self.stop_requested:
-            raise Preempted(f"stopped by SIGTERM at {self.p.phase} step {self.p.step}; checkpoint {self.ckpt_path} "
-                            f"saved: run the same command again to resume")
+        self.sigterm.stop_if_requested(f"{self.p.phase} step {self.p.step}", self.ckpt_path)
 
     def extra_state(self) -> dict:
         """The subclass's part of a checkpoint: networks, optimisers, buffers."""

@@ -8,6 +8,8 @@ import logging
 import signal
 import threading
 
+from wmaug.errors import Preempted
+
 log = logging.getLogger("wmaug")
 
 
@@ -21,3 +23,9 @@ class SigtermFlag:
     def _set(self, signum, frame) -> None:
         log.warning("SIGTERM: saving a checkpoint at the next %s, then stopping", self.what)
         self.requested = True
+
+    def stop_if_requested(self, where: str, checkpoint) -> None:
+        """Called right after a checkpoint: leave with Preempted if SIGTERM came (the CLI exits 143)."""
+        if self.requested:
+            raise Preempted(f"stopped by SIGTERM at {where}; checkpoint {checkpoint} saved: run the same command "
+                            f"again to resume")

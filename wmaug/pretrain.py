@@ -22,7 +22,6 @@ from wmaug.algos import LOOP_KEYS, build_agent
 from wmaug.config import MINARI_ROOT
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env, normalized_score
-from wmaug.errors import Preempted
 from wmaug.evaluation import evaluate_members
 from wmaug.io import torch_load, torch_save
 from wmaug.preemption import SigtermFlag
@@ -117,9 +116,7 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
             torch_save({"spec": spec, "agent": agent.state_dict(), "rng": rng.bit_generator.state,
                         "torch_rng": torch.get_rng_state(), "iteration": it, "history": history, "sums": sums},
                        ckpt_path)
-            if sigterm.requested:
-                raise Preempted(f"stopped by SIGTERM at iteration {it}; checkpoint {ckpt_path} saved: run the same "
-                                f"command again to resume")
+            sigterm.stop_if_requested(f"iteration {it}", ckpt_path)
     bar.close()
     train_time = time.perf_counter() - t0
 

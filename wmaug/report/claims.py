@@ -96,8 +96,7 @@ class Check:
     tasks: tuple | None = None  # explicit (env, dataset) pairs instead of envs x datasets
 
     def metric_text(self) -> str:
-        fmt = {k: v for k, v in self.params.items() if v is not None}
-        return METRICS[self.metric][1].format(**fmt) if fmt or "{" not in METRICS[self.metric][1] else self.metric
+        return METRICS[self.metric][1].format(**self.params)
 
     def describe(self) -> str:
         stat = {"level": f"{self.estimator.upper()} {self.metric}[{self.x.describe()}]",
@@ -412,6 +411,11 @@ def _matrix(columns: list[np.ndarray]) -> tuple[np.ndarray, int]:
     return np.stack([c[:n] for c in columns], axis=1), n
 
 
+def _fewest_seeds(est: dict) -> int:
+    """The smaller seed count of an estimate's sides (one side: its own)."""
+    return min(est["n_seeds_x"], est["n_seeds_y"] or est["n_seeds_x"])
+
+
 def _estimate_with_interval(check: Check, xs: list[np.ndarray], ys: list[np.ndarray] | None, reps: int,
                             seed: int, key: tuple) -> dict:
     mx, nx = _matrix(xs)
@@ -468,7 +472,7 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
         result["summary"] = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}" for v in VERDICTS
                                       if any(r["verdict"] == v for r in rows)) + f" of {len(rows)} task(s)"
         if decided:
-            result["n_seeds"] = min(min(r["n_seeds_x"], r["n_seeds_y"] or r["n_seeds_x"]) for r in decided)
+            result["n_seeds"] = min(_fewest_seeds(r) for r in decided)
         return result
     if not ran:
         result.update(verdict="not run", summary=f"none of {len(tasks)} task(s) ran")
@@ -479,13 +483,13 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
     if missing and verdict["verdict"] != "inconclusive":
         # a pooled statistic over fewer tasks than claimed is a different claim
         verdict = {"verdict": "inconclusive", "why": f"{len(missing)} of {len(tasks)} task(s) not run"}
-    result.update(est, **verdict, n_seeds=min(est["n_seeds_x"], est["n_seeds_y"] or est["n_seeds_x"]),
+    result.update(est, **verdict, n_seeds=_fewest_seeds(est),
                   summary=f"pooled over {len(ran)} of {len(tasks)} task(s)")
     return result
 
 
 def _verdict(check: Check, est: dict, min_seeds: int) -> dict:
-    n = min(est["n_seeds_x"], est["n_seeds_y"] or est["n_seeds_x"])
+    n = _fewest_seeds(est)
     if n < min_seeds:
         return {"verdict": "inconclusive", "why": f"{n} seed(s) < min_seeds = {min_seeds}"}
     return {"verdict": interval_verdict(check.op, check.threshold, est["lo"], est["hi"])}
