@@ -33,7 +33,6 @@ from wmaug.data import DATASET_KINDS
 from wmaug.envs import ENV_SPECS, unknown_name_message
 from wmaug.errors import InputError
 from wmaug.methods import METHODS
-from wmaug.report.aggregate import _interval, _poi_per_task, iqm
 
 log = logging.getLogger("wmaug.claims")
 
@@ -61,6 +60,10 @@ CLAIM_KEYS = ("id", "paper", "figure", "says", "checks")
 CHECK_KEYS = ("check", "x", "y", "metric", "op", "threshold", "scope", "over_tasks", "envs", "datasets", "tasks",
               "estimator")
 SIDE_KEYS = ("method", "dataset", "column")
+
+
+# rliable (via wmaug.report.aggregate) is imported where intervals are computed, not here: the Snakefile imports
+# this module to check the claims file, and every Snakemake start (also each cluster job's) would pay ~1 s for it.
 
 
 class ClaimsError(InputError):
@@ -392,11 +395,15 @@ def combine(verdicts: Sequence[str], quantifier: str) -> str:
 
 
 def _estimate(estimator: str) -> Callable[[np.ndarray], float]:
+    from wmaug.report.aggregate import iqm
+
     return (lambda a: float(iqm(a))) if estimator == "iqm" else (lambda a: float(np.mean(a)))
 
 
 def _statistic(check: Check) -> Callable:
     """(runs, tasks) matrices of x (and y) -> the check's statistic."""
+    from wmaug.report.aggregate import _poi_per_task
+
     est = _estimate(check.estimator)
     if check.check == "level":
         return lambda x: np.array([est(x)])
@@ -418,6 +425,8 @@ def _fewest_seeds(est: dict) -> int:
 
 def _estimate_with_interval(check: Check, xs: list[np.ndarray], ys: list[np.ndarray] | None, reps: int,
                             seed: int, key: tuple) -> dict:
+    from wmaug.report.aggregate import _interval
+
     mx, nx = _matrix(xs)
     mats = [mx]
     n_y = None
