@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from wmaug.errors import InputError
 from wmaug.io import torch_save, write_json, write_text
 from wmaug.pipeline import CellRun
 from wmaug.provenance import provenance
@@ -53,22 +54,43 @@ def curve_csv(rows: list[dict]) -> str:
 
 
 def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bool = True) -> dict:
-    out_dir = Path(out_dir)
-    check_inputs(spec)
+    """One seed of one cell; see :func:`run_cells`."""
+    return run_cells([spec], [out_dir], device, progress)[0]
+
+
+def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto", progress: bool = True) -> list[dict]:
+    """Seeds of one cell as one job (paper A: trained side by side as one batched TD3), each into its own folder."""
+    if len(specs) != len(out_dirs):
+        raise ValueError(f"{len(specs)} cell specs but {len(out_dirs)} result folders")
+    for spec in specs:
+        check_inputs(spec)
     dev = pick_device(device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary_path = out_dir / "summary.json"
-    if summary_path.exists():
-        summary_path.unlink()  # a re-run invalidates the old result before anything else
+    out_dirs = [Path(d) for d in out_dirs]
+    for out_dir in out_dirs:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "summary.json").unlink(missing_ok=True)  # a re-run invalidates the old result before anything else
     started = time.time()
-    if spec["recipe"]["pipeline"] == "balanced_replay":
+    if specs[0]["recipe"]["pipeline"] == "balanced_replay":
         from wmaug.finetune import FinetuneRun
 
-        run = FinetuneRun(spec, out_dir, dev, progress=progress)
+        if len(specs) > 1:
+            raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
+        run = FinetuneRun(specs[0], out_dirs[0], dev, progress=progress)
+        seed_runs = [run]
     else:
-        run = CellRun(spec, out_dir, dev, progress=progress)
+        run = CellRun(specs, out_dirs, dev, progress=progress)
+        seed_runs = run.seeds
     info = run.run()
-    p = run.p
+    seeds = [r.seed for r in seed_runs]
+    summaries = [write_result(r, info, started, dev, seeds) for r in seed_runs]
+    for r in seed_runs:
+        r.ckpt_path.unlink(missing_ok=True)  # every result is complete; the (large) checkpoints are not needed
+    return summaries
+
+
+def write_result(run, info: dict, started: float, dev: torch.device, seed_group: list[int]) -> dict:
+    """curve.csv, model.pt, then summary.json (last: its presence marks the folder finished)."""
+    spec, p, out_dir = run.spec, run.p, run.out_dir
     t0 = time.perf_counter()
     write_text(out_dir / "curve.csv", curve_csv(p.curve))
     torch_save(run.final_model(), out_dir / "model.pt")
@@ -83,6 +105,8 @@ def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bo
         "dataset": run.data_meta,
         "final": {k: p.curve[-1][k] for k in ("phase", "step", "normalized_score", "raw_return")},
         "counts": {"env_steps": p.env_steps, "updates": p.updates, "episodes": p.episodes},
+        # With several seeds in one job the times are the job's, shared by its seeds.
+        "seed_group": seed_group,
         "time_s": {
             **{k: round(v, 3) for k, v in p.train_time.items()},
             "wall_this_run": round(time.time() - started, 3),
@@ -98,7 +122,7 @@ def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bo
         "provenance": provenance(dev),
         "finished": True,
     }
-    write_json(summary_path, summary)
-    run.ckpt_path.unlink(missing_ok=True)  # the result is complete; the (large) checkpoint is not needed
-    log.info("cell done: final score %.1f in %.0f s", summary["final"]["normalized_score"], summary["time_s"]["wall_this_run"])
+    write_json(out_dir / "summary.json", summary)
+    log.info("%s done: final score %.1f in %.0f s", out_dir, summary["final"]["normalized_score"],
+             summary["time_s"]["wall_this_run"])
     return summary

@@ -165,15 +165,18 @@ def cmd_world_model(args) -> None:
 
 
 def cmd_cell(args) -> None:
-    from wmaug.cell import run_cell
+    from wmaug.cell import run_cells
 
     if args.spec_json:
-        spec = json.loads(args.spec_json)
+        specs = json.loads(args.spec_json)
+        specs = specs if isinstance(specs, list) else [specs]
     else:
         cfg = _load(args)
-        spec = C.cell_spec(cfg, args.study, args.env, args.dataset, args.method, args.seed)
-    out = args.out or C.cell_dir(_load(args), **spec["cell"])
-    run_cell(spec, out, device=args.device, progress=not args.no_progress)
+        specs = [C.cell_spec(cfg, args.study, args.env, args.dataset, args.method, seed) for seed in args.seed]
+    outs = args.out or [C.cell_dir(_load(args), **spec["cell"]) for spec in specs]
+    if len(outs) != len(specs):
+        raise InputError(f"--out names {len(outs)} folders for {len(specs)} seeds: give one per seed, in order")
+    run_cells(specs, outs, device=args.device, progress=not args.no_progress)
 
 
 def cmd_pretrain(args) -> None:
@@ -303,13 +306,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_world_model)
 
-    p = sub.add_parser("cell", help="run one (study, env, dataset, method, seed) cell")
+    p = sub.add_parser("cell", help="run one (study, env, dataset, method, seed) cell, or several seeds of it as one job")
     _common(p)
     for key in ("study", "env", "dataset", "method"):
         p.add_argument(f"--{key}")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--spec-json", default=None, help="a resolved cell spec (what the Snakemake rule passes)")
-    p.add_argument("--out", default=None, help="result folder (default: the config's)")
+    p.add_argument("--seed", type=int, nargs="+",
+                   help="one seed, or several: paper A trains them side by side as one batched computation")
+    p.add_argument("--spec-json", default=None,
+                   help="a resolved cell spec, or a JSON list of one cell's specs for several seeds (what Snakemake passes)")
+    p.add_argument("--out", default=None, nargs="+", help="result folder per seed, in order (default: the config's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_cell)
 

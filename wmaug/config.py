@@ -65,6 +65,8 @@ SCHEMA = {
     "required": ["scale", "studies", "scales", "algorithms"],
     "properties": {
         "scale": {"type": "string"},
+        # paper A: seeds of one cell trained together in one job (one batched TD3); 1 = a job per seed
+        "seeds_per_job": _pos_int,
         "studies": {
             "type": "object",
             "minProperties": 1,
@@ -444,6 +446,25 @@ def grid_cells(config: dict, study: str) -> list[dict]:
                             seen.add((e, d, m, seed))
                             cells.append({"study": study, "env": e, "dataset": d, "method": m, "seed": seed})
     return cells
+
+
+def seed_groups(config: dict) -> dict[str, list[list[int]]]:
+    """Per paper A study, its seeds in groups of `seeds_per_job` (each group one job); empty when it is 1. Paper B's
+    fine-tuning cells always run a seed per job (their five agents per seed are already one batched ensemble)."""
+    size = config.get("seeds_per_job", 1)
+    if size == 1:
+        return {}
+    groups = {}
+    for study, grid in config["studies"].items():
+        if grid.get("pipeline", "wmaug") == "balanced_replay":
+            continue
+        seeds = list(range(study_seeds(config, study)))
+        groups[study] = [seeds[i: i + size] for i in range(0, len(seeds), size)]
+    return groups
+
+
+def seed_group_rule(study: str, seeds: list[int]) -> str:
+    return f"cell_{study}_seeds{seeds[0]}_{seeds[-1]}"
 
 
 # ---- paper A's analyses: world-model error (main grid) and Fig 5's critic traces ----------------------

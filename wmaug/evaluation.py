@@ -42,6 +42,28 @@ def evaluate_parallel(envs: list[gym.Env], policy: Callable[[np.ndarray], np.nda
     return returns
 
 
+def evaluate_groups(env_groups: list[list[gym.Env]], policy: Callable[[np.ndarray], np.ndarray], episodes: int,
+                    seeds: list[int]) -> np.ndarray:
+    """Returns (K, episodes) of K agents trained side by side (the seeds of a cell): agent k runs its episodes in
+    env_groups[k], one env per episode, episode j reset with seeds[k] + j, so each agent's returns are those of
+    :func:`evaluate` up to float rounding. All K x episodes episodes run at once and one batched forward pass serves
+    them: policy maps (K, N, obs_dim) -> (K, N, act_dim); rows of finished episodes are computed and ignored."""
+    short = [k for k, group in enumerate(env_groups) if len(group) < episodes]
+    if short:
+        raise ValueError(f"agents {short} have fewer than {episodes} evaluation environments")
+    obs = np.stack([np.stack([env.reset(seed=seed + j)[0] for j, env in enumerate(group[:episodes])])
+                    for group, seed in zip(env_groups, seeds)])
+    returns = np.zeros(obs.shape[:2])
+    running = np.ones(obs.shape[:2], bool)
+    while running.any():
+        actions = policy(obs)
+        for k, j in zip(*np.nonzero(running)):
+            obs[k, j], reward, terminated, truncated, _ = env_groups[k][j].step(actions[k, j])
+            returns[k, j] += reward
+            running[k, j] = not (terminated or truncated)
+    return returns
+
+
 def evaluate_steps(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], steps: int, seed: int) -> np.ndarray:
     """Paper B's protocol: `steps` deterministic environment steps, returns of the episodes that finished
     within them (an episode cut by the step budget is dropped); episode k resets with seed + k."""

@@ -1,8 +1,11 @@
 """Paper A's pipeline for one cell: TD3+BC offline (optionally world-model augmented) -> hand-off -> online TD3.
 
 The run is resumable: a checkpoint holds networks, optimisers, the online buffer, every random stream and
-the progress, so a killed run restarted on the same machine continues where it stopped. Online checkpoints
-are taken only at episode ends, where the environment's whole state is its random generator.
+the progress, so a killed run restarted on the same machine continues where it stopped. An online checkpoint may
+fall inside an episode: it keeps how the episode began, and the resumed run replays the episode's actions.
+
+Several seeds of one cell can run as one job (`CellRun` over a list of specs): one batched TD3, one result folder
+and one checkpoint per seed.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from tqdm import tqdm
 
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.augment import WorldModelAugmenter
-from wmaug.data.buffer import ReplayBuffer
+from wmaug.data.buffer import ReplayBuffer, stack_batches
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
 from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
-from wmaug.errors import NonFiniteLoss
-from wmaug.evaluation import evaluate_parallel
+from wmaug.errors import InputError, NonFiniteLoss
+from wmaug.evaluation import evaluate_groups, evaluate_parallel
 from wmaug.io import torch_load, torch_save
+from wmaug.nets import join_members, select_members
 from wmaug.preemption import SigtermFlag
 
 log = logging.getLogger("wmaug.cell")
@@ -95,6 +99,7 @@ class Run:
         self.loss_sums: dict[str, list[float]] = {}
         self.data_meta: dict = {}
         self.obs: np.ndarray | None = None
+        self.log_prefix = ""  # "seed k: " when several seeds share a log
 
     # ---- acting and evaluation --------------------------------------------------------------------
     def policy(self, obs: np.ndarray) -> np.ndarray:
@@ -114,6 +119,10 @@ class Run:
         t0 = time.perf_counter()
         returns = self.eval_returns()
         self.p.train_time["eval"] += time.perf_counter() - t0
+        self.log_evaluation(phase, step, returns, extra)
+
+    def log_evaluation(self, phase: str, step: int, returns: np.ndarray, extra: dict | None = None) -> None:
+        """One curve row: the evaluation's returns and the mean of each loss logged since the previous row."""
         row = {
             "phase": phase,
             "step": step,
@@ -127,7 +136,7 @@ class Run:
         row.update(extra or {})
         self.loss_sums = {}
         self.p.curve.append(row)
-        log.info("%s step %d: score %.1f (return %.1f), critic loss %.3g, Q %.3g",
+        log.info("%s%s step %d: score %.1f (return %.1f), critic loss %.3g, Q %.3g", self.log_prefix,
                  phase, step, row["normalized_score"], row["raw_return"], row["critic_loss"], row["q_mean"])
 
     def record(self, metrics: dict[str, float | torch.Tensor]) -> None:
@@ -165,10 +174,8 @@ class Run:
     def load_extra_state(self, state: dict) -> None:
         raise NotImplementedError
 
-    def save_checkpoint(self) -> None:
-        self.check_losses(self.p.phase, self.p.step)  # a checkpoint only of finite losses: the last one stays good
-        t0 = time.perf_counter()
-        state = {
+    def checkpoint_state(self) -> dict:
+        return {
             "version": CHECKPOINT_VERSION,
             "config_hash": self.spec["config_hash"],
             **self.extra_state(),
@@ -178,16 +185,24 @@ class Run:
             "env_rng": self.env.unwrapped.np_random.bit_generator.state if self.p.phase == "online" else None,
             "torch_rng": torch.get_rng_state(),
         }
-        torch_save(state, self.ckpt_path)
+
+    def save_checkpoint(self) -> None:
+        self.check_losses(self.p.phase, self.p.step)  # a checkpoint only of finite losses: the last one stays good
+        t0 = time.perf_counter()
+        torch_save(self.checkpoint_state(), self.ckpt_path)
         self.p.train_time["io"] = self.p.train_time.get("io", 0.0) + time.perf_counter() - t0
 
-    def try_resume(self) -> bool:
+    def read_checkpoint(self) -> dict | None:
+        """This run's checkpoint, or None if there is none or it is from another configuration."""
         if not self.ckpt_path.exists():
-            return False
+            return None
         state = torch_load(self.ckpt_path, "checkpoint")
         if state.get("config_hash") != self.spec["config_hash"]:
             log.warning("checkpoint %s is from another configuration: starting over", self.ckpt_path)
-            return False
+            return None
+        return state
+
+    def restore(self, state: dict) -> None:
         self.load_extra_state(state)
         self.p = Progress(**state["progress"])
         self.loss_sums = state["loss_sums"]
@@ -196,6 +211,12 @@ class Run:
         if state["env_rng"] is not None:
             self.env.reset(seed=self.seed)  # creates the generator, then its state is overwritten
             self.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
+
+    def try_resume(self) -> bool:
+        state = self.read_checkpoint()
+        if state is None:
+            return False
+        self.restore(state)
         log.info("resumed from %s at %s step %d", self.ckpt_path, self.p.phase, self.p.step)
         return True
 
@@ -206,22 +227,27 @@ class Run:
                     unit="step", dynamic_ncols=True)
 
 
-class CellRun(Run):
-    """Paper A: TD3+BC offline (optionally augmented) -> hand-off -> online TD3."""
+def td3_config(td3: dict) -> TD3Config:
+    return TD3Config(**{k: td3[k] for k in TD3Config.__dataclass_fields__ if k in td3} | {"hidden": tuple(td3["hidden"])})
+
+
+class SeedRun(Run):
+    """One seed of a paper A cell: its environments, random streams, offline sample, normalisation, world model,
+    buffers, curve and result folder. Its agent is member `member` of the batched TD3 of the `CellRun` that runs it
+    (alone, or beside the cell's other seeds)."""
 
     def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
         super().__init__(spec, out_dir, device, progress)
         budget, recipe, td3 = spec["budget"], spec["recipe"], spec["td3"]
         self.budget, self.recipe = budget, recipe
-        self.batch_size = td3["batch_size"]
-        self.exploration_noise = td3["exploration_noise"]
         self.online_steps = budget["online_long_steps"] if recipe.get("long") else budget["online_steps"]
         self.offline_model: dict | None = None  # the networks at the hand-off (Fig 5 reads their critic)
-        self.agent = TD3(
-            self.obs_dim, self.act_dim,
-            TD3Config(**{k: td3[k] for k in TD3Config.__dataclass_fields__ if k in td3} | {"hidden": tuple(td3["hidden"])}),
-            device=device,
-        )
+        # This seed's own initial networks, drawn from its own torch stream (seeded by Run), so a seed starts from
+        # the same weights whether it trains alone or beside others.
+        self.initial_agent = TD3(self.obs_dim, self.act_dim, td3_config(td3), device=device).state_dict()
+        self.torch_rng_after_init = torch.get_rng_state()
+        self.cell_run: CellRun | None = None  # set by the CellRun that trains this seed
+        self.member = 0
         self.offline_buffer = None
         self.augmenter = None
         if recipe["offline"]:
@@ -242,37 +268,239 @@ class CellRun(Run):
                     wm, rate, steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
                     gamma=td3["gamma"], terminal=terminal_fn(self.env_name),
                     # later rollout steps act like the TD3 target does: the target actor on normalised states
-                    policy=lambda obs: self.agent.act(self.normalizer(obs), target=True))
+                    policy=self.target_policy)
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
         self.online_buffer = ReplayBuffer(self.obs_dim, self.act_dim, self.online_steps, device)
         self.p = Progress(phase="offline" if recipe["offline"] else "online")
+        # How the current online episode began (a reset seed or the env generator's state before the reset) and
+        # its length so far: a checkpoint at any step restores the episode by replaying its actions.
+        self.episode_start: dict | None = None
+        self.episode_length = 0
 
-    def policy(self, obs: np.ndarray) -> np.ndarray:
-        return self.policy_batch(obs[None])[0]
+    # ---- acting -----------------------------------------------------------------------------------
+    @property
+    def agent(self) -> TD3:
+        return self.cell_run.agent
+
+    def target_policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """This member's target actor on raw-scale states (N, d) -> (N, A)."""
+        m = slice(self.member, self.member + 1)
+        return self.agent.actor_target(self.normalizer(obs), members=m)[0]
 
     def policy_batch(self, obs: np.ndarray) -> np.ndarray:
-        return self.agent.act(torch.as_tensor(self.normalizer(obs), device=self.device)).cpu().numpy()
+        m = slice(self.member, self.member + 1)
+        with torch.no_grad():
+            return self.agent.actor(torch.as_tensor(self.normalizer(obs), device=self.device), members=m)[0].cpu().numpy()
 
-    def update(self, batch) -> None:
-        self.record(self.agent.update(batch))
+    def offline_batch(self, batch_size: int):
+        batch = self.offline_buffer.sample(batch_size, self.rng)
+        if self.augmenter is not None:
+            batch = self.augmenter(batch)  # raw-scale states in, raw-scale next states out
+        return self.normalizer.batch(batch)
+
+    def online_batch(self, batch_size: int):
+        return self.normalizer.batch(self.online_buffer.sample(batch_size, self.rng))
+
+    # ---- the online episode -----------------------------------------------------------------------
+    def start_episode(self, seed: int | None = None) -> None:
+        self.episode_start = {"seed": seed, "env_rng": None if seed is not None else
+                              self.env.unwrapped.np_random.bit_generator.state}
+        self.episode_length = 0
+        self.obs, _ = self.env.reset(seed=seed)
+
+    def env_step(self, action: np.ndarray) -> bool:
+        """One environment step into the online buffer; True when the episode ended."""
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.online_buffer.add(self.obs, action, reward, next_obs, terminated)
+        self.obs = next_obs
+        self.episode_length += 1
+        self.p.env_steps += 1
+        self.p.episode_return += float(reward)  # a Python float: checkpoints hold no numpy scalars
+        return terminated or truncated
+
+    def replay_episode(self) -> None:
+        """After a resume: the episode's reset again, then its actions (the buffer's last rows) step by step.
+        MuJoCo is deterministic, so this rebuilds the exact state; every replayed state is checked."""
+        start, n = self.episode_start, self.episode_length
+        if start["seed"] is not None:
+            self.obs, _ = self.env.reset(seed=start["seed"])
+        else:
+            self.env.reset(seed=self.seed)  # creates the generator, whose state is then set to the episode's
+            self.env.unwrapped.np_random.bit_generator.state = start["env_rng"]
+            self.obs, _ = self.env.reset()
+        rows = {k: v[self.online_buffer.size - n: self.online_buffer.size].cpu().numpy()
+                for k, v in self.online_buffer.storage.items()}
+        for i in range(n):
+            if not np.array_equal(np.float32(self.obs), rows["observations"][i]):
+                raise RuntimeError(f"{self.ckpt_path}: replaying the episode of the checkpoint gave another state at "
+                                   f"its step {i} (not the same machine or MuJoCo version?); delete it to start over")
+            self.obs, *_ = self.env.step(rows["actions"][i])
+
+    def checkpoint_state(self) -> dict:
+        return {**super().checkpoint_state(), "env_rng": None,
+                "episode": {"start": self.episode_start, "length": self.episode_length}}
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self.episode_start, self.episode_length = state["episode"]["start"], state["episode"]["length"]
+
+    # ---- results ----------------------------------------------------------------------------------
+    def member_state(self, state: dict) -> dict:
+        """This member's part of a batched state dict, as a one-agent state dict."""
+        return select_members(state, self.agent.members, [self.member])
 
     def extra_state(self) -> dict:
-        return {"agent": self.agent.state_dict(), "online_buffer": self.online_buffer.state_dict(),
+        return {"agent": self.member_state(self.agent.state_dict()), "online_buffer": self.online_buffer.state_dict(),
                 "offline_model": self.offline_model}
 
     def load_extra_state(self, state: dict) -> None:
-        self.agent.load_state_dict(state["agent"])
+        # the agent is the CellRun's: it joins its seeds' parts
         self.online_buffer.load_state_dict(state["online_buffer"])
         self.offline_model = state.get("offline_model")
+
+    def networks(self) -> dict:
+        return {"actor": self.member_state(self.agent.actor.state_dict()),
+                "critic": self.member_state(self.agent.critic.state_dict()),
+                "normalizer": self.normalizer.state_dict()}
+
+    def final_model(self) -> dict:
+        """What later analysis needs (critic traces, hand-offs): networks and the state normalisation, final
+        and, for pre-trained runs, at the hand-off ("offline")."""
+        model = self.networks()
+        if self.offline_model is not None:
+            model["offline"] = self.offline_model
+        return model
+
+
+def check_seed_group(specs: list[dict]) -> None:
+    """Seeds trained together must be one cell: the same spec up to the seed and the seed's input files."""
+    def without_seed(spec):
+        return {**spec, "cell": {k: v for k, v in spec["cell"].items() if k != "seed"}, "paths": None}
+
+    seeds = [spec["cell"]["seed"] for spec in specs]
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"a seed group lists a seed twice: {seeds}")
+    if specs[0]["recipe"]["pipeline"] == "balanced_replay":
+        raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
+    first = without_seed(specs[0])
+    for spec in specs[1:]:
+        other = without_seed(spec)
+        if other != first:
+            keys = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+            raise InputError(f"seeds {seeds[0]} and {spec['cell']['seed']} of a seed group are not one cell: "
+                             f"their specs differ in {keys}")
+
+
+class CellRun:
+    """Paper A: TD3+BC offline (optionally augmented) -> hand-off -> online TD3, for one or more seeds of a cell.
+
+    The seeds run in lockstep around one batched TD3 (member k = seed k): every iteration each seed samples its own
+    minibatch with its own generator, and one update steps every member. Each seed keeps everything else of its own
+    (`SeedRun`) and writes its own result folder. One seed is the plain single run."""
+
+    def __init__(self, specs: list[dict], out_dirs: list[str | Path], device: torch.device, progress: bool = True):
+        check_seed_group(specs)
+        self.seeds = [SeedRun(spec, out, device, progress=False) for spec, out in zip(specs, out_dirs)]
+        first = self.seeds[0]
+        self.device, self.show_progress = device, progress
+        self.budget, self.recipe = first.budget, first.recipe
+        self.batch_size = specs[0]["td3"]["batch_size"]
+        self.exploration_noise = specs[0]["td3"]["exploration_noise"]
+        self.online_steps = first.online_steps
+        self.obs_dim, self.act_dim = first.obs_dim, first.act_dim
+        K = len(self.seeds)
+        self.agent = TD3(self.obs_dim, self.act_dim, td3_config(specs[0]["td3"]), device=device, members=K)
+        self.agent.load_state_dict(join_members([s.initial_agent for s in self.seeds]))
+        for k, s in enumerate(self.seeds):
+            s.cell_run, s.member, s.initial_agent = self, k, None
+            s.log_prefix = f"seed {s.seed}: " if K > 1 else ""
+        # The learner's shared stream (target smoothing noise, augmentation) continues from the first seed's: one
+        # seed alone draws exactly what it always did.
+        torch.set_rng_state(first.torch_rng_after_init)
+        self.sigterm = SigtermFlag("iteration offline, step online")  # the group's; the seeds' handlers are replaced
+        self.loss_sums: dict[str, list[torch.Tensor]] = {}
+
+    @property
+    def p(self) -> Progress:
+        return self.seeds[0].p  # the seeds' progress moves together
+
+    # ---- one step of every seed -------------------------------------------------------------------
+    def update(self, batches: list) -> None:
+        metrics = self.agent.update(stack_batches(batches))
+        for key, value in metrics.items():  # (K,) device tensors: no host sync per update
+            self.loss_sums.setdefault(key, []).append(value)
+        for s in self.seeds:
+            s.p.updates += 1
+
+    def flush_losses(self) -> None:
+        """Hand each seed its column of the losses logged since the last flush (one host sync)."""
+        for key, values in self.loss_sums.items():
+            table = torch.stack(values).cpu().numpy()  # (updates, K)
+            for k, s in enumerate(self.seeds):
+                s.loss_sums.setdefault(key, []).extend(table[:, k].tolist())
+        self.loss_sums = {}
+
+    def evaluate(self, phase: str, step: int) -> None:
+        self.flush_losses()
+        t0 = time.perf_counter()
+        n = self.budget["eval_episodes"]
+        for s in self.seeds:
+            s.eval_envs += [make_env(s.env_name) for _ in range(n - len(s.eval_envs))]
+        returns = evaluate_groups([s.eval_envs for s in self.seeds], self.policy, n, [s.eval_seed for s in self.seeds])
+        elapsed = time.perf_counter() - t0
+        for s, seed_returns in zip(self.seeds, returns):
+            s.p.train_time["eval"] += elapsed
+            s.log_evaluation(phase, step, seed_returns)
+
+    def policy(self, obs: np.ndarray) -> np.ndarray:
+        """Every member's deterministic action on its own (raw-scale) states: (K, N, d) -> (K, N, A)."""
+        normalised = np.stack([s.normalizer(o) for s, o in zip(self.seeds, obs)])
+        return self.agent.act_members(torch.as_tensor(normalised, dtype=torch.float32, device=self.device)).cpu().numpy()
+
+    def add_time(self, key: str, seconds: float) -> None:
+        for s in self.seeds:
+            s.p.train_time[key] += seconds
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        self.flush_losses()
+        for s in self.seeds:  # every seed's losses first: no seed's checkpoint moves on if one is not finite
+            s.check_losses(s.p.phase, s.p.step)
+        for s in self.seeds:
+            s.save_checkpoint()
+
+    def stop_if_requested(self) -> None:
+        where = ", ".join(str(s.ckpt_path) for s in self.seeds)
+        self.sigterm.stop_if_requested(f"{self.p.phase} step {self.p.step}", where)
+
+    def try_resume(self) -> bool:
+        states = [s.read_checkpoint() for s in self.seeds]
+        if all(state is None for state in states):
+            return False
+        at = {(st["progress"]["phase"], st["progress"]["step"]) if st else None for st in states}
+        if len(at) > 1:
+            log.warning("the seeds' checkpoints are from different points (%s): starting over", sorted(map(str, at)))
+            return False
+        self.agent.load_state_dict(join_members([st["agent"] for st in states]))
+        for s, state in zip(self.seeds, states):
+            s.restore(state)
+        torch.set_rng_state(states[0]["torch_rng"])
+        phase, step = at.pop()
+        log.info("resumed from %s at %s step %d", ", ".join(str(s.ckpt_path) for s in self.seeds), phase, step)
+        return True
 
     # ---- phases -----------------------------------------------------------------------------------
     def run(self) -> dict:
         resumed = self.try_resume()
-        total = (self.budget["offline_iterations"] if self.recipe["offline"] else 0) + self.online_steps
-        done = self.p.step + (self.budget["offline_iterations"] if self.p.phase == "online" and self.recipe["offline"] else 0)
-        self.bar = self.progress_bar(total, done)
+        offline = self.budget["offline_iterations"] if self.recipe["offline"] else 0
+        done = self.p.step + (offline if self.p.phase == "online" else 0)
+        c, seeds = self.seeds[0].cell, [s.seed for s in self.seeds]
+        label = f"s{seeds[0]}" if len(seeds) == 1 else f"s{','.join(map(str, seeds))}"
+        self.bar = tqdm(total=offline + self.online_steps, initial=done, unit="step", dynamic_ncols=True,
+                        desc=f"{c['env']}/{c['dataset']}/{c['method']}/{label}", disable=not self.show_progress,
+                        file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
         if self.p.phase == "offline":
             self.offline_phase()
             self.hand_off()
@@ -287,29 +515,27 @@ class CellRun(Run):
             self.evaluate("offline", 0)
         t0 = time.perf_counter()
         for it in range(self.p.step + 1, b["offline_iterations"] + 1):
-            batch = self.offline_buffer.sample(self.batch_size, self.rng)
-            if self.augmenter is not None:
-                batch = self.augmenter(batch)  # raw-scale states in, raw-scale next states out
-            self.update(self.normalizer.batch(batch))
-            self.p.step = it
+            self.update([s.offline_batch(self.batch_size) for s in self.seeds])
+            for s in self.seeds:
+                s.p.step = it
             self.bar.update(1)
             if it % b["eval_every"] == 0 or it == b["offline_iterations"]:
-                self.p.train_time["offline"] += time.perf_counter() - t0
+                self.add_time("offline", time.perf_counter() - t0)
                 self.evaluate("offline", it)
                 t0 = time.perf_counter()
-            if (it % b["checkpoint_every"] == 0 and it < b["offline_iterations"]) or self.stop_requested:
+            if (it % b["checkpoint_every"] == 0 and it < b["offline_iterations"]) or self.sigterm.requested:
                 self.save_checkpoint()
                 self.stop_if_requested()
-        self.p.train_time["offline"] += time.perf_counter() - t0
+        self.add_time("offline", time.perf_counter() - t0)
 
     def hand_off(self) -> None:
         """Actor, critics, targets and optimiser states carry over; the BC term is dropped; the offline
         normalisation stays and applies to every online state; the online buffer starts empty."""
-        # cloned: state dicts share storage with the parameters that online training goes on to change
-        self.offline_model = {k: {n: t.detach().clone() for n, t in part.items()} for k, part in self.networks().items()}
+        for s in self.seeds:
+            s.offline_model = s.networks()  # copies (select_members gathers), so online training leaves them be
         self.agent.bc_alpha = None
         if not self.recipe["keep_actor"] or not self.recipe["keep_critic"]:
-            fresh = TD3(self.obs_dim, self.act_dim, self.agent.cfg, device=self.device)
+            fresh = TD3(self.obs_dim, self.act_dim, self.agent.cfg, device=self.device, members=self.agent.members)
             keep = {"actor": self.recipe["keep_actor"], "critic": self.recipe["keep_critic"]}
             state = self.agent.state_dict()
             for part in ("actor", "critic"):
@@ -318,7 +544,8 @@ class CellRun(Run):
                         state[k] = fresh.state_dict()[k]
             self.agent.load_state_dict(state)
             self.agent.bc_alpha = None
-        self.p.phase, self.p.step = "online", 0
+        for s in self.seeds:
+            s.p.phase, s.p.step = "online", 0
 
     def online_phase(self, resumed_mid_online: bool) -> None:
         b = self.budget
@@ -329,55 +556,46 @@ class CellRun(Run):
             last = self.p.curve[-1] if self.p.curve else None
             if last is not None and last["phase"] == "offline" and self.recipe["keep_actor"]:
                 # The same policy on the same evaluation seeds: the final offline evaluation is online step 0.
-                self.p.curve.append({**last, "phase": "online", "step": 0})
+                for s in self.seeds:
+                    s.p.curve.append({**s.p.curve[-1], "phase": "online", "step": 0})
             else:
                 self.evaluate("online", 0)
-            self.obs, _ = self.env.reset(seed=self.seed)
+            for s in self.seeds:
+                s.start_episode(seed=s.seed)
         else:
-            self.obs, _ = self.env.reset()  # the checkpoint was taken at an episode end, before this reset
+            for s in self.seeds:
+                s.replay_episode()  # the checkpoint may fall inside an episode
         next_checkpoint = (self.p.step // b["checkpoint_every"] + 1) * b["checkpoint_every"]
         t0 = time.perf_counter()
         for t in range(self.p.step + 1, self.online_steps + 1):
             if t <= b["online_start_steps"] and not pretrained:
-                action = self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+                actions = [s.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32) for s in self.seeds]
             else:
                 # Start steps of a pre-trained run use its actor plus noise (and no updates, below).
-                noise = self.rng.normal(0.0, self.exploration_noise, self.act_dim)
-                action = np.clip(self.policy(self.obs) + noise, -1.0, 1.0).astype(np.float32)
-            next_obs, reward, terminated, truncated, _ = self.env.step(action)
-            self.online_buffer.add(self.obs, action, reward, next_obs, terminated)
-            self.obs = next_obs
-            self.p.env_steps += 1
-            self.p.episode_return += reward
+                greedy = self.policy(np.stack([s.obs for s in self.seeds])[:, None])[:, 0]
+                actions = [np.clip(g + s.rng.normal(0.0, self.exploration_noise, self.act_dim), -1.0, 1.0)
+                           .astype(np.float32) for g, s in zip(greedy, self.seeds)]
+            ended = [s.env_step(a) for s, a in zip(self.seeds, actions)]
             if t > b["online_start_steps"]:
-                self.update(self.normalizer.batch(self.online_buffer.sample(self.batch_size, self.rng)))
-            self.p.step = t
+                self.update([s.online_batch(self.batch_size) for s in self.seeds])
+            for s in self.seeds:
+                s.p.step = t
             self.bar.update(1)
             if t % b["eval_every"] == 0 or t == self.online_steps:
-                self.p.train_time["online"] += time.perf_counter() - t0
+                self.add_time("online", time.perf_counter() - t0)
                 self.evaluate("online", t)
                 t0 = time.perf_counter()
-            if terminated or truncated:
-                self.p.episodes += 1
-                self.p.episode_return = 0.0
-                if (t >= next_checkpoint or self.stop_requested) and t < self.online_steps:
-                    self.p.train_time["online"] += time.perf_counter() - t0
-                    self.save_checkpoint()
-                    self.stop_if_requested()
-                    t0 = time.perf_counter()
-                    next_checkpoint = (t // b["checkpoint_every"] + 1) * b["checkpoint_every"]
-                self.obs, _ = self.env.reset()
-        self.p.train_time["online"] += time.perf_counter() - t0
-        self.p.phase = "done"
-
-    def networks(self) -> dict:
-        state = self.agent.state_dict()
-        return {"actor": state["actor"], "critic": state["critic"], "normalizer": self.normalizer.state_dict()}
-
-    def final_model(self) -> dict:
-        """What later analysis needs (critic traces, hand-offs): networks and the state normalisation, final
-        and, for pre-trained runs, at the hand-off ("offline")."""
-        model = self.networks()
-        if self.offline_model is not None:
-            model["offline"] = self.offline_model
-        return model
+            for s, end in zip(self.seeds, ended):
+                if end:
+                    s.p.episodes += 1
+                    s.p.episode_return = 0.0
+                    s.start_episode()
+            if (t >= next_checkpoint or self.sigterm.requested) and t < self.online_steps:
+                self.add_time("online", time.perf_counter() - t0)
+                self.save_checkpoint()
+                self.stop_if_requested()
+                t0 = time.perf_counter()
+                next_checkpoint = (t // b["checkpoint_every"] + 1) * b["checkpoint_every"]
+        self.add_time("online", time.perf_counter() - t0)
+        for s in self.seeds:
+            s.p.phase = "done"

@@ -100,6 +100,18 @@ def concat_batches(parts: list[Batch]) -> Batch:
     return Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in ReplayBuffer._FIELDS))
 
 
+def stack_batches(parts: list[Batch]) -> Batch:
+    """One minibatch per member, (B, ...) each, as a batched ensemble's (E, B, ...) batch."""
+    def stacked(name):
+        values = [getattr(p, name) for p in parts]
+        if all(v is None for v in values):
+            return None
+        if any(v is None for v in values):  # k-step rows in some members' batches only: the rest use gamma
+            raise ValueError(f"members' batches disagree on whether they carry {name}")
+        return torch.stack(values)
+    return Batch(*(stacked(f.name) for f in fields(Batch)))
+
+
 class UnionReplay:
     """Uniform sampling over a fixed offline buffer and a growing online one, as if they were one buffer
     (paper B's "Uniform" scheme); only the online part changes, so only it goes into checkpoints."""
