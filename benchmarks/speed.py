@@ -1,7 +1,7 @@
 """Speed of the harness's learners, measured in one run on the machine it is on.
 
     python benchmarks/speed.py [--seconds 3] [--threads 1] [--members 8] [--device cpu|cuda] [--cell smoke]
-                               [--out benchmarks/results/speed.json]
+                               [--seed-group 8] [--out benchmarks/results/speed.json]
 
 Updates per second of TD3+BC, CQL, SAC and the world model, for one agent and for K agents batched (K = --members
 seeds as one computation; CQL: paper B's block of 5), beside the plain single-agent eager loops of
@@ -10,7 +10,8 @@ algorithm when d3rlpy is installed (see benchmarks/README.md). Same data (10K ra
 6-dim actions), batch 256, 256-256 networks, every learner sampling its own batches from a buffer on the device.
 "agent-updates/s" counts every agent of a batched step. Each group's plain loop is measured first and last; the
 ratios divide by the mean of the two. `--cell smoke|quick` also runs one real cell (TD3 from scratch on hopper at
-that scale) and splits its wall time into training, evaluation and I/O.
+that scale) and splits its wall time into training, evaluation and I/O; with `--seed-group K` it also runs that cell
+for K seeds as one job (`wmaug cell --seed 0 1 ...`) and as K jobs, and prints the ratio.
 
 Absolute rates depend on the machine and its load; compare the ratios, which come from one run.
 """
@@ -46,6 +47,7 @@ OBS, ACT, BATCH, N = 17, 6, 256, 10_000
 TARGETS = {  # issue: speed (CPU, one agent) and GPU (K = 8 batched seeds)
     "td3bc_vs_d3rlpy": 1.8,
     "cql_vs_d3rlpy": 3.0,
+    "cql_bf16_vs_d3rlpy": 3.0,
     "td3bc_batched_vs_plain_gpu": 20.0,
 }
 
@@ -126,13 +128,12 @@ def grid_updates() -> dict:
     return out
 
 
-def grid_hours(updates: dict, by: dict, members: int) -> dict:
+def grid_hours(updates: dict, by: dict, members: int, cql_row: str) -> dict:
     """Hours for one process on this device at the measured rates: paper A at the K-batched TD3+BC's agent-updates/s
-    (seeds batched K at a time), paper B's blocks at CQL x5's block updates/s (AWAC and BCQ blocks are cheaper: an
-    upper bound), its fine-tuning at the ensemble SAC's updates/s. Evaluation episodes are left out."""
+    (seeds batched K at a time), paper B's blocks at CQL x5's block updates/s (`cql_row`; AWAC and BCQ blocks are
+    cheaper: an upper bound), its fine-tuning at the ensemble SAC's updates/s. Evaluation episodes are left out."""
     a = updates["paper_a_td3_updates"] / by[f"wmaug TD3+BC, {members} agents batched"]["agent_updates_per_s"]
-    b_pre = updates["paper_b_pretrain_block_updates"] / by["wmaug CQL, 5 agents batched (a paper B block)"][
-        "updates_per_s"]
+    b_pre = updates["paper_b_pretrain_block_updates"] / by[cql_row]["updates_per_s"]
     b_ft = updates["paper_b_finetune_updates"] / by["wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)"][
         "updates_per_s"]
     return {"paper_a": a / 3600, "paper_b_pretrain": b_pre / 3600, "paper_b_finetune": b_ft / 3600,
@@ -157,6 +158,25 @@ def run_cell(scale: str, device: torch.device) -> dict:
             "other_s": wall - training - t["eval"] - t.get("io", 0.0)}
 
 
+def run_seed_group(scale: str, device: torch.device, seeds: int) -> dict:
+    """The same cell for `seeds` seeds, as one job (one batched TD3) and as one job per seed, timed in this run."""
+    from wmaug import config as C
+    from wmaug.cell import run_cells
+
+    cfg = C.load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml", scale)
+    specs = [C.cell_spec(cfg, "wmaug", "hopper", "random", "td3", seed) for seed in range(seeds)]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        for spec in specs:
+            run_cells([spec], [f"{tmp}/alone{spec['cell']['seed']}"], device=device.type, progress=False)
+        alone = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_cells(specs, [f"{tmp}/group{spec['cell']['seed']}" for spec in specs], device=device.type, progress=False)
+        together = time.perf_counter() - t0
+    return {"scale": scale, "cell": "wmaug/hopper/td3", "seeds": seeds, "one_job_per_seed_s": alone,
+            "one_job_s": together, "speedup": alone / together}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per row, after a warm-up")
@@ -164,6 +184,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=8, help="K: agents batched into one step")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cell", choices=["none", "smoke", "quick"], default="none")
+    parser.add_argument("--seed-group", type=int, default=0, metavar="K",
+                        help="also time the --cell cell for K seeds as one job vs one job per seed")
     parser.add_argument("--out", default="benchmarks/results/speed.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -191,8 +213,12 @@ def main() -> None:
     plain_cql = PlainCQL(OBS, ACT, device=device)
     cql_1 = CQL(OBS, ACT, CQLConfig(), members=1, device=device)
     cql_5 = CQL(OBS, ACT, CQLConfig(), members=5, device=device)
+    cql_1_bf16 = CQL(OBS, ACT, CQLConfig(precision="bf16"), members=1, device=device)
+    cql_5_bf16 = CQL(OBS, ACT, CQLConfig(precision="bf16"), members=5, device=device)
     group = [("wmaug CQL, 1 agent", 1, lambda: cql_1.update(sample(1))),
-             ("wmaug CQL, 5 agents batched (a paper B block)", 5, lambda: cql_5.update(sample(5)))]
+             ("wmaug CQL, 5 agents batched (a paper B block)", 5, lambda: cql_5.update(sample(5))),
+             ("wmaug CQL, 1 agent, precision bf16 (opt-in)", 1, lambda: cql_1_bf16.update(sample(1))),
+             ("wmaug CQL, 5 agents batched, precision bf16 (opt-in)", 5, lambda: cql_5_bf16.update(sample(5)))]
     if "cql" in d3:
         group.append((f"d3rlpy {d3['cql'][1]} CQL, 1 agent", 1, d3["cql"][0]))
     rows += measure_group("CQL", lambda: plain_cql.update(sample()), group, args.seconds)
@@ -228,6 +254,8 @@ def main() -> None:
         ratios["td3bc_vs_d3rlpy"] = by["wmaug TD3+BC, 1 agent"]["updates_per_s"] / d3_td3["updates_per_s"]
     if d3_cql:
         ratios["cql_vs_d3rlpy"] = by["wmaug CQL, 1 agent"]["updates_per_s"] / d3_cql["updates_per_s"]
+        ratios["cql_bf16_vs_d3rlpy"] = (by["wmaug CQL, 1 agent, precision bf16 (opt-in)"]["updates_per_s"]
+                                        / d3_cql["updates_per_s"])
     ratios[f"td3bc_batched_vs_plain_{device.type}"] = by[f"wmaug TD3+BC, {K} agents batched"]["ratio_to_plain"]
 
     print(f"{'group':<12} {'learner':<58} {'updates/s':>10} {'agent-upd/s':>12} {'x plain':>8}")
@@ -242,23 +270,29 @@ def main() -> None:
         note = f" (target >= {target:g})" if target and (device.type == "cuda" or "gpu" not in key) else ""
         print(f"{key}: {value:.2f}{note}")
     updates = grid_updates()
-    hours = grid_hours(updates, by, K)
+    hours = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched (a paper B block)")
+    hours_bf16 = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched, precision bf16 (opt-in)")
     print(f"both papers' grids at paper scale: {updates['paper_a_td3_updates'] / 1e6:.0f}M TD3 updates (paper A), "
           f"{updates['paper_b_pretrain_blocks']} pre-training blocks of 5 agents "
           f"({updates['paper_b_pretrain_block_updates'] / 1e6:.0f}M block updates), "
           f"{updates['paper_b_finetune_updates'] / 1e6:.0f}M fine-tuning updates (paper B)")
     print("estimated hours for one process on this device at these rates: " + ", ".join(
         f"{k} {v:,.0f}" for k, v in hours.items()))
+    print("the same with CQL pre-training in bf16: " + ", ".join(f"{k} {v:,.0f}" for k, v in hours_bf16.items()))
     cells = [run_cell(args.cell, device)] if args.cell != "none" else []
     for c in cells:
         print(f"cell {c['cell']} at scale {c['scale']} ({c['online_steps']} steps): wall {c['wall_s']:.1f} s = "
               f"training {c['training_s']:.1f} + evaluation {c['evaluation_s']:.1f} + I/O {c['io_s']:.2f} + "
               f"other {c['other_s']:.1f}")
+    groups = [run_seed_group(args.cell, device, args.seed_group)] if args.cell != "none" and args.seed_group > 1 else []
+    for g in groups:
+        print(f"cell {g['cell']} at scale {g['scale']}, {g['seeds']} seeds: one job per seed {g['one_job_per_seed_s']:.1f} s, "
+              f"one job for all {g['one_job_s']:.1f} s ({g['speedup']:.2f}x)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "grid_updates": updates,
-        "grid_hours_one_process": hours, "members": K, "threads": args.threads,
+        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "seed_groups": groups, "grid_updates": updates,
+        "grid_hours_one_process": hours, "grid_hours_one_process_cql_bf16": hours_bf16, "members": K, "threads": args.threads,
         "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "batch": BATCH, "obs_dim": OBS, "act_dim": ACT, "seconds_per_row": args.seconds,
         "machine": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0],

@@ -22,7 +22,8 @@ def cell_runtime(wc):
     if recipe["pipeline"] == "balanced_replay":
         return max(10, S["finetune_long_steps" if recipe["long"] else "finetune_steps"] // 1000)
     online = S["online_long_steps"] if recipe["long"] else S["online_steps"]
-    return max(10, (S["offline_iterations"] + online) // 6000)
+    offline = S["offline_iterations"] if recipe["offline"] else 0  # TD3 from scratch has no offline phase
+    return max(10, (offline + online) // 6000)
 
 
 CELL_DIR = C.cell_dir(CFG, "{study}", "{env}", "{dataset}", "{method}", "{seed}")

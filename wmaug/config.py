@@ -47,7 +47,8 @@ def _section(**props) -> dict:
 _free_numbers = {"type": "object", "additionalProperties": {"anyOf": [{"type": "number"}, _hidden]}}
 PAPER_B_ALGORITHMS = {
     "cql": _section(hidden=_hidden, actor_lr=_pos_num, critic_lr=_pos_num, min_q_weight={"type": "number", "minimum": 0},
-                    n_actions=_pos_int, batch_size=_pos_int, gamma=_gamma, tau=_pos_num),
+                    n_actions=_pos_int, batch_size=_pos_int, gamma=_gamma, tau=_pos_num,
+                    precision={"enum": ["fp32", "bf16"]}),
     "finetune": _section(actor_lr=_pos_num, critic_lr=_pos_num, init_alpha=_pos_num, batch_size=_pos_int,
                          first_updates_after=_pos_int, first_updates={"type": "integer", "minimum": 0},
                          online_buffer=_pos_int),

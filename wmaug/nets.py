@@ -57,7 +57,7 @@ class EnsembleMLP(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(len(range(self.members)[members]), -1, -1)
         for layer in self.layers[:-1]:
-            x = F.relu(layer(x, members))
+            x = F.relu(layer(x, members), inplace=True)  # in place: baddbmm's backward does not read its output
         return self.layers[-1](x, members)
 
 
@@ -150,7 +150,8 @@ class EnsembleTanhGaussianActor(nn.Module):
         self.net = EnsembleMLP(members, obs_dim, hidden, 2 * act_dim)
 
     def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        # float32 from here on, also under bf16 autocast: log-probabilities are sums of small terms
+        mean, log_std = self.net(obs).float().chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,10 +189,54 @@ class frozen:
             p.requires_grad_(True)
 
 
+class FusedAdam(torch.optim.Adam):
+    """torch's fused Adam (one kernel for every parameter's step), stepped without Optimizer.step's per-call
+    bookkeeping (hooks, profiler ranges, regrouping tensors by device and dtype), which at these sizes takes as long
+    as the kernel itself (0.30 vs 0.17 ms per twin-critic step, measured here): about 3% of a TD3 update. The same
+    kernel, state and state_dict; the first step (which creates the state) and any setting this path does not cover
+    go through torch's own step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # torch wraps the class's `step` in a profiling hook at construction; the instance's own bypasses it
+        self.step = self.lean_step
+
+    def _lean(self) -> bool:
+        for group in self.param_groups:
+            if (group["amsgrad"] or group["maximize"] or group["weight_decay"] or group.get("decoupled_weight_decay")
+                    or isinstance(group["lr"], torch.Tensor) or self._optimizer_step_pre_hooks
+                    or self._optimizer_step_post_hooks):
+                return False
+            if any(p.grad is None or p not in self.state for p in group["params"]):
+                return False
+        return True
+
+    def lean_step(self, closure=None):
+        if closure is not None or not self._lean():
+            return type(self).step(self, closure)
+        for group in self.param_groups:
+            params = group["params"]
+            states = [self.state[p] for p in params]
+            steps = [s["step"] for s in states]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                               [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False, lr=group["lr"],
+                               beta1=group["betas"][0], beta2=group["betas"][1], weight_decay=0.0, eps=group["eps"],
+                               maximize=False, grad_scale=None, found_inf=None)
+        return None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none:
+            return super().zero_grad(set_to_none)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+
 def make_adam(params, lr: float, **kwargs) -> torch.optim.Adam:
     """Adam with the fused kernel (one kernel for every parameter's step: about 3.5x faster than the per-tensor loop
     on a CPU at these sizes, measured here); same update rule, float rounding aside."""
-    return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+    return FusedAdam(params, lr=lr, fused=True, **kwargs)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
