@@ -60,7 +60,7 @@ def make_agent(algo: str, members: int, hidden=HIDDEN, **overrides):
 # float32 does at this budget); AWAC -197, -444, -369; BCQ -503, -239, -509 (3000 updates).
 OFFLINE = {
     "cql": dict(updates=4000, overrides=dict(n_actions=4, min_q_weight=10.0)),
-    # the opt-in bfloat16 matmuls (paper B's pre-training at ~2.6x the speed on an AMX CPU) must learn as well
+    # the opt-in bfloat16 matmuls (paper B's pre-training at ~2x the speed on an AMX CPU) must learn as well
     "cql_bf16": dict(updates=4000, overrides=dict(n_actions=4, min_q_weight=10.0, precision="bf16")),
     "awac": dict(updates=3000, overrides={}),
     "bcq": dict(updates=3000, overrides={}),

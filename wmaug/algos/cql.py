@@ -33,7 +33,7 @@ class CQLConfig:
     n_actions: int = 10
     temperature: float = 1.0
     # "bf16": the networks' matmuls in bfloat16 (torch.autocast; weights, optimiser and losses stay float32).
-    # About 2.6x the updates per second on a CPU with AMX (benchmarks/speed.py), the CQL penalty's 31 critic rows
+    # About 2.4x the updates per second on a CPU with AMX (benchmarks/speed.py), the CQL penalty's 31 critic rows
     # per state being matmul-bound. Opt-in: the papers trained in float32.
     precision: str = "fp32"
 
