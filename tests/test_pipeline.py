@@ -232,3 +232,37 @@ def test_nan_loss_stops_the_cell_naming_loss_and_step_and_keeps_the_last_good_ch
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["progress"]["step"] == 30
     assert not (out / "summary.json").exists() and not (out / "curve.csv").exists()
+
+
+def test_a_checkpoint_of_the_previous_format_resumes_to_the_same_curve(tmp_path, hopper_random, base_config,
+                                                                         monkeypatch):
+    """Version-1 checkpoints (online ones taken at an episode end, before the reset, with the env generator's state
+    and no episode record) still resume: made here by stopping right after an episode end and rewriting the
+    checkpoint into that format."""
+    from wmaug.errors import Preempted
+    from wmaug.pipeline import SeedRun
+
+    spec = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=1, online_steps=300)
+    _prepare(tmp_path, hopper_random, spec)
+    run_cell(spec, tmp_path / "reference", device="cpu", progress=False)
+    real_start = SeedRun.start_episode
+
+    def stop_after_second_episode(self, seed=None):
+        real_start(self, seed)
+        if self.p.episodes == 2:
+            self.cell_run.sigterm.requested = True
+
+    monkeypatch.setattr(SeedRun, "start_episode", stop_after_second_episode)
+    out = tmp_path / "old"
+    with pytest.raises(Preempted):
+        run_cell(spec, out, device="cpu", progress=False)
+    monkeypatch.setattr(SeedRun, "start_episode", real_start)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["episode"]["length"] == 0 and state["episode"]["start"]["seed"] is None
+    state["env_rng"] = state.pop("episode")["start"]["env_rng"]  # what version 1 stored
+    state["version"] = 1
+    del state["cuda_rng"]
+    torch.save(state, out / "checkpoint.pt")
+    summary = run_cell(spec, out, device="cpu", progress=False)
+    assert summary["resumed"] is True
+    assert _curve(out).equals(_curve(tmp_path / "reference"))

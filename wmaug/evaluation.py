@@ -47,7 +47,8 @@ def evaluate_groups(env_groups: list[list[gym.Env]], policy: Callable[[np.ndarra
     """Returns (K, episodes) of K agents trained side by side (the seeds of a cell): agent k runs its episodes in
     env_groups[k], one env per episode, episode j reset with seeds[k] + j, so each agent's returns are those of
     :func:`evaluate` up to float rounding. All K x episodes episodes run at once and one batched forward pass serves
-    them: policy maps (K, N, obs_dim) -> (K, N, act_dim); rows of finished episodes are computed and ignored."""
+    them: policy maps (K, N, obs_dim) -> (K, N, act_dim), N the episode slots still running for some agent (with one
+    agent, exactly the running episodes, as in :func:`evaluate_parallel`)."""
     short = [k for k, group in enumerate(env_groups) if len(group) < episodes]
     if short:
         raise ValueError(f"agents {short} have fewer than {episodes} evaluation environments")
@@ -56,9 +57,11 @@ def evaluate_groups(env_groups: list[list[gym.Env]], policy: Callable[[np.ndarra
     returns = np.zeros(obs.shape[:2])
     running = np.ones(obs.shape[:2], bool)
     while running.any():
-        actions = policy(obs)
-        for k, j in zip(*np.nonzero(running)):
-            obs[k, j], reward, terminated, truncated, _ = env_groups[k][j].step(actions[k, j])
+        slots = np.flatnonzero(running.any(0))
+        actions = policy(obs[:, slots])
+        for k, i in zip(*np.nonzero(running[:, slots])):
+            j = slots[i]
+            obs[k, j], reward, terminated, truncated, _ = env_groups[k][j].step(actions[k, i])
             returns[k, j] += reward
             running[k, j] = not (terminated or truncated)
     return returns

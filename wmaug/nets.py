@@ -201,11 +201,20 @@ class FusedAdam(torch.optim.Adam):
         # torch wraps the class's `step` in a profiling hook at construction; the instance's own bypasses it
         self.step = self.lean_step
 
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.step = self.lean_step  # also after a deepcopy or unpickling
+
     def _lean(self) -> bool:
+        from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _global_optimizer_pre_hooks
+                or _global_optimizer_post_hooks or getattr(self, "grad_scale", None) is not None
+                or getattr(self, "found_inf", None) is not None):  # hooks, GradScaler: torch's step handles them
+            return False
         for group in self.param_groups:
             if (group["amsgrad"] or group["maximize"] or group["weight_decay"] or group.get("decoupled_weight_decay")
-                    or isinstance(group["lr"], torch.Tensor) or self._optimizer_step_pre_hooks
-                    or self._optimizer_step_post_hooks):
+                    or isinstance(group["lr"], torch.Tensor) or not group["params"]):
                 return False
             if any(p.grad is None or p not in self.state for p in group["params"]):
                 return False
@@ -250,7 +259,7 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 def _member_map(obj, members: int, fn):
     if isinstance(obj, torch.Tensor):
         if obj.dim() == 0:
-            return obj  # optimiser step counts and other scalars are shared
+            return obj.clone()  # optimiser step counts and other scalars: the same value, not the same tensor
         if obj.shape[0] % members:
             raise ValueError(f"tensor of shape {tuple(obj.shape)} has no leading member axis of {members}")
         k = obj.shape[0] // members
@@ -275,7 +284,7 @@ def join_members(states: list[dict]) -> dict:
     agents trained in lockstep and taken from the first; so are non-tensor entries (optimiser settings)."""
     first = states[0]
     if isinstance(first, torch.Tensor):
-        return first if first.dim() == 0 else torch.cat(states)
+        return first.clone() if first.dim() == 0 else torch.cat(states)
     if isinstance(first, dict):
         if any(set(s) != set(first) for s in states):
             keys = [set(s) for s in states]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from wmaug.preemption import SigtermFlag
 
 log = logging.getLogger("wmaug.cell")
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: online checkpoints inside episodes (the episode's start and length)
 
 
 @dataclass
@@ -184,6 +185,8 @@ class Run:
             "rng": self.rng.bit_generator.state,
             "env_rng": self.env.unwrapped.np_random.bit_generator.state if self.p.phase == "online" else None,
             "torch_rng": torch.get_rng_state(),
+            # on a GPU, target noise and augmentation draw from the CUDA generator
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
         }
 
     def save_checkpoint(self) -> None:
@@ -208,6 +211,8 @@ class Run:
         self.loss_sums = state["loss_sums"]
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         if state["env_rng"] is not None:
             self.env.reset(seed=self.seed)  # creates the generator, then its state is overwritten
             self.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
@@ -333,10 +338,15 @@ class SeedRun(Run):
         rows = {k: v[self.online_buffer.size - n: self.online_buffer.size].cpu().numpy()
                 for k, v in self.online_buffer.storage.items()}
         for i in range(n):
-            if not np.array_equal(np.float32(self.obs), rows["observations"][i]):
-                raise RuntimeError(f"{self.ckpt_path}: replaying the episode of the checkpoint gave another state at "
-                                   f"its step {i} (not the same machine or MuJoCo version?); delete it to start over")
+            self.check_replayed(i, rows["observations"][i])
             self.obs, *_ = self.env.step(rows["actions"][i])
+        if n:
+            self.check_replayed(n, rows["next_observations"][n - 1])
+
+    def check_replayed(self, step: int, stored: np.ndarray) -> None:
+        if not np.array_equal(np.float32(self.obs), stored):
+            raise RuntimeError(f"{self.ckpt_path}: replaying the episode of the checkpoint gave another state at its "
+                               f"step {step} (not the same machine or MuJoCo version?); delete it to start over")
 
     def checkpoint_state(self) -> dict:
         return {**super().checkpoint_state(), "env_rng": None,
@@ -344,7 +354,9 @@ class SeedRun(Run):
 
     def restore(self, state: dict) -> None:
         super().restore(state)
-        self.episode_start, self.episode_length = state["episode"]["start"], state["episode"]["length"]
+        # a version-1 checkpoint was taken at an episode end, before the next reset: an episode of length 0
+        episode = state.get("episode") or {"start": {"seed": None, "env_rng": state["env_rng"]}, "length": 0}
+        self.episode_start, self.episode_length = episode["start"], episode["length"]
 
     # ---- results ----------------------------------------------------------------------------------
     def member_state(self, state: dict) -> dict:
@@ -419,6 +431,8 @@ class CellRun:
         # The learner's shared stream (target smoothing noise, augmentation) continues from the first seed's: one
         # seed alone draws exactly what it always did.
         torch.set_rng_state(first.torch_rng_after_init)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(first.seed)  # as the first seed's Run seeded it (each SeedRun re-seeded it)
         self.sigterm = SigtermFlag("iteration offline, step online")  # the group's; the seeds' handlers are replaced
         self.loss_sums: dict[str, list[torch.Tensor]] = {}
 
@@ -437,9 +451,9 @@ class CellRun:
     def flush_losses(self) -> None:
         """Hand each seed its column of the losses logged since the last flush (one host sync)."""
         for key, values in self.loss_sums.items():
-            table = torch.stack(values).cpu().numpy()  # (updates, K)
+            table = torch.stack(values).cpu()  # (updates, K)
             for k, s in enumerate(self.seeds):
-                s.loss_sums.setdefault(key, []).extend(table[:, k].tolist())
+                s.loss_sums.setdefault(key, []).extend(table[:, k].clone().unbind())  # float32, as they were computed
         self.loss_sums = {}
 
     def evaluate(self, phase: str, step: int) -> None:
@@ -468,8 +482,14 @@ class CellRun:
         self.flush_losses()
         for s in self.seeds:  # every seed's losses first: no seed's checkpoint moves on if one is not finite
             s.check_losses(s.p.phase, s.p.step)
-        for s in self.seeds:
-            s.save_checkpoint()
+        # All written first, then renamed: a kill while writing leaves every seed at its previous checkpoint.
+        t0 = time.perf_counter()
+        pending = [s.ckpt_path.with_name(s.ckpt_path.name + ".next") for s in self.seeds]
+        for s, path in zip(self.seeds, pending):
+            torch_save(s.checkpoint_state(), path)
+        for s, path in zip(self.seeds, pending):
+            os.replace(path, s.ckpt_path)
+        self.add_time("io", time.perf_counter() - t0)
 
     def stop_if_requested(self) -> None:
         where = ", ".join(str(s.ckpt_path) for s in self.seeds)
