@@ -260,6 +260,7 @@ def test_a_checkpoint_of_the_previous_format_resumes_to_the_same_curve(tmp_path,
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["episode"]["length"] == 0 and state["episode"]["start"]["seed"] is None
     state["env_rng"] = state.pop("episode")["start"]["env_rng"]  # what version 1 stored
+    state["torch_rng"] = state.pop("streams")["init"]  # version 1 drew from torch's default stream
     state["version"] = 1
     del state["cuda_rng"]
     torch.save(state, out / "checkpoint.pt")

@@ -33,9 +33,10 @@ class Rollout:
 @torch.no_grad()
 def latent_rollout(world_model, batch: Batch, steps: int, gamma: float, stochastic: bool = True,
                    policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                   terminal: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Rollout:
+                   terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   generator: torch.Generator | None = None) -> Rollout:
     """k latent steps from the batch's (s, a); `policy` (raw states -> actions) picks the actions after the
-    first. stochastic: z ~ q(z | s) as the paper samples; otherwise z = mu (the mean prediction)."""
+    first; latent samples come from `generator` (torch's default one if None). stochastic: z ~ q(z | s) as the paper samples; otherwise z = mu (the mean prediction)."""
     if steps < 1:
         raise ValueError(f"latent rollout: steps must be >= 1, got {steps}")
     if steps > 1 and (policy is None or terminal is None or getattr(world_model, "reward_model", None) is None):
@@ -43,7 +44,7 @@ def latent_rollout(world_model, batch: Batch, steps: int, gamma: float, stochast
                          "with a reward model (written by `wmaug world-model` since k-step rollouts exist)")
     wm = world_model
     mu, logvar = wm.encode(wm.normalize(batch.observations))
-    z = wm.reparameterize(mu, logvar) if stochastic else mu
+    z = wm.reparameterize(mu, logvar, generator) if stochastic else mu
     z = wm.step_latent(z, batch.actions)
     next_obs = wm.denormalize(wm.decode(z))
     rewards, alive = batch.rewards.clone(), 1.0 - batch.terminals
@@ -63,22 +64,24 @@ def latent_rollout(world_model, batch: Batch, steps: int, gamma: float, stochast
 class WorldModelAugmenter:
     def __init__(self, world_model, rate: float, steps: int = 1, stochastic: bool = True, gamma: float = 0.99,
                  policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 terminal: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 generator: torch.Generator | None = None):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"augmentation rate must lie in [0, 1], got {rate}")
         self.world_model, self.rate, self.steps, self.stochastic = world_model, rate, steps, stochastic
         self.gamma, self.policy, self.terminal = gamma, policy, terminal
+        self.generator = generator  # the run's own stream for which rows to replace and the latent samples
 
     def __call__(self, batch: Batch) -> Batch:
         n = round(self.rate * len(batch.observations))
         if n == 0:
             # Draw nothing from the random stream, so rate 0 is exactly the un-augmented run.
             return batch
-        idx = torch.randperm(len(batch.observations), device=batch.observations.device)[:n]
+        idx = torch.randperm(len(batch.observations), generator=self.generator, device=batch.observations.device)[:n]
         part = Batch(*(getattr(batch, k)[idx] for k in ("observations", "actions", "rewards", "next_observations",
                                                          "terminals")))
         out = latent_rollout(self.world_model, part, self.steps, self.gamma, self.stochastic, self.policy,
-                             self.terminal)
+                             self.terminal, self.generator)
         next_obs = batch.next_observations.clone()
         next_obs[idx] = out.next_observations
         if self.steps == 1:

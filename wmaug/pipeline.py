@@ -250,7 +250,13 @@ class SeedRun(Run):
         # This seed's own initial networks, drawn from its own torch stream (seeded by Run), so a seed starts from
         # the same weights whether it trains alone or beside others.
         self.initial_agent = TD3(self.obs_dim, self.act_dim, td3_config(td3), device=device).state_dict()
-        self.torch_rng_after_init = torch.get_rng_state()
+        # The seed's own torch streams, continuing where its initialisation left the stream it was seeded into: its
+        # draws (target noise, augmentation; fresh networks at a partial hand-off) are the same alone or in a group.
+        # On a CPU one stream serves both, as torch's default one did; on a GPU the draws come from a device stream
+        # seeded like torch's default CUDA one.
+        self.init_stream = torch.Generator()
+        self.init_stream.set_state(torch.get_rng_state())
+        self.draw_stream = self.init_stream if device.type == "cpu" else torch.Generator(device).manual_seed(self.seed)
         self.cell_run: CellRun | None = None  # set by the CellRun that trains this seed
         self.member = 0
         self.offline_buffer = None
@@ -273,7 +279,7 @@ class SeedRun(Run):
                     wm, rate, steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
                     gamma=td3["gamma"], terminal=terminal_fn(self.env_name),
                     # later rollout steps act like the TD3 target does: the target actor on normalised states
-                    policy=self.target_policy)
+                    policy=self.target_policy, generator=self.draw_stream)
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
@@ -307,6 +313,14 @@ class SeedRun(Run):
 
     def online_batch(self, batch_size: int):
         return self.normalizer.batch(self.online_buffer.sample(batch_size, self.rng))
+
+    def fresh_agent(self) -> dict:
+        """New networks for a partial hand-off, drawn from this seed's own stream."""
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.init_stream.get_state())
+            state = TD3(self.obs_dim, self.act_dim, self.agent.cfg, device=self.device).state_dict()
+            self.init_stream.set_state(torch.get_rng_state())
+        return state
 
     # ---- the online episode -----------------------------------------------------------------------
     def start_episode(self, seed: int | None = None) -> None:
@@ -350,10 +364,17 @@ class SeedRun(Run):
 
     def checkpoint_state(self) -> dict:
         return {**super().checkpoint_state(), "env_rng": None,
-                "episode": {"start": self.episode_start, "length": self.episode_length}}
+                "episode": {"start": self.episode_start, "length": self.episode_length},
+                "streams": {"init": self.init_stream.get_state(), "draw": self.draw_stream.get_state()}}
 
     def restore(self, state: dict) -> None:
         super().restore(state)
+        # version 1 drew from torch's default streams, whose states it saved
+        streams = state.get("streams") or {"init": state["torch_rng"], "draw": state.get("cuda_rng", [None])[0]
+                                           if self.device.type == "cuda" else state["torch_rng"]}
+        self.init_stream.set_state(streams["init"])
+        if self.draw_stream is not self.init_stream and streams["draw"] is not None:
+            self.draw_stream.set_state(streams["draw"])
         # a version-1 checkpoint was taken at an episode end, before the next reset: an episode of length 0
         episode = state.get("episode") or {"start": {"seed": None, "env_rng": state["env_rng"]}, "length": 0}
         self.episode_start, self.episode_length = episode["start"], episode["length"]
@@ -425,14 +446,10 @@ class CellRun:
         K = len(self.seeds)
         self.agent = TD3(self.obs_dim, self.act_dim, td3_config(specs[0]["td3"]), device=device, members=K)
         self.agent.load_state_dict(join_members([s.initial_agent for s in self.seeds]))
+        self.agent.noise_generators = [s.draw_stream for s in self.seeds]
         for k, s in enumerate(self.seeds):
             s.cell_run, s.member, s.initial_agent = self, k, None
             s.log_prefix = f"seed {s.seed}: " if K > 1 else ""
-        # The learner's shared stream (target smoothing noise, augmentation) continues from the first seed's: one
-        # seed alone draws exactly what it always did.
-        torch.set_rng_state(first.torch_rng_after_init)
-        if torch.cuda.is_available():
-            torch.cuda.manual_seed_all(first.seed)  # as the first seed's Run seeded it (each SeedRun re-seeded it)
         self.sigterm = SigtermFlag("iteration offline, step online")  # the group's; the seeds' handlers are replaced
         self.loss_sums: dict[str, list[torch.Tensor]] = {}
 
@@ -555,13 +572,13 @@ class CellRun:
             s.offline_model = s.networks()  # copies (select_members gathers), so online training leaves them be
         self.agent.bc_alpha = None
         if not self.recipe["keep_actor"] or not self.recipe["keep_critic"]:
-            fresh = TD3(self.obs_dim, self.act_dim, self.agent.cfg, device=self.device, members=self.agent.members)
+            fresh = join_members([s.fresh_agent() for s in self.seeds])
             keep = {"actor": self.recipe["keep_actor"], "critic": self.recipe["keep_critic"]}
             state = self.agent.state_dict()
             for part in ("actor", "critic"):
                 if not keep[part]:
                     for k in (part, f"{part}_target", f"{part}_opt"):
-                        state[k] = fresh.state_dict()[k]
+                        state[k] = fresh[k]
             self.agent.load_state_dict(state)
             self.agent.bc_alpha = None
         for s in self.seeds:

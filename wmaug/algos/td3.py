@@ -50,6 +50,9 @@ class TD3:
         self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
         # The BC term is switched off at the offline -> online hand-off, so it is state, not config.
         self.bc_alpha = cfg.bc_alpha
+        # One random stream per member for the target smoothing noise (seeds trained together draw what they would
+        # alone); None: torch's default generator.
+        self.noise_generators: list[torch.Generator] | None = None
         self.updates = 0
 
     def update(self, b: Batch) -> dict[str, torch.Tensor]:
@@ -64,7 +67,7 @@ class TD3:
     def critic_step(self, b: Batch) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         with torch.no_grad():
-            noise = (torch.randn_like(b.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            noise = (self.standard_normal(b.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_action = (self.actor_target(b.next_observations) + noise * self.max_action).clamp(
                 -self.max_action, self.max_action
             )
@@ -78,6 +81,13 @@ class TD3:
         critic_loss.sum().backward()
         self.critic_opt.step()
         return {"critic_loss": critic_loss.detach(), "q_mean": q[:, 0].mean(-1).detach()}
+
+    def standard_normal(self, like: torch.Tensor) -> torch.Tensor:
+        """N(0, 1) draws shaped like `like` (E, B, A), member i's from its own generator when there are some."""
+        if self.noise_generators is None:
+            return torch.randn_like(like)
+        return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
+                            for g in self.noise_generators])
 
     def actor_step(self, b: Batch) -> torch.Tensor:
         """The delayed policy step, then the targets' Polyak step."""
