@@ -154,9 +154,13 @@ class EnsembleTanhGaussianActor(nn.Module):
         mean, log_std = self.net(obs).float().chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each member's own action and log-probability: (E, B, A), (E, B)."""
-        return tanh_gaussian_sample(*self.distribution_params(obs), deterministic)
+    def forward(self, obs: torch.Tensor, deterministic: bool = False, samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's own action and log-probability: (E, B, A), (E, B); with `samples` = n, n independent
+        actions per state, sample-major: (E, n B, A), (E, n B). The network runs once per state either way."""
+        mean, std = self.distribution_params(obs)
+        if samples > 1:
+            mean, std = mean.repeat(1, samples, 1), std.repeat(1, samples, 1)
+        return tanh_gaussian_sample(mean, std, deterministic)
 
     def mixture(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The ensemble policy: one squashed Gaussian moment-matched to the members' pre-tanh Gaussians."""

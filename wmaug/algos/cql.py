@@ -48,15 +48,14 @@ def cql_penalty(q_fn, policy_fn, b: Batch, q_data: torch.Tensor, n_actions: int,
     estimated by importance sampling over uniform actions and policy actions at s and s' (Kumar et al. 2020,
     appendix F; their code's `with_lagrange=False` branch).
 
-    q_fn(obs, act) -> (E, 2, N); policy_fn(obs) -> (act (E, N, A), log_prob (E, N)); q_data (E, 2, B).
-    Returns (E, 2): one penalty per agent and critic.
+    q_fn(obs, act) -> (E, 2, N); policy_fn(obs (E, B, d), samples=n) -> n actions per state, sample-major
+    (act (E, n B, A), log_prob (E, n B)); q_data (E, 2, B). Returns (E, 2): one penalty per agent and critic.
     """
     E, B, act_dim = b.actions.shape
     obs = repeat_actions(b.observations, n_actions)
-    next_obs = repeat_actions(b.next_observations, n_actions)
-    with torch.no_grad():
-        a_cur, logp_cur = policy_fn(obs)
-        a_next, logp_next = policy_fn(next_obs)
+    with torch.no_grad():  # the policy network runs once per state, its n samples drawn from that one output
+        a_cur, logp_cur = policy_fn(b.observations, samples=n_actions)
+        a_next, logp_next = policy_fn(b.next_observations, samples=n_actions)
     a_rand = torch.empty_like(a_cur).uniform_(-1.0, 1.0)
     log_uniform = torch.full_like(logp_cur, act_dim * math.log(0.5))
     # Q(s, .) of the 3 n actions per state in one pass (one large matmul per layer, not three): (E, 2, 3 n, B)
