@@ -142,3 +142,21 @@ def test_lean_fused_adam_steps_exactly_as_torchs_fused_adam():
     reloaded.step()
     theirs.step()
     assert all(torch.equal(a, b) for a, b in zip(net.parameters(), ref.parameters()))
+
+
+def test_the_allocator_setting_applies_on_linux_and_training_still_matches():
+    """wmaug's commands keep freed memory in the heap (glibc mallopt; wmaug/allocator.py). On Linux it must apply,
+    and a learner's numbers must not depend on it: two TD3 updates on the same seed and batch, before and after,
+    give equal losses."""
+    from wmaug.allocator import keep_freed_memory
+
+    batch = stack(member_batches(1, 64, seed=3))
+    losses = []
+    for apply in (False, True):
+        if apply:
+            applied = keep_freed_memory()
+            assert applied or not sys.platform.startswith("linux")
+        torch.manual_seed(0)
+        agent = TD3(3, 1, TD3Config(hidden=(32, 32), bc_alpha=2.5))
+        losses.append([agent.update(batch)["critic_loss"] for _ in range(2)])
+    assert all(torch.equal(a, b) for a, b in zip(*losses))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from wmaug import config as C
+from wmaug.allocator import keep_freed_memory
 from wmaug.errors import InputError, NonFiniteLoss, Preempted
 
 
@@ -374,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    keep_freed_memory()  # training allocates the same large activations every update (wmaug/allocator.py)
     if args.threads:
         import torch
 
