@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from wmaug.algos.cql import CQL, CQLConfig
-from wmaug.allocator import keep_freed_memory
 from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.algos.sac import SAC, SACConfig
 from wmaug.algos.td3 import TD3, TD3Config
+from wmaug.allocator import keep_freed_memory
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.transitions import Transitions
 from wmaug.models.world_model import WorldModel, WorldModelConfig
@@ -289,13 +289,14 @@ def main() -> None:
               f"other {c['other_s']:.1f}")
     groups = [run_seed_group(args.cell, device, args.seed_group)] if args.cell != "none" and args.seed_group > 1 else []
     for g in groups:
-        print(f"cell {g['cell']} at scale {g['scale']}, {g['seeds']} seeds: one job per seed {g['one_job_per_seed_s']:.1f} s, "
-              f"one job for all {g['one_job_s']:.1f} s ({g['speedup']:.2f}x)")
+        print(f"cell {g['cell']} at scale {g['scale']}, {g['seeds']} seeds: one job per seed "
+              f"{g['one_job_per_seed_s']:.1f} s, one job for all {g['one_job_s']:.1f} s ({g['speedup']:.2f}x)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "seed_groups": groups, "grid_updates": updates,
-        "allocator_kept_freed_memory": allocator_tuned, "grid_hours_one_process": hours, "grid_hours_one_process_cql_bf16": hours_bf16, "members": K, "threads": args.threads,
+        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "seed_groups": groups,
+        "grid_updates": updates, "allocator_kept_freed_memory": allocator_tuned, "grid_hours_one_process": hours,
+        "grid_hours_one_process_cql_bf16": hours_bf16, "members": K, "threads": args.threads,
         "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "batch": BATCH, "obs_dim": OBS, "act_dim": ACT, "seconds_per_row": args.seconds,
         "machine": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0],

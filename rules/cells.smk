@@ -26,6 +26,8 @@ def cell_runtime(wc):
     return max(10, (offline + online) // 6000)
 
 
+# `--spec-json` holds one spec, or the list of a seed group's specs; `--out` one folder per seed.
+CELL_SHELL = "wmaug cell --spec-json {params.spec:q} --out {params.out} --threads {threads} 2> {log}"
 CELL_DIR = C.cell_dir(CFG, "{study}", "{env}", "{dataset}", "{method}", "{seed}")
 # Paper A's studies whose seeds run several per job (config `seeds_per_job`): one batched TD3, a folder per seed.
 SEED_GROUPS = C.seed_groups(CFG)
@@ -52,7 +54,7 @@ rule cell:
         runtime=lambda wc: cell_runtime(wc),
         mem_mb=6000,
     shell:
-        "wmaug cell --spec-json {params.spec:q} --out {params.out} --threads {threads} 2> {log}"
+        CELL_SHELL
 
 
 def seed_wildcards(wc, study, seed):
@@ -86,7 +88,7 @@ for _study, _groups in SEED_GROUPS.items():
                     seed_wildcards(wc, study, seeds[0])),
                 mem_mb=6000 + 1000 * (len(_seeds) - 1),
             shell:
-                "wmaug cell --spec-json {params.spec:q} --out {params.out} --threads {threads} 2> {log}"
+                CELL_SHELL
 
 
 def study_summaries(study):

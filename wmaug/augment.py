@@ -36,7 +36,8 @@ def latent_rollout(world_model, batch: Batch, steps: int, gamma: float, stochast
                    terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    generator: torch.Generator | None = None) -> Rollout:
     """k latent steps from the batch's (s, a); `policy` (raw states -> actions) picks the actions after the
-    first; latent samples come from `generator` (torch's default one if None). stochastic: z ~ q(z | s) as the paper samples; otherwise z = mu (the mean prediction)."""
+    first; latent samples come from `generator` (torch's default one if None). stochastic: z ~ q(z | s) as the
+    paper samples; otherwise z = mu (the mean prediction)."""
     if steps < 1:
         raise ValueError(f"latent rollout: steps must be >= 1, got {steps}")
     if steps > 1 and (policy is None or terminal is None or getattr(world_model, "reward_model", None) is None):

@@ -26,20 +26,11 @@ def evaluate_parallel(envs: list[gym.Env], policy: Callable[[np.ndarray], np.nda
     """The returns of :func:`evaluate` (episode k resets with seed + k), with up to len(envs) episodes run side by
     side so that one batched forward pass serves them all: policy maps (N, obs_dim) -> (N, act_dim). The same
     episodes as :func:`evaluate` up to float rounding of a batched vs single forward pass."""
-    returns = np.zeros(episodes)
+    parts = []
     for start in range(0, episodes, len(envs)):
-        ks = range(start, min(start + len(envs), episodes))
-        active = envs[: len(ks)]
-        obs = np.stack([env.reset(seed=seed + k)[0] for env, k in zip(active, ks)])
-        running = np.ones(len(ks), bool)
-        while running.any():
-            idx = np.flatnonzero(running)
-            actions = policy(obs[idx])
-            for j, i in enumerate(idx):
-                obs[i], reward, terminated, truncated, _ = active[i].step(actions[j])
-                returns[start + i] += reward
-                running[i] = not (terminated or truncated)
-    return returns
+        n = min(len(envs), episodes - start)
+        parts.append(evaluate_groups([envs[:n]], lambda obs: policy(obs[0])[None], n, [seed + start])[0])
+    return np.concatenate(parts)
 
 
 def evaluate_groups(env_groups: list[list[gym.Env]], policy: Callable[[np.ndarray], np.ndarray], episodes: int,

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 
 def mlp(in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int, activation=nn.ReLU) -> nn.Sequential:
@@ -210,8 +211,6 @@ class FusedAdam(torch.optim.Adam):
         self.step = self.lean_step  # also after a deepcopy or unpickling
 
     def _lean(self) -> bool:
-        from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
-
         if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _global_optimizer_pre_hooks
                 or _global_optimizer_post_hooks or getattr(self, "grad_scale", None) is not None
                 or getattr(self, "found_inf", None) is not None):  # hooks, GradScaler: torch's step handles them

@@ -214,8 +214,11 @@ class Run:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         if state["env_rng"] is not None:
-            self.env.reset(seed=self.seed)  # creates the generator, then its state is overwritten
-            self.env.unwrapped.np_random.bit_generator.state = state["env_rng"]
+            self.set_env_rng(state["env_rng"])
+
+    def set_env_rng(self, state: dict) -> None:
+        self.env.reset(seed=self.seed)  # creates the generator, then its state is overwritten
+        self.env.unwrapped.np_random.bit_generator.state = state
 
     def try_resume(self) -> bool:
         state = self.read_checkpoint()
@@ -225,9 +228,10 @@ class Run:
         log.info("resumed from %s at %s step %d", self.ckpt_path, self.p.phase, self.p.step)
         return True
 
-    def progress_bar(self, total: int, done: int) -> tqdm:
+    def progress_bar(self, total: int, done: int, seeds: str | None = None) -> tqdm:
         c = self.cell
-        return tqdm(total=total, initial=done, desc=f"{self.env_name}/{c['dataset']}/{c['method']}/s{self.seed}",
+        return tqdm(total=total, initial=done,
+                    desc=f"{self.env_name}/{c['dataset']}/{c['method']}/s{seeds or self.seed}",
                     disable=not self.show_progress, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0,
                     unit="step", dynamic_ncols=True)
 
@@ -300,11 +304,6 @@ class SeedRun(Run):
         m = slice(self.member, self.member + 1)
         return self.agent.actor_target(self.normalizer(obs), members=m)[0]
 
-    def policy_batch(self, obs: np.ndarray) -> np.ndarray:
-        m = slice(self.member, self.member + 1)
-        with torch.no_grad():
-            return self.agent.actor(torch.as_tensor(self.normalizer(obs), device=self.device), members=m)[0].cpu().numpy()
-
     def offline_batch(self, batch_size: int):
         batch = self.offline_buffer.sample(batch_size, self.rng)
         if self.augmenter is not None:
@@ -346,8 +345,7 @@ class SeedRun(Run):
         if start["seed"] is not None:
             self.obs, _ = self.env.reset(seed=start["seed"])
         else:
-            self.env.reset(seed=self.seed)  # creates the generator, whose state is then set to the episode's
-            self.env.unwrapped.np_random.bit_generator.state = start["env_rng"]
+            self.set_env_rng(start["env_rng"])
             self.obs, _ = self.env.reset()
         rows = {k: v[self.online_buffer.size - n: self.online_buffer.size].cpu().numpy()
                 for k, v in self.online_buffer.storage.items()}
@@ -369,9 +367,8 @@ class SeedRun(Run):
 
     def restore(self, state: dict) -> None:
         super().restore(state)
-        # version 1 drew from torch's default streams, whose states it saved
-        streams = state.get("streams") or {"init": state["torch_rng"], "draw": state.get("cuda_rng", [None])[0]
-                                           if self.device.type == "cuda" else state["torch_rng"]}
+        # version 1 drew from torch's default CPU stream, whose state it saved (and not the CUDA one)
+        streams = state.get("streams") or {"init": state["torch_rng"], "draw": None}
         self.init_stream.set_state(streams["init"])
         if self.draw_stream is not self.init_stream and streams["draw"] is not None:
             self.draw_stream.set_state(streams["draw"])
@@ -415,8 +412,6 @@ def check_seed_group(specs: list[dict]) -> None:
     seeds = [spec["cell"]["seed"] for spec in specs]
     if len(set(seeds)) != len(seeds):
         raise InputError(f"a seed group lists a seed twice: {seeds}")
-    if specs[0]["recipe"]["pipeline"] == "balanced_replay":
-        raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
     first = without_seed(specs[0])
     for spec in specs[1:]:
         other = without_seed(spec)
@@ -435,7 +430,7 @@ class CellRun:
 
     def __init__(self, specs: list[dict], out_dirs: list[str | Path], device: torch.device, progress: bool = True):
         check_seed_group(specs)
-        self.seeds = [SeedRun(spec, out, device, progress=False) for spec, out in zip(specs, out_dirs)]
+        self.seeds = [SeedRun(spec, out, device, progress) for spec, out in zip(specs, out_dirs)]
         first = self.seeds[0]
         self.device, self.show_progress = device, progress
         self.budget, self.recipe = first.budget, first.recipe
@@ -523,7 +518,6 @@ class CellRun:
         self.agent.load_state_dict(join_members([st["agent"] for st in states]))
         for s, state in zip(self.seeds, states):
             s.restore(state)
-        torch.set_rng_state(states[0]["torch_rng"])
         phase, step = at.pop()
         log.info("resumed from %s at %s step %d", ", ".join(str(s.ckpt_path) for s in self.seeds), phase, step)
         return True
@@ -533,11 +527,8 @@ class CellRun:
         resumed = self.try_resume()
         offline = self.budget["offline_iterations"] if self.recipe["offline"] else 0
         done = self.p.step + (offline if self.p.phase == "online" else 0)
-        c, seeds = self.seeds[0].cell, [s.seed for s in self.seeds]
-        label = f"s{seeds[0]}" if len(seeds) == 1 else f"s{','.join(map(str, seeds))}"
-        self.bar = tqdm(total=offline + self.online_steps, initial=done, unit="step", dynamic_ncols=True,
-                        desc=f"{c['env']}/{c['dataset']}/{c['method']}/{label}", disable=not self.show_progress,
-                        file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        seeds = ",".join(str(s.seed) for s in self.seeds)  # one bar for the job
+        self.bar = self.seeds[0].progress_bar(offline + self.online_steps, done, seeds)
         if self.p.phase == "offline":
             self.offline_phase()
             self.hand_off()
