@@ -1,14 +1,15 @@
 """Speed of the harness's learners, measured in one run on the machine it is on.
 
     python benchmarks/speed.py [--seconds 3] [--threads 1] [--members 8] [--device cpu|cuda] [--cell smoke]
-                               [--seed-group 8] [--out benchmarks/results/speed.json]
+                               [--seed-group 8] [--compile] [--out benchmarks/results/speed.json]
 
 Updates per second of TD3+BC, CQL, SAC and the world model, for one agent and for K agents batched (K = --members
 seeds as one computation; CQL: paper B's block of 5), beside the plain single-agent eager loops of
 benchmarks/reference.py (written the way CleanRL / CORL write them) and beside d3rlpy's implementation of the same
 algorithm when d3rlpy is installed (see benchmarks/README.md). Same data (10K random transitions, 17-dim states,
 6-dim actions), batch 256, 256-256 networks, every learner sampling its own batches from a buffer on the device.
-"agent-updates/s" counts every agent of a batched step. Each group's plain loop is measured first and last; the
+"agent-updates/s" counts every agent of a batched step. `--compile` adds the compiled path's rows (`wmaug cell
+--compile on`: each loss one torch.compile graph, captured as a CUDA graph on a GPU) and their compilation times. Each group's plain loop is measured first and last; the
 ratios divide by the mean of the two. `--cell smoke|quick` also runs one real cell (TD3 from scratch on hopper at
 that scale) and splits its wall time into training, evaluation and I/O; with `--seed-group K` it also runs that cell
 for K seeds as one job (`wmaug cell --seed 0 1 ...`) and as K jobs, and prints the ratio.
@@ -42,15 +43,28 @@ from wmaug.nets import make_adam
 from wmaug.provenance import package_versions
 
 from reference import PlainCQL, PlainTD3BC  # benchmarks/ is the script's own folder, first on sys.path
-from timing import rate
+from timing import rate, sync
 
 OBS, ACT, BATCH, N = 17, 6, 256, 10_000
 TARGETS = {  # issue: speed (CPU, one agent) and GPU (K = 8 batched seeds)
     "td3bc_vs_d3rlpy": 1.8,
     "cql_vs_d3rlpy": 3.0,
     "cql_bf16_vs_d3rlpy": 3.0,
+    "cql_bf16_compiled_vs_d3rlpy": 3.0,
     "td3bc_batched_vs_plain_gpu": 20.0,
+    "td3bc_batched_compiled_vs_plain_gpu": 20.0,
 }
+
+
+def compiled(agent, step) -> tuple[object, float]:
+    """`agent` with its losses compiled (`--compile`), and the seconds its first updates took (the compilation: one
+    graph per loss, a second for TD3's delayed actor step, so two updates)."""
+    agent.compile()
+    t0 = time.perf_counter()
+    for _ in range(2):
+        step(agent)
+    sync()
+    return agent, time.perf_counter() - t0
 
 
 def random_data(seed: int = 0) -> Transitions:
@@ -129,11 +143,13 @@ def grid_updates() -> dict:
     return out
 
 
-def grid_hours(updates: dict, by: dict, members: int, cql_row: str) -> dict:
+def grid_hours(updates: dict, by: dict, members: int, cql_row: str, td3_suffix: str = "") -> dict:
     """Hours for one process on this device at the measured rates: paper A at the K-batched TD3+BC's agent-updates/s
-    (seeds batched K at a time), paper B's blocks at CQL x5's block updates/s (`cql_row`; AWAC and BCQ blocks are
-    cheaper: an upper bound), its fine-tuning at the ensemble SAC's updates/s. Evaluation episodes are left out."""
-    a = updates["paper_a_td3_updates"] / by[f"wmaug TD3+BC, {members} agents batched"]["agent_updates_per_s"]
+    (seeds batched K at a time; `td3_suffix` picks the compiled row), paper B's blocks at CQL x5's block updates/s
+    (`cql_row`; AWAC and BCQ blocks are cheaper: an upper bound), its fine-tuning at the ensemble SAC's updates/s.
+    Evaluation episodes are left out."""
+    a = updates["paper_a_td3_updates"] / by[f"wmaug TD3+BC, {members} agents batched{td3_suffix}"][
+        "agent_updates_per_s"]
     b_pre = updates["paper_b_pretrain_block_updates"] / by[cql_row]["updates_per_s"]
     b_ft = updates["paper_b_finetune_updates"] / by["wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)"][
         "updates_per_s"]
@@ -187,6 +203,8 @@ def main() -> None:
     parser.add_argument("--cell", choices=["none", "smoke", "quick"], default="none")
     parser.add_argument("--seed-group", type=int, default=0, metavar="K",
                         help="also time the --cell cell for K seeds as one job vs one job per seed")
+    parser.add_argument("--compile", action="store_true",
+                        help="also the compiled path's rows (wmaug's --compile on: torch.compile, CUDA graphs on a GPU)")
     parser.add_argument("--out", default="benchmarks/results/speed.json")
     args = parser.parse_args()
     # What `wmaug` commands do at start; applied before any row, so every learner (d3rlpy's too) runs with it.
@@ -209,6 +227,14 @@ def main() -> None:
     plain = PlainTD3BC(OBS, ACT, device=device)
     group = [("wmaug TD3+BC, 1 agent", 1, lambda: td3bc_1.update(sample())),
              (f"wmaug TD3+BC, {K} agents batched", K, lambda: td3bc_k.update(sample(K)))]
+    compile_s = {}
+    if args.compile:
+        td3bc_1c, compile_s["TD3+BC 1"] = compiled(TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device),
+                                                   lambda a: a.update(sample()))
+        td3bc_kc, compile_s[f"TD3+BC {K}"] = compiled(TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device, members=K),
+                                                      lambda a: a.update(sample(K)))
+        group += [("wmaug TD3+BC, 1 agent, compiled", 1, lambda: td3bc_1c.update(sample())),
+                  (f"wmaug TD3+BC, {K} agents batched, compiled", K, lambda: td3bc_kc.update(sample(K)))]
     if "td3bc" in d3:
         group.append((f"d3rlpy {d3['td3bc'][1]} TD3PlusBC, 1 agent", 1, d3["td3bc"][0]))
     rows += measure_group("TD3+BC", lambda: plain.update(sample()), group, args.seconds)
@@ -222,6 +248,14 @@ def main() -> None:
              ("wmaug CQL, 5 agents batched (a paper B block)", 5, lambda: cql_5.update(sample(5))),
              ("wmaug CQL, 1 agent, precision bf16 (opt-in)", 1, lambda: cql_1_bf16.update(sample(1))),
              ("wmaug CQL, 5 agents batched, precision bf16 (opt-in)", 5, lambda: cql_5_bf16.update(sample(5)))]
+    if args.compile:
+        for precision in ("fp32", "bf16"):
+            for members in (1, 5):
+                name = f"wmaug CQL, {members} agent{'s batched' if members > 1 else ''}, {precision}, compiled"
+                agent, compile_s[f"CQL {members} {precision}"] = compiled(
+                    CQL(OBS, ACT, CQLConfig(precision=precision), members=members, device=device),
+                    lambda a, m=members: a.update(sample(m)))
+                group.append((name, members, lambda a=agent, m=members: a.update(sample(m))))
     if "cql" in d3:
         group.append((f"d3rlpy {d3['cql'][1]} CQL, 1 agent", 1, d3["cql"][0]))
     rows += measure_group("CQL", lambda: plain_cql.update(sample()), group, args.seconds)
@@ -260,6 +294,14 @@ def main() -> None:
         ratios["cql_bf16_vs_d3rlpy"] = (by["wmaug CQL, 1 agent, precision bf16 (opt-in)"]["updates_per_s"]
                                         / d3_cql["updates_per_s"])
     ratios[f"td3bc_batched_vs_plain_{device.type}"] = by[f"wmaug TD3+BC, {K} agents batched"]["ratio_to_plain"]
+    if args.compile:
+        if d3_cql:
+            ratios["cql_compiled_vs_d3rlpy"] = (by["wmaug CQL, 1 agent, fp32, compiled"]["updates_per_s"]
+                                                / d3_cql["updates_per_s"])
+            ratios["cql_bf16_compiled_vs_d3rlpy"] = (by["wmaug CQL, 1 agent, bf16, compiled"]["updates_per_s"]
+                                                     / d3_cql["updates_per_s"])
+        ratios[f"td3bc_batched_compiled_vs_plain_{device.type}"] = by[
+            f"wmaug TD3+BC, {K} agents batched, compiled"]["ratio_to_plain"]
 
     print(f"{'group':<12} {'learner':<58} {'updates/s':>10} {'agent-upd/s':>12} {'x plain':>8}")
     for r in rows:
@@ -275,6 +317,8 @@ def main() -> None:
     updates = grid_updates()
     hours = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched (a paper B block)")
     hours_bf16 = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched, precision bf16 (opt-in)")
+    hours_compiled = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched, fp32, compiled",
+                                " compiled") if args.compile else None
     print(f"both papers' grids at paper scale: {updates['paper_a_td3_updates'] / 1e6:.0f}M TD3 updates (paper A), "
           f"{updates['paper_b_pretrain_blocks']} pre-training blocks of 5 agents "
           f"({updates['paper_b_pretrain_block_updates'] / 1e6:.0f}M block updates), "
@@ -282,6 +326,9 @@ def main() -> None:
     print("estimated hours for one process on this device at these rates: " + ", ".join(
         f"{k} {v:,.0f}" for k, v in hours.items()))
     print("the same with CQL pre-training in bf16: " + ", ".join(f"{k} {v:,.0f}" for k, v in hours_bf16.items()))
+    if hours_compiled:
+        print("the same compiled (TD3 and CQL; SAC eager): " + ", ".join(f"{k} {v:,.1f}" for k, v in hours_compiled.items()))
+        print("compilation, seconds per learner: " + ", ".join(f"{k} {v:.0f}" for k, v in compile_s.items()))
     cells = [run_cell(args.cell, device)] if args.cell != "none" else []
     for c in cells:
         print(f"cell {c['cell']} at scale {c['scale']} ({c['online_steps']} steps): wall {c['wall_s']:.1f} s = "
@@ -296,7 +343,8 @@ def main() -> None:
     out.write_text(json.dumps({
         "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "seed_groups": groups,
         "grid_updates": updates, "allocator_kept_freed_memory": allocator_tuned, "grid_hours_one_process": hours,
-        "grid_hours_one_process_cql_bf16": hours_bf16, "members": K, "threads": args.threads,
+        "grid_hours_one_process_cql_bf16": hours_bf16, "grid_hours_one_process_compiled": hours_compiled,
+        "compile_s": compile_s, "members": K, "threads": args.threads,
         "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "batch": BATCH, "obs_dim": OBS, "act_dim": ACT, "seconds_per_row": args.seconds,
         "machine": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0],

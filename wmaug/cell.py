@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import time
 from pathlib import Path
 
 import torch
 
+from wmaug.algos import compile_agent
 from wmaug.errors import InputError
 from wmaug.io import torch_save, write_json, write_text
 from wmaug.pipeline import CellRun
@@ -28,6 +30,21 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
     return torch.device(name)
+
+
+COMPILE_ENV = "WMAUG_COMPILE"
+
+
+def pick_compile(choice: str | None = None) -> bool:
+    """Whether learners run their losses as compiled graphs (`wmaug.nets.compile_loss`): the `--compile` flag, else
+    the environment variable WMAUG_COMPILE (so a Snakemake run or a cluster profile switches it without changing any
+    rule), else off. Compiling costs 10-30 s per learner at start; on a CPU it pays only for CQL (benchmarks/)."""
+    source = "--compile"
+    if choice is None:
+        choice, source = os.environ.get(COMPILE_ENV, "off"), f"environment variable {COMPILE_ENV}"
+    if choice not in ("on", "off"):
+        raise InputError(f"{source} must be on or off, got {choice!r}")
+    return choice == "on"
 
 
 def check_inputs(spec: dict) -> None:
@@ -53,13 +70,15 @@ def curve_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bool = True) -> dict:
+def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bool = True, compile: bool = False) -> dict:
     """One seed of one cell; see :func:`run_cells`."""
-    return run_cells([spec], [out_dir], device, progress)[0]
+    return run_cells([spec], [out_dir], device, progress, compile)[0]
 
 
-def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto", progress: bool = True) -> list[dict]:
-    """Seeds of one cell as one job (paper A: trained side by side as one batched TD3), each into its own folder."""
+def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto", progress: bool = True,
+              compile: bool = False) -> list[dict]:
+    """Seeds of one cell as one job (paper A: trained side by side as one batched TD3), each into its own folder.
+    `compile`: the learner's losses as compiled graphs (same draws, same update rule; float rounding aside)."""
     if len(specs) != len(out_dirs):
         raise ValueError(f"{len(specs)} cell specs but {len(out_dirs)} result folders")
     for spec in specs:
@@ -80,15 +99,17 @@ def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto
     else:
         run = CellRun(specs, out_dirs, dev, progress=progress)
         seed_runs = run.seeds
+    compiled = compile_agent(run.agent, compile)
     info = run.run()
     seeds = [r.seed for r in seed_runs]
-    summaries = [write_result(r, info, started, dev, seeds) for r in seed_runs]
+    summaries = [write_result(r, info, started, dev, seeds, compiled) for r in seed_runs]
     for r in seed_runs:
         r.ckpt_path.unlink(missing_ok=True)  # every result is complete; the (large) checkpoints are not needed
     return summaries
 
 
-def write_result(run, info: dict, started: float, dev: torch.device, seed_group: list[int]) -> dict:
+def write_result(run, info: dict, started: float, dev: torch.device, seed_group: list[int],
+                 compiled: bool = False) -> dict:
     """curve.csv, model.pt, then summary.json (last: its presence marks the folder finished)."""
     spec, p, out_dir = run.spec, run.p, run.out_dir
     t0 = time.perf_counter()
@@ -119,7 +140,7 @@ def write_result(run, info: dict, started: float, dev: torch.device, seed_group:
             "online_updates": online_updates,
         },
         "resumed": info["resumed"],
-        "provenance": provenance(dev),
+        "provenance": {**provenance(dev), "compiled": compiled},
         "finished": True,
     }
     write_json(out_dir / "summary.json", summary)

@@ -166,7 +166,7 @@ def cmd_world_model(args) -> None:
 
 
 def cmd_cell(args) -> None:
-    from wmaug.cell import run_cells
+    from wmaug.cell import pick_compile, run_cells
 
     if args.spec_json:
         specs = json.loads(args.spec_json)
@@ -177,17 +177,18 @@ def cmd_cell(args) -> None:
     outs = args.out or [C.cell_dir(_load(args), **spec["cell"]) for spec in specs]
     if len(outs) != len(specs):
         raise InputError(f"--out names {len(outs)} folders for {len(specs)} seeds: give one per seed, in order")
-    run_cells(specs, outs, device=args.device, progress=not args.no_progress)
+    run_cells(specs, outs, device=args.device, progress=not args.no_progress, compile=pick_compile(args.compile))
 
 
 def cmd_pretrain(args) -> None:
-    from wmaug.cell import pick_device
+    from wmaug.cell import pick_compile, pick_device
     from wmaug.pretrain import run_pretrain
 
     spec = json.loads(args.spec_json) if args.spec_json else C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
     if spec["job"]["algo"] == "fqe" and not Path(spec["paths"]["cql"]).exists():
         raise FileNotFoundError(f"FQE needs the CQL agents it evaluates: {spec['paths']['cql']} not found")
-    run_pretrain(spec, args.out, pick_device(args.device), progress=not args.no_progress)
+    compile = pick_compile(args.compile)  # checked before the dataset is read
+    run_pretrain(spec, args.out, pick_device(args.device), progress=not args.no_progress, compile=compile)
 
 
 def cmd_likelihood_shift(args) -> None:
@@ -317,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="a resolved cell spec, or a JSON list of one cell's specs for several seeds (what Snakemake passes)")
     p.add_argument("--out", default=None, nargs="+", help="result folder per seed, in order (default: the config's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--compile", default=None, choices=["on", "off"],
+                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); default: $WMAUG_COMPILE, else off")
     p.set_defaults(func=cmd_cell)
 
     p = sub.add_parser("pretrain", help="paper B's offline stage: one block of batched agents (or FQE critics)")
@@ -328,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--spec-json", default=None, help="a resolved pre-training spec (what the Snakemake rule passes)")
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--compile", default=None, choices=["on", "off"],
+                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); default: $WMAUG_COMPILE, else off")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("likelihood-shift", help="Fig 1a: VAE log-likelihood of offline vs a CQL agent's online (s, a)")

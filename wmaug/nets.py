@@ -251,6 +251,20 @@ def make_adam(params, lr: float, **kwargs) -> torch.optim.Adam:
     return FusedAdam(params, lr=lr, fused=True, **kwargs)
 
 
+def compile_loss(fn, device: torch.device):
+    """`fn`, a loss computation, as a compiled graph (torch.compile, inductor): its forward and, through
+    AOTAutograd, its backward each become one graph with the elementwise work fused into few kernels. On a GPU the
+    graphs are also captured as CUDA graphs (mode "reduce-overhead": one launch per graph instead of one per op; the
+    outputs are overwritten by the next replay, so callers copy what they keep). Random ops inside run torch's own
+    kernels (inductor's `fallback_random`), so a compiled loss draws exactly what the eager one draws. The whole
+    function is one graph (`fullgraph`): anything that would split it is an error, not a silent slow path."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    return torch.compile(fn, mode="reduce-overhead" if torch.device(device).type == "cuda" else None, dynamic=False,
+                         fullgraph=True)
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging: target <- (1 - tau) target + tau source."""
     with torch.no_grad():

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wmaug.algos import LOOP_KEYS, build_agent
+from wmaug.algos import LOOP_KEYS, build_agent, compile_agent
 from wmaug.config import MINARI_ROOT
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env, normalized_score
@@ -63,7 +63,17 @@ def _fqe_agent(spec: dict, obs_dim: int, act_dim: int, members: int, device):
     return agent, cql_block
 
 
-def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bool = True) -> dict:
+def mean_of(values: list) -> float:
+    """The mean of logged losses: floats (also those a checkpoint kept), or 0-dim tensors left on the device until
+    now (then one host sync for all of them)."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    total = sum(float(v) for v in values if not isinstance(v, torch.Tensor))
+    if tensors:
+        total += torch.stack(tensors).double().sum().item()
+    return total / len(values)
+
+
+def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bool = True, compile: bool = False) -> dict:
     job = spec["job"]
     algo, env, block = job["algo"], job["env"], job["block"]
     out = Path(out)
@@ -84,6 +94,7 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         agent = build_agent(algo, env_spec.obs_dim, env_spec.act_dim, settings, members, device)
         batch_size = settings.get("batch_size", 256)
 
+    compiled = compile_agent(agent, compile)
     start, history, sums = 0, [], {}
     sigterm = SigtermFlag("iteration")
     if ckpt_path.exists():
@@ -107,14 +118,15 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
             sums.setdefault(k, []).append(v)
         bar.update(1)
         if it % log_every == 0 or it == iterations:
-            row = {"iteration": it, **{k: float(np.mean(v)) for k, v in sums.items()}}
+            row = {"iteration": it, **{k: mean_of(v) for k, v in sums.items()}}
             if not all(np.isfinite(v) for v in row.values()):
                 raise FloatingPointError(f"{algo} block {block}: non-finite loss by iteration {it}: {row}")
             history.append(row)
             sums = {}
         if (it % checkpoint_every == 0 or sigterm.requested) and it < iterations:
             torch_save({"spec": spec, "agent": agent.state_dict(), "rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "iteration": it, "history": history, "sums": sums},
+                        "torch_rng": torch.get_rng_state(), "iteration": it, "history": history,
+                        "sums": {k: [float(x) for x in v] for k, v in sums.items()}},
                        ckpt_path)
             sigterm.stop_if_requested(f"iteration {it}", ckpt_path)
     bar.close()
@@ -144,7 +156,7 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         "dataset": data_meta, "time_s": {"train": round(train_time, 2), "eval": round(eval_time, 2),
                                         "wall": round(time.time() - started, 2)},
         "updates_per_s": round((iterations - start) / max(train_time, 1e-9), 2),
-        "provenance": provenance(device),
+        "provenance": {**provenance(device), "compiled": compiled},
     }
     torch_save(result, out)
     ckpt_path.unlink(missing_ok=True)

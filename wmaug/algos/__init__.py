@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
 
 from wmaug.errors import InputError
@@ -38,3 +39,14 @@ def build_agent(rule: str, obs_dim: int, act_dim: int, settings: dict, members: 
     names = {f.name for f in fields(cfg_cls)}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in names}
     return cls(obs_dim, act_dim, cfg_cls(**kwargs), members=members, device=device)
+
+
+def compile_agent(agent, compile: bool) -> bool:
+    """Compile `agent`'s losses when asked and the learner supports it; whether it was compiled."""
+    if not compile:
+        return False
+    if not hasattr(agent, "compile"):
+        logging.getLogger("wmaug").warning("--compile: %s has no compiled path; it runs eagerly", type(agent).__name__)
+        return False
+    agent.compile()
+    return True

@@ -17,7 +17,8 @@ import torch
 from wmaug.algos.common import GaussianMembers, StatefulAgent
 from wmaug.data.buffer import Batch
 from wmaug.errors import InputError
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, frozen, make_adam, soft_update
+from wmaug.nets import (EnsembleTanhGaussianActor, TwinCriticEnsemble, compile_loss, frozen, make_adam,
+                        soft_update)
 
 
 @dataclass
@@ -84,36 +85,21 @@ class CQL(GaussianMembers, StatefulAgent):
         self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], cfg.alpha_lr)
         self.updates = 0
+        self._critic_loss, self._actor_loss, self.compiled = self.critic_loss, self.actor_loss, False
 
-    def update(self, b: Batch) -> dict[str, float]:
-        """One step for every agent; batch tensors are (E, B, ...), one minibatch per agent."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-            return self._update(b)
-
-    def _update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
+        """One step for every agent; batch tensors are (E, B, ...), one minibatch per agent. Returns 0-dim tensors
+        (means over agents), left on the device: the caller decides when to wait for them."""
         cfg = self.cfg
         self.updates += 1
         alpha = self.log_alpha.exp().detach().unsqueeze(-1)  # (E, 1)
-        with torch.no_grad():
-            next_action, next_log_prob = self.actor(b.next_observations)
-            # y_i = r + gamma (1 - d) (min_j Q'_ij(s', a') - alpha_i log pi_i(a'|s'))
-            target_v = (self.critic_target(b.next_observations, next_action).min(1).values.float()
-                        - alpha * next_log_prob.float())
-            y = b.rewards + cfg.gamma * (1.0 - b.terminals) * target_v  # (E, B)
-        q = self.critic(b.observations, b.actions).float()  # (E, 2, B); losses in float32 at any precision
-        bellman = (q - y.unsqueeze(1)).pow(2).mean(-1)  # (E, 2)
-        penalty = cql_penalty(self.critic, self.actor, b, q, cfg.n_actions, cfg.temperature)
-        critic_loss = (bellman + cfg.min_q_weight * penalty).sum()
+        critic_loss, bellman, penalty, q_mean = self._critic_loss(b, alpha)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
 
-        action, log_prob = self.actor(b.observations)
-        log_prob = log_prob.float()
-        # J_pi_i = E[alpha_i log pi_i(a|s) - min_j Q_ij(s, a)], summed over agents (each gets its own gradient)
-        with frozen(self.critic):
-            q_pi = self.critic(b.observations, action).min(1).values.float()
-        actor_loss = (alpha * log_prob - q_pi).mean(-1).sum()
+        with frozen(self.critic):  # the policy step needs dQ/da, not the critic's weight gradients
+            actor_loss, log_prob = self._actor_loss(b, alpha)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -125,10 +111,40 @@ class CQL(GaussianMembers, StatefulAgent):
         self.alpha_opt.step()
 
         soft_update(self.critic_target, self.critic, cfg.tau)
-        return {
-            "critic_loss": bellman.mean().item(),
-            "cql_penalty": penalty.mean().item(),
-            "actor_loss": actor_loss.item() / self.members,
-            "alpha": alpha.mean().item(),
-            "q_mean": q.mean().item(),
-        }
+        metrics = {"critic_loss": bellman.mean(), "cql_penalty": penalty.mean(), "actor_loss": actor_loss.detach() / self.members,
+                   "alpha": alpha.mean(), "q_mean": q_mean}
+        if self.compiled:  # a captured graph's outputs are overwritten by its next replay: keep copies
+            metrics = {key: value.clone() for key, value in metrics.items()}
+        return metrics
+
+    def critic_loss(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The critics' loss summed over agents, and each agent's Bellman error and penalty (E, 2), and mean Q."""
+        cfg = self.cfg
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with torch.no_grad():
+                next_action, next_log_prob = self.actor(b.next_observations)
+                # y_i = r + gamma (1 - d) (min_j Q'_ij(s', a') - alpha_i log pi_i(a'|s'))
+                target_v = (self.critic_target(b.next_observations, next_action).min(1).values.float()
+                            - alpha * next_log_prob.float())
+                y = b.rewards + cfg.gamma * (1.0 - b.terminals) * target_v  # (E, B)
+            q = self.critic(b.observations, b.actions).float()  # (E, 2, B); losses in float32 at any precision
+            bellman = (q - y.unsqueeze(1)).pow(2).mean(-1)  # (E, 2)
+            penalty = cql_penalty(self.critic, self.actor, b, q, cfg.n_actions, cfg.temperature)
+        critic_loss = (bellman + cfg.min_q_weight * penalty).sum()
+        return critic_loss, bellman.detach(), penalty.detach(), q.detach().mean()
+
+    def actor_loss(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """J_pi_i = E[alpha_i log pi_i(a|s) - min_j Q_ij(s, a)], summed over agents (each gets its own gradient),
+        and log pi_i(a|s); called with the critics frozen."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            action, log_prob = self.actor(b.observations)
+            log_prob = log_prob.float()
+            q_pi = self.critic(b.observations, action).min(1).values.float()
+        return (alpha * log_prob - q_pi).mean(-1).sum(), log_prob
+
+    def compile(self) -> None:
+        """Run the critic and policy losses (forward and backward) as compiled graphs (`wmaug.nets.compile_loss`);
+        optimiser steps and the temperature's step stay eager. A compiled agent draws what an eager one draws."""
+        self._critic_loss = compile_loss(self.critic_loss, self.device)
+        self._actor_loss = compile_loss(self.actor_loss, self.device)
+        self.compiled = True

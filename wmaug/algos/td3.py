@@ -19,7 +19,8 @@ from dataclasses import dataclass, fields
 import torch
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleDeterministicActor, TwinCriticEnsemble, frozen, make_adam, soft_update
+from wmaug.nets import (EnsembleDeterministicActor, TwinCriticEnsemble, compile_loss, frozen, make_adam,
+                        soft_update)
 
 
 @dataclass
@@ -54,20 +55,35 @@ class TD3:
         # alone); None: torch's default generator.
         self.noise_generators: list[torch.Generator] | None = None
         self.updates = 0
+        self._critic_loss, self._actor_loss, self.compiled = self.critic_loss, self.actor_loss, False
 
     def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """One TD3 step of every member; returns each member's losses, (E,) tensors (no host sync)."""
         b = self._with_member_axis(b)
         self.updates += 1
-        metrics = self.critic_step(b)
+        critic_loss, q_mean = self._critic_loss(b, self.standard_normal(b.actions))
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.sum().backward()
+        self.critic_opt.step()
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q_mean}
         if self.updates % self.cfg.policy_delay == 0:
-            metrics["actor_loss"] = self.actor_step(b)
+            with frozen(self.critic):  # the actor step needs dQ/da, not the critic's weight gradients
+                actor_loss = self._actor_loss(b, self.bc_alpha)
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.sum().backward()
+            self.actor_opt.step()
+            soft_update(self.critic_target, self.critic, self.cfg.tau)
+            soft_update(self.actor_target, self.actor, self.cfg.tau)
+            metrics["actor_loss"] = actor_loss.detach()
+        if self.compiled:  # a captured graph's outputs are overwritten by its next replay: keep copies
+            metrics = {key: value.clone() for key, value in metrics.items()}
         return metrics
 
-    def critic_step(self, b: Batch) -> dict[str, torch.Tensor]:
+    def critic_loss(self, b: Batch, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's critic loss and mean Q1, (E,) each; `noise` is N(0, 1) shaped like the actions."""
         cfg = self.cfg
         with torch.no_grad():
-            noise = (self.standard_normal(b.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            noise = (noise * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_action = (self.actor_target(b.next_observations) + noise * self.max_action).clamp(
                 -self.max_action, self.max_action
             )
@@ -77,10 +93,17 @@ class TD3:
             y = b.rewards + gamma * (1.0 - b.terminals) * target_q
         q = self.critic(b.observations, b.actions)  # (E, 2, B)
         critic_loss = (q - y.unsqueeze(1)).pow(2).mean(-1).sum(-1)  # per member: sum_i mean_B (Q_i - y)^2
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.sum().backward()
-        self.critic_opt.step()
-        return {"critic_loss": critic_loss.detach(), "q_mean": q[:, 0].mean(-1).detach()}
+        return critic_loss, q[:, 0].mean(-1).detach()
+
+    def actor_loss(self, b: Batch, bc_alpha: float | None) -> torch.Tensor:
+        """Each member's policy loss, (E,); called with the critic frozen."""
+        pi = self.actor(b.observations)
+        q_pi = self.critic.first(b.observations, pi)  # Q1(s, pi(s)), (E, B)
+        if bc_alpha is None:
+            return -q_pi.mean(-1)
+        # TD3+BC: lambda = alpha / mean|Q(s, pi(s))|, loss = -lambda Q + (pi(s) - a)^2, per member
+        lmbda = bc_alpha / q_pi.abs().mean(-1).detach()
+        return -lmbda * q_pi.mean(-1) + (pi - b.actions).pow(2).mean((-2, -1))
 
     def standard_normal(self, like: torch.Tensor) -> torch.Tensor:
         """N(0, 1) draws shaped like `like` (E, B, A), member i's from its own generator when there are some."""
@@ -89,23 +112,12 @@ class TD3:
         return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
                             for g in self.noise_generators])
 
-    def actor_step(self, b: Batch) -> torch.Tensor:
-        """The delayed policy step, then the targets' Polyak step."""
-        pi = self.actor(b.observations)
-        with frozen(self.critic):
-            q_pi = self.critic.first(b.observations, pi)  # Q1(s, pi(s)), (E, B)
-        if self.bc_alpha is None:
-            actor_loss = -q_pi.mean(-1)
-        else:
-            # TD3+BC: lambda = alpha / mean|Q(s, pi(s))|, loss = -lambda Q + (pi(s) - a)^2, per member
-            lmbda = self.bc_alpha / q_pi.abs().mean(-1).detach()
-            actor_loss = -lmbda * q_pi.mean(-1) + (pi - b.actions).pow(2).mean((-2, -1))
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.sum().backward()
-        self.actor_opt.step()
-        soft_update(self.critic_target, self.critic, self.cfg.tau)
-        soft_update(self.actor_target, self.actor, self.cfg.tau)
-        return actor_loss.detach()
+    def compile(self) -> None:
+        """Run the two losses (forward and backward) as compiled graphs (`wmaug.nets.compile_loss`); the random
+        draws, optimiser steps and target updates stay as they are, so a compiled agent draws what an eager one does."""
+        self._critic_loss, self._actor_loss = (compile_loss(self.critic_loss, self.device),
+                                                compile_loss(self.actor_loss, self.device))
+        self.compiled = True
 
     def _with_member_axis(self, b: Batch) -> Batch:
         if b.observations.dim() == 3:

@@ -1,0 +1,111 @@
+"""The compiled path (`--compile on`: losses as torch.compile graphs, CUDA graphs on a GPU) computes what the eager
+path computes: the same losses on the same batches, the same weights after, the same draws, and a cell's curve.
+Here on the CPU (inductor's C++ kernels); the CUDA-graph capture on top is exercised by benchmarks/speed.py on a GPU."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from wmaug.algos.cql import CQL, CQLConfig
+from wmaug.algos.td3 import TD3, TD3Config
+from wmaug.cell import pick_compile, run_cell
+from wmaug.data.buffer import Batch
+from wmaug.errors import InputError
+
+from conftest import tiny_spec, write_sample
+
+
+def batches(members: int, n: int, steps: int, obs_dim: int = 5, act_dim: int = 2) -> list[Batch]:
+    g = torch.Generator().manual_seed(7)
+    return [Batch(torch.randn(members, n, obs_dim, generator=g), torch.rand(members, n, act_dim, generator=g) * 2 - 1,
+                  torch.randn(members, n, generator=g), torch.randn(members, n, obs_dim, generator=g),
+                  (torch.rand(members, n, generator=g) < 0.1).float()) for _ in range(steps)]
+
+
+def eager_and_compiled(make):
+    """Two agents with the same weights, the second compiled, each run with torch's stream seeded the same."""
+    agents = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        agent = make()
+        if compile:
+            agent.compile()
+        agents.append(agent)
+    return agents
+
+
+def run_updates(agent, data: list[Batch], seed: int = 1) -> list[dict]:
+    torch.manual_seed(seed)
+    return [{k: v.detach().clone() for k, v in agent.update(b).items()} for b in data]
+
+
+def assert_same_losses_and_weights(eager, compiled, data: list[Batch], modules: list[str]) -> None:
+    """Float tolerance: relative 1e-4 (seen here: 2e-7 at most, fused kernels summing in another order)."""
+    for step, (ours, theirs) in enumerate(zip(run_updates(compiled, data), run_updates(eager, data))):
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-5, msg=f"update {step}: {key}")
+    for name in modules:
+        for (pname, a), b in zip(getattr(compiled, name).named_parameters(), getattr(eager, name).parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{name}.{pname} after {len(data)} updates")
+
+
+def test_compiled_td3_computes_the_eager_losses_and_steps():
+    """Two TD3+BC members, 6 updates (3 delayed actor steps), each member's target noise from its own generator,
+    then 4 more as plain TD3 (the online hand-off switches the BC term off: a second actor graph)."""
+    eager, compiled = eager_and_compiled(lambda: TD3(5, 2, TD3Config(hidden=(32, 32), bc_alpha=2.5), members=2))
+    for agent in (eager, compiled):
+        agent.noise_generators = [torch.Generator().manual_seed(s) for s in (11, 12)]
+    data = batches(2, 64, 6)
+    assert_same_losses_and_weights(eager, compiled, data, ["actor", "critic", "actor_target", "critic_target"])
+    for agent in (eager, compiled):
+        agent.bc_alpha = None
+    assert_same_losses_and_weights(eager, compiled, batches(2, 64, 4), ["actor", "critic"])
+    assert compiled.compiled and not eager.compiled
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compiled_cql_computes_the_eager_losses_and_steps(precision):
+    """Two CQL agents, 4 updates: the policy's samples, the uniform actions of the penalty and the temperature step
+    are the eager path's draws (inductor runs torch's own random kernels). bf16 compares two bf16 runs."""
+    cfg = CQLConfig(hidden=(32, 32), n_actions=3, precision=precision)
+    eager, compiled = eager_and_compiled(lambda: CQL(5, 2, cfg, members=2))
+    data = batches(2, 32, 4)
+    if precision == "bf16":  # bf16 rounding of differently fused sums: compare losses loosely, weights as usual
+        ours, theirs = run_updates(compiled, data), run_updates(eager, data)
+        for step, (a, b) in enumerate(zip(ours, theirs)):
+            for key in a:
+                torch.testing.assert_close(a[key], b[key], rtol=2e-2, atol=2e-2, msg=f"update {step}: {key}")
+        return
+    assert_same_losses_and_weights(eager, compiled, data, ["actor", "critic", "critic_target"])
+    torch.testing.assert_close(compiled.log_alpha, eager.log_alpha)
+
+
+def test_a_cell_run_compiled_follows_the_eager_curve(tmp_path, hopper_random, base_config):
+    """wm-free TD3+BC -> TD3 on hopper, 60 offline iterations and 200 online steps, compiled and eager: the same
+    curve to float tolerance (relative 1e-4), and the summary says which path ran."""
+    spec = tiny_spec(base_config, tmp_path, "td3bc_td3", online_steps=200)
+    write_sample(tmp_path / "sample.npz", hopper_random, 500, 0)
+    compiled = run_cell(spec, tmp_path / "compiled", device="cpu", progress=False, compile=True)
+    eager = run_cell(spec, tmp_path / "eager", device="cpu", progress=False)
+    assert compiled["provenance"]["compiled"] and not eager["provenance"]["compiled"]
+    assert json.loads((tmp_path / "compiled" / "summary.json").read_text())["provenance"]["compiled"]
+    assert compiled["counts"] == eager["counts"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "compiled" / "curve.csv"),
+                                  pd.read_csv(tmp_path / "eager" / "curve.csv"), check_exact=False, rtol=1e-4)
+
+
+def test_the_compile_switch_names_a_bad_value_and_where_it_came_from(monkeypatch):
+    monkeypatch.delenv("WMAUG_COMPILE", raising=False)
+    assert pick_compile() is False and pick_compile("on") is True
+    monkeypatch.setenv("WMAUG_COMPILE", "on")
+    assert pick_compile() is True and pick_compile("off") is False  # the flag wins over the environment
+    monkeypatch.setenv("WMAUG_COMPILE", "yes")
+    with pytest.raises(InputError, match="environment variable WMAUG_COMPILE.*'yes'"):
+        pick_compile()
+    with pytest.raises(InputError, match="--compile.*'1'"):
+        pick_compile("1")
