@@ -9,10 +9,11 @@ benchmarks/reference.py (written the way CleanRL / CORL write them) and beside d
 algorithm when d3rlpy is installed (see benchmarks/README.md). Same data (10K random transitions, 17-dim states,
 6-dim actions), batch 256, 256-256 networks, every learner sampling its own batches from a buffer on the device.
 "agent-updates/s" counts every agent of a batched step. `--compile` adds the compiled path's rows (`wmaug cell
---compile on`: each loss one torch.compile graph, captured as a CUDA graph on a GPU) and their compilation times. Each group's plain loop is measured first and last; the
-ratios divide by the mean of the two. `--cell smoke|quick` also runs one real cell (TD3 from scratch on hopper at
-that scale) and splits its wall time into training, evaluation and I/O; with `--seed-group K` it also runs that cell
-for K seeds as one job (`wmaug cell --seed 0 1 ...`) and as K jobs, and prints the ratio.
+--compile on`: each loss one torch.compile graph, captured as a CUDA graph on a GPU) and their compilation times.
+Each group's plain loop is measured first and last; the ratios divide by the mean of the two. `--cell smoke|quick`
+also runs one real cell (TD3 from scratch on hopper at that scale) and splits its wall time into training, evaluation
+and I/O; with `--seed-group K` it also runs that cell for K seeds as one job (`wmaug cell --seed 0 1 ...`) and as K
+jobs, and prints the ratio.
 
 Absolute rates depend on the machine and its load; compare the ratios, which come from one run.
 """
@@ -54,6 +55,9 @@ TARGETS = {  # issue: speed (CPU, one agent) and GPU (K = 8 batched seeds)
     "td3bc_batched_vs_plain_gpu": 20.0,
     "td3bc_batched_compiled_vs_plain_gpu": 20.0,
 }
+
+
+FINETUNE_ROW = "wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)"
 
 
 def compiled(agent, step) -> tuple[object, float]:
@@ -143,22 +147,21 @@ def grid_updates() -> dict:
     return out
 
 
-def grid_hours(updates: dict, by: dict, members: int, cql_row: str, td3_suffix: str = "") -> dict:
+def grid_hours(updates: dict, by: dict, members: int, cql_row: str, suffix: str = "") -> dict:
     """Hours for one process on this device at the measured rates: paper A at the K-batched TD3+BC's agent-updates/s
-    (seeds batched K at a time; `td3_suffix` picks the compiled row), paper B's blocks at CQL x5's block updates/s
-    (`cql_row`; AWAC and BCQ blocks are cheaper: an upper bound), its fine-tuning at the ensemble SAC's updates/s.
-    Evaluation episodes are left out."""
-    a = updates["paper_a_td3_updates"] / by[f"wmaug TD3+BC, {members} agents batched{td3_suffix}"][
-        "agent_updates_per_s"]
+    (seeds batched K at a time), paper B's blocks at CQL x5's block updates/s (`cql_row`; AWAC and BCQ blocks are
+    cheaper: an upper bound), its fine-tuning at the ensemble SAC's updates/s; `suffix` picks the compiled TD3 and
+    SAC rows. Evaluation episodes are left out."""
+    a = updates["paper_a_td3_updates"] / by[f"wmaug TD3+BC, {members} agents batched{suffix}"]["agent_updates_per_s"]
     b_pre = updates["paper_b_pretrain_block_updates"] / by[cql_row]["updates_per_s"]
-    b_ft = updates["paper_b_finetune_updates"] / by["wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)"][
-        "updates_per_s"]
+    b_ft = updates["paper_b_finetune_updates"] / by[f"{FINETUNE_ROW}{suffix}"]["updates_per_s"]
     return {"paper_a": a / 3600, "paper_b_pretrain": b_pre / 3600, "paper_b_finetune": b_ft / 3600,
             "total": (a + b_pre + b_ft) / 3600}
 
 
-def run_cell(scale: str, device: torch.device) -> dict:
-    """One real cell (TD3 from scratch on hopper: no dataset needed) at `scale`; its wall time split."""
+def run_cell(scale: str, device: torch.device, compile: bool = False) -> dict:
+    """One real cell (TD3 from scratch on hopper: no dataset needed) at `scale`; its wall time split (with `compile`,
+    the compilation is part of training)."""
     from wmaug import config as C
     from wmaug.cell import run_cell as run
 
@@ -166,16 +169,16 @@ def run_cell(scale: str, device: torch.device) -> dict:
     spec = C.cell_spec(cfg, "wmaug", "hopper", "random", "td3", 0)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = run(spec, tmp, device=device.type, progress=False)
+        summary = run(spec, tmp, device=device.type, progress=False, compile=compile)
         wall = time.perf_counter() - t0
     t = summary["time_s"]
     training = t["offline"] + t["online"]
-    return {"scale": scale, "cell": "wmaug/hopper/td3/seed0", "online_steps": spec["budget"]["online_steps"],
+    return {"scale": scale, "cell": "wmaug/hopper/td3/seed0", "compiled": compile, "online_steps": spec["budget"]["online_steps"],
             "wall_s": wall, "training_s": training, "evaluation_s": t["eval"], "io_s": t.get("io", 0.0),
             "other_s": wall - training - t["eval"] - t.get("io", 0.0)}
 
 
-def run_seed_group(scale: str, device: torch.device, seeds: int) -> dict:
+def run_seed_group(scale: str, device: torch.device, seeds: int, compile: bool = False) -> dict:
     """The same cell for `seeds` seeds, as one job (one batched TD3) and as one job per seed, timed in this run."""
     from wmaug import config as C
     from wmaug.cell import run_cells
@@ -185,12 +188,14 @@ def run_seed_group(scale: str, device: torch.device, seeds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         for spec in specs:
-            run_cells([spec], [f"{tmp}/alone{spec['cell']['seed']}"], device=device.type, progress=False)
+            run_cells([spec], [f"{tmp}/alone{spec['cell']['seed']}"], device=device.type, progress=False,
+                      compile=compile)
         alone = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_cells(specs, [f"{tmp}/group{spec['cell']['seed']}" for spec in specs], device=device.type, progress=False)
+        run_cells(specs, [f"{tmp}/group{spec['cell']['seed']}" for spec in specs], device=device.type, progress=False,
+                  compile=compile)
         together = time.perf_counter() - t0
-    return {"scale": scale, "cell": "wmaug/hopper/td3", "seeds": seeds, "one_job_per_seed_s": alone,
+    return {"scale": scale, "cell": "wmaug/hopper/td3", "compiled": compile, "seeds": seeds, "one_job_per_seed_s": alone,
             "one_job_s": together, "speedup": alone / together}
 
 
@@ -204,7 +209,8 @@ def main() -> None:
     parser.add_argument("--seed-group", type=int, default=0, metavar="K",
                         help="also time the --cell cell for K seeds as one job vs one job per seed")
     parser.add_argument("--compile", action="store_true",
-                        help="also the compiled path's rows (wmaug's --compile on: torch.compile, CUDA graphs on a GPU)")
+                        help="also the compiled path's rows (wmaug's --compile on: torch.compile, CUDA graphs on a GPU); "
+                             "the --cell runs compiled")
     parser.add_argument("--out", default="benchmarks/results/speed.json")
     args = parser.parse_args()
     # What `wmaug` commands do at start; applied before any row, so every learner (d3rlpy's too) runs with it.
@@ -264,7 +270,11 @@ def main() -> None:
     sac = SAC(OBS, ACT, SACConfig(), device=device)
     ens = EnsembleSAC(OBS, ACT, EnsembleSACConfig(), members=5, device=device)
     group = [("wmaug SAC, 1 agent (behaviour policy)", 1, lambda: sac.update(sample())),
-             ("wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)", 1, lambda: ens.update(sample()))]
+             (FINETUNE_ROW, 1, lambda: ens.update(sample()))]
+    if args.compile:
+        ens_c, compile_s["ensemble SAC 5"] = compiled(
+            EnsembleSAC(OBS, ACT, EnsembleSACConfig(), members=5, device=device), lambda a: a.update(sample()))
+        group.append((f"{FINETUNE_ROW}, compiled", 1, lambda: ens_c.update(sample())))
     if "sac" in d3:
         group.append((f"d3rlpy {d3['sac'][1]} SAC, 1 agent", 1, d3["sac"][0]))
     rows += measure_group("SAC", lambda: plain_sac.update(sample()), group, args.seconds)
@@ -318,7 +328,7 @@ def main() -> None:
     hours = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched (a paper B block)")
     hours_bf16 = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched, precision bf16 (opt-in)")
     hours_compiled = grid_hours(updates, by, K, "wmaug CQL, 5 agents batched, fp32, compiled",
-                                " compiled") if args.compile else None
+                                ", compiled") if args.compile else None
     print(f"both papers' grids at paper scale: {updates['paper_a_td3_updates'] / 1e6:.0f}M TD3 updates (paper A), "
           f"{updates['paper_b_pretrain_blocks']} pre-training blocks of 5 agents "
           f"({updates['paper_b_pretrain_block_updates'] / 1e6:.0f}M block updates), "
@@ -327,14 +337,15 @@ def main() -> None:
         f"{k} {v:,.0f}" for k, v in hours.items()))
     print("the same with CQL pre-training in bf16: " + ", ".join(f"{k} {v:,.0f}" for k, v in hours_bf16.items()))
     if hours_compiled:
-        print("the same compiled (TD3 and CQL; SAC eager): " + ", ".join(f"{k} {v:,.1f}" for k, v in hours_compiled.items()))
+        print("the same compiled: " + ", ".join(f"{k} {v:,.1f}" for k, v in hours_compiled.items()))
         print("compilation, seconds per learner: " + ", ".join(f"{k} {v:.0f}" for k, v in compile_s.items()))
-    cells = [run_cell(args.cell, device)] if args.cell != "none" else []
+    cells = [run_cell(args.cell, device, args.compile)] if args.cell != "none" else []
     for c in cells:
         print(f"cell {c['cell']} at scale {c['scale']} ({c['online_steps']} steps): wall {c['wall_s']:.1f} s = "
               f"training {c['training_s']:.1f} + evaluation {c['evaluation_s']:.1f} + I/O {c['io_s']:.2f} + "
               f"other {c['other_s']:.1f}")
-    groups = [run_seed_group(args.cell, device, args.seed_group)] if args.cell != "none" and args.seed_group > 1 else []
+    groups = ([run_seed_group(args.cell, device, args.seed_group, args.compile)]
+              if args.cell != "none" and args.seed_group > 1 else [])
     for g in groups:
         print(f"cell {g['cell']} at scale {g['scale']}, {g['seeds']} seeds: one job per seed "
               f"{g['one_job_per_seed_s']:.1f} s, one job for all {g['one_job_s']:.1f} s ({g['speedup']:.2f}x)")

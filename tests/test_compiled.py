@@ -1,6 +1,6 @@
 """The compiled path (`--compile on`: losses as torch.compile graphs, CUDA graphs on a GPU) computes what the eager
 path computes: the same losses on the same batches, the same weights after, the same draws, and a cell's curve.
-Here on the CPU (inductor's C++ kernels); the CUDA-graph capture on top is exercised by benchmarks/speed.py on a GPU."""
+On the CPU (inductor's C++ kernels) always; on a GPU, where there is one, with the CUDA-graph capture on top."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from wmaug.algos.cql import CQL, CQLConfig
+from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.cell import pick_compile, run_cell
 from wmaug.data.buffer import Batch
@@ -19,11 +20,18 @@ from wmaug.errors import InputError
 from conftest import tiny_spec, write_sample
 
 
-def batches(members: int, n: int, steps: int, obs_dim: int = 5, act_dim: int = 2) -> list[Batch]:
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+
+
+def batches(members: int | None, n: int, steps: int, device="cpu", obs_dim: int = 5, act_dim: int = 2) -> list[Batch]:
+    """Random batches, (members, n, ...) each, or (n, ...) with members None."""
     g = torch.Generator().manual_seed(7)
-    return [Batch(torch.randn(members, n, obs_dim, generator=g), torch.rand(members, n, act_dim, generator=g) * 2 - 1,
-                  torch.randn(members, n, generator=g), torch.randn(members, n, obs_dim, generator=g),
-                  (torch.rand(members, n, generator=g) < 0.1).float()) for _ in range(steps)]
+    lead = (n,) if members is None else (members, n)
+    out = [Batch(torch.randn(*lead, obs_dim, generator=g), torch.rand(*lead, act_dim, generator=g) * 2 - 1,
+                 torch.randn(*lead, generator=g), torch.randn(*lead, obs_dim, generator=g),
+                 (torch.rand(*lead, generator=g) < 0.1).float()) for _ in range(steps)]
+    return [Batch(*(t.to(device) for t in (b.observations, b.actions, b.rewards, b.next_observations, b.terminals)))
+            for b in out]
 
 
 def eager_and_compiled(make):
@@ -39,7 +47,7 @@ def eager_and_compiled(make):
 
 
 def run_updates(agent, data: list[Batch], seed: int = 1) -> list[dict]:
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # also seeds the CUDA generator
     return [{k: v.detach().clone() for k, v in agent.update(b).items()} for b in data]
 
 
@@ -54,27 +62,30 @@ def assert_same_losses_and_weights(eager, compiled, data: list[Batch], modules: 
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{name}.{pname} after {len(data)} updates")
 
 
-def test_compiled_td3_computes_the_eager_losses_and_steps():
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_td3_computes_the_eager_losses_and_steps(device):
     """Two TD3+BC members, 6 updates (3 delayed actor steps), each member's target noise from its own generator,
     then 4 more as plain TD3 (the online hand-off switches the BC term off: a second actor graph)."""
-    eager, compiled = eager_and_compiled(lambda: TD3(5, 2, TD3Config(hidden=(32, 32), bc_alpha=2.5), members=2))
+    eager, compiled = eager_and_compiled(lambda: TD3(5, 2, TD3Config(hidden=(32, 32), bc_alpha=2.5), members=2,
+                                                     device=device))
     for agent in (eager, compiled):
-        agent.noise_generators = [torch.Generator().manual_seed(s) for s in (11, 12)]
-    data = batches(2, 64, 6)
+        agent.noise_generators = [torch.Generator(device).manual_seed(s) for s in (11, 12)]
+    data = batches(2, 64, 6, device)
     assert_same_losses_and_weights(eager, compiled, data, ["actor", "critic", "actor_target", "critic_target"])
     for agent in (eager, compiled):
         agent.bc_alpha = None
-    assert_same_losses_and_weights(eager, compiled, batches(2, 64, 4), ["actor", "critic"])
+    assert_same_losses_and_weights(eager, compiled, batches(2, 64, 4, device), ["actor", "critic"])
     assert compiled.compiled and not eager.compiled
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_compiled_cql_computes_the_eager_losses_and_steps(precision):
+def test_compiled_cql_computes_the_eager_losses_and_steps(precision, device):
     """Two CQL agents, 4 updates: the policy's samples, the uniform actions of the penalty and the temperature step
     are the eager path's draws (inductor runs torch's own random kernels). bf16 compares two bf16 runs."""
     cfg = CQLConfig(hidden=(32, 32), n_actions=3, precision=precision)
-    eager, compiled = eager_and_compiled(lambda: CQL(5, 2, cfg, members=2))
-    data = batches(2, 32, 4)
+    eager, compiled = eager_and_compiled(lambda: CQL(5, 2, cfg, members=2, device=device))
+    data = batches(2, 32, 4, device)
     if precision == "bf16":  # bf16 rounding of differently fused sums: compare losses loosely, weights as usual
         ours, theirs = run_updates(compiled, data), run_updates(eager, data)
         for step, (a, b) in enumerate(zip(ours, theirs)):
@@ -82,6 +93,15 @@ def test_compiled_cql_computes_the_eager_losses_and_steps(precision):
                 torch.testing.assert_close(a[key], b[key], rtol=2e-2, atol=2e-2, msg=f"update {step}: {key}")
         return
     assert_same_losses_and_weights(eager, compiled, data, ["actor", "critic", "critic_target"])
+    torch.testing.assert_close(compiled.log_alpha, eager.log_alpha)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_ensemble_sac_computes_the_eager_losses_and_steps(device):
+    """Paper B's fine-tuning rule: a 3-member Q-ensemble with the mixture policy, one shared batch, 4 updates."""
+    eager, compiled = eager_and_compiled(lambda: EnsembleSAC(5, 2, EnsembleSACConfig(hidden=(32, 32)), members=3,
+                                                             device=device))
+    assert_same_losses_and_weights(eager, compiled, batches(None, 32, 4, device), ["actor", "critic", "critic_target"])
     torch.testing.assert_close(compiled.log_alpha, eager.log_alpha)
 
 

@@ -70,7 +70,8 @@ def curve_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bool = True, compile: bool = False) -> dict:
+def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bool = True,
+             compile: bool = False) -> dict:
     """One seed of one cell; see :func:`run_cells`."""
     return run_cells([spec], [out_dir], device, progress, compile)[0]
 

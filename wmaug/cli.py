@@ -319,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, nargs="+", help="result folder per seed, in order (default: the config's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--compile", default=None, choices=["on", "off"],
-                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); default: $WMAUG_COMPILE, else off")
+                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); "
+                        "default: $WMAUG_COMPILE, else off")
     p.set_defaults(func=cmd_cell)
 
     p = sub.add_parser("pretrain", help="paper B's offline stage: one block of batched agents (or FQE critics)")
@@ -332,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--compile", default=None, choices=["on", "off"],
-                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); default: $WMAUG_COMPILE, else off")
+                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); "
+                        "default: $WMAUG_COMPILE, else off")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("likelihood-shift", help="Fig 1a: VAE log-likelihood of offline vs a CQL agent's online (s, a)")

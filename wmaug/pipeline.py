@@ -52,12 +52,19 @@ class Progress:
 
 
 def mean_of(values: list) -> float:
-    """Mean of logged losses (floats, or one-element tensors from a learner that avoids host syncs); NaN if none."""
+    """Mean of logged losses: floats, or one-element tensors from a learner that avoids host syncs (one sync per
+    device for all of them), or both (a checkpoint's floats, then a resumed run's tensors); NaN if none."""
     if not values:
         return float("nan")
-    if isinstance(values[0], torch.Tensor):
-        return float(torch.stack([v.reshape(()) for v in values]).mean())
-    return float(np.mean(values))
+    floats = [v for v in values if not isinstance(v, torch.Tensor)]
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            by_device.setdefault(v.device, []).append(v.reshape(()))
+    if not floats and len(by_device) == 1:
+        return float(torch.stack(next(iter(by_device.values()))).mean())
+    total = math.fsum(floats) + sum(float(torch.stack(ts).double().sum()) for ts in by_device.values())
+    return total / len(values)
 
 
 def load_sample(path: str | Path) -> tuple[Transitions, ObsNormalizer, dict]:

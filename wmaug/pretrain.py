@@ -24,6 +24,7 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env, normalized_score
 from wmaug.evaluation import evaluate_members
 from wmaug.io import torch_load, torch_save
+from wmaug.pipeline import mean_of
 from wmaug.preemption import SigtermFlag
 from wmaug.provenance import provenance
 
@@ -61,16 +62,6 @@ def _fqe_agent(spec: dict, obs_dim: int, act_dim: int, members: int, device):
                 members=members, device=device)
     agent.policy.load_state_dict(cql_block["state"]["actor"])
     return agent, cql_block
-
-
-def mean_of(values: list) -> float:
-    """The mean of logged losses: floats (also those a checkpoint kept), or 0-dim tensors left on the device until
-    now (then one host sync for all of them)."""
-    tensors = [v for v in values if isinstance(v, torch.Tensor)]
-    total = sum(float(v) for v in values if not isinstance(v, torch.Tensor))
-    if tensors:
-        total += torch.stack(tensors).double().sum().item()
-    return total / len(values)
 
 
 def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bool = True, compile: bool = False) -> dict:

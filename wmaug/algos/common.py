@@ -1,8 +1,12 @@
-"""What every learner shares: saving and restoring its networks, optimisers and counters."""
+"""What every learner shares: saving and restoring its networks, optimisers and counters; the soft actor-critic step
+of CQL and the ensemble SAC; the switch to compiled losses."""
 
 from __future__ import annotations
 
 import torch
+
+from wmaug.data.buffer import Batch
+from wmaug.nets import compile_loss, frozen, soft_update
 
 
 class StatefulAgent:
@@ -45,3 +49,60 @@ class GaussianMembers:
         """mean_i min_j Q_ij(s, a), or one member's min_j Q_ij (the AUROC analysis compares the two): (N,)."""
         q = self.critic(obs, act).min(1).values
         return q.mean(0) if member is None else q[member]
+
+
+class CompilableLosses:
+    """A learner whose update computes its losses through `_critic_loss` and `_actor_loss`: the eager `critic_loss`
+    and `actor_loss`, or after :meth:`compile` their compiled graphs (`wmaug.nets.compile_loss`; random draws,
+    optimiser and target steps stay outside, so a compiled learner draws what an eager one does)."""
+
+    compiled = False
+
+    def _critic_loss(self, *args):
+        return self.critic_loss(*args)
+
+    def _actor_loss(self, *args):
+        return self.actor_loss(*args)
+
+    def compile(self) -> None:
+        self._critic_loss = compile_loss(self.critic_loss, self.device)
+        self._actor_loss = compile_loss(self.actor_loss, self.device)
+        self.compiled = True
+
+    def kept(self, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The metrics to hand out: copies when compiled (a CUDA graph's outputs are overwritten by its next replay)."""
+        return {key: value.clone() for key, value in metrics.items()} if self.compiled else metrics
+
+
+def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+class SoftActorCritic(CompilableLosses):
+    """The step CQL and the ensemble SAC share (Haarnoja et al. 2018, with E members): the critics' step, the policy's
+    step with the critics frozen, the temperature's step, then the critics' Polyak average. Subclasses define
+    `critic_loss(b, alpha) -> (loss, metrics)` and `actor_loss(b, alpha) -> (loss, log pi(a|s))`; `log_alpha` is one
+    temperature per member, (E,), or one shared, (). `independent_policies`: the actor loss is the sum of E
+    policies' losses (logged per policy), else that of the one ensemble policy.
+
+        J_alpha = E[-alpha (log pi(a|s) + target_entropy)], in log alpha, per temperature
+    """
+
+    independent_policies = True
+
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
+        """One step; returns 0-dim tensors left on the device (the caller decides when to wait for them)."""
+        self.updates += 1
+        alpha = self.log_alpha.exp().detach().unsqueeze(-1)  # (E, 1) or (1,): broadcasts over the batch
+        critic_loss, metrics = self._critic_loss(b, alpha)
+        optimiser_step(self.critic_opt, critic_loss)
+        with frozen(self.critic):  # the policy step needs dQ/da, not the critics' weight gradients
+            actor_loss, log_prob = self._actor_loss(b, alpha)
+        optimiser_step(self.actor_opt, actor_loss)
+        alpha_loss = -(self.log_alpha.unsqueeze(-1) * (log_prob.detach() + self.target_entropy)).mean(-1).sum()
+        optimiser_step(self.alpha_opt, alpha_loss)
+        soft_update(self.critic_target, self.critic, self.cfg.tau)
+        policies = self.members if self.independent_policies else 1
+        return self.kept({**metrics, "actor_loss": actor_loss.detach() / policies, "alpha": alpha.mean()})

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from wmaug.algos.common import GaussianMembers, StatefulAgent
+from wmaug.algos.common import GaussianMembers, SoftActorCritic, StatefulAgent
 from wmaug.data.buffer import Batch
 from wmaug.errors import InputError
-from wmaug.nets import (EnsembleTanhGaussianActor, TwinCriticEnsemble, compile_loss, frozen, make_adam,
-                        soft_update)
+from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam
 
 
 @dataclass
@@ -68,7 +67,7 @@ def cql_penalty(q_fn, policy_fn, b: Batch, q_data: torch.Tensor, n_actions: int,
     return logsumexp.mean(-1) - q_data.mean(-1)
 
 
-class CQL(GaussianMembers, StatefulAgent):
+class CQL(SoftActorCritic, GaussianMembers, StatefulAgent):
     state_parts = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: CQLConfig, members: int = 1, device="cpu"):
@@ -85,40 +84,9 @@ class CQL(GaussianMembers, StatefulAgent):
         self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], cfg.alpha_lr)
         self.updates = 0
-        self._critic_loss, self._actor_loss, self.compiled = self.critic_loss, self.actor_loss, False
 
-    def update(self, b: Batch) -> dict[str, torch.Tensor]:
-        """One step for every agent; batch tensors are (E, B, ...), one minibatch per agent. Returns 0-dim tensors
-        (means over agents), left on the device: the caller decides when to wait for them."""
-        cfg = self.cfg
-        self.updates += 1
-        alpha = self.log_alpha.exp().detach().unsqueeze(-1)  # (E, 1)
-        critic_loss, bellman, penalty, q_mean = self._critic_loss(b, alpha)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-
-        with frozen(self.critic):  # the policy step needs dQ/da, not the critic's weight gradients
-            actor_loss, log_prob = self._actor_loss(b, alpha)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-
-        # J_alpha_i = E[-alpha_i (log pi_i(a|s) + target_entropy)], in log alpha
-        alpha_loss = -(self.log_alpha.unsqueeze(-1) * (log_prob.detach() + self.target_entropy)).mean(-1).sum()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
-
-        soft_update(self.critic_target, self.critic, cfg.tau)
-        metrics = {"critic_loss": bellman.mean(), "cql_penalty": penalty.mean(), "actor_loss": actor_loss.detach() / self.members,
-                   "alpha": alpha.mean(), "q_mean": q_mean}
-        if self.compiled:  # a captured graph's outputs are overwritten by its next replay: keep copies
-            metrics = {key: value.clone() for key, value in metrics.items()}
-        return metrics
-
-    def critic_loss(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The critics' loss summed over agents, and each agent's Bellman error and penalty (E, 2), and mean Q."""
+    def critic_loss(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The critics' loss summed over agents (each gets its own gradient); the mean Bellman error, penalty and Q."""
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             with torch.no_grad():
@@ -131,7 +99,8 @@ class CQL(GaussianMembers, StatefulAgent):
             bellman = (q - y.unsqueeze(1)).pow(2).mean(-1)  # (E, 2)
             penalty = cql_penalty(self.critic, self.actor, b, q, cfg.n_actions, cfg.temperature)
         critic_loss = (bellman + cfg.min_q_weight * penalty).sum()
-        return critic_loss, bellman.detach(), penalty.detach(), q.detach().mean()
+        return critic_loss, {"critic_loss": bellman.detach().mean(), "cql_penalty": penalty.detach().mean(),
+                             "q_mean": q.detach().mean()}
 
     def actor_loss(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """J_pi_i = E[alpha_i log pi_i(a|s) - min_j Q_ij(s, a)], summed over agents (each gets its own gradient),
@@ -141,10 +110,3 @@ class CQL(GaussianMembers, StatefulAgent):
             log_prob = log_prob.float()
             q_pi = self.critic(b.observations, action).min(1).values.float()
         return (alpha * log_prob - q_pi).mean(-1).sum(), log_prob
-
-    def compile(self) -> None:
-        """Run the critic and policy losses (forward and backward) as compiled graphs (`wmaug.nets.compile_loss`);
-        optimiser steps and the temperature's step stay eager. A compiled agent draws what an eager one draws."""
-        self._critic_loss = compile_loss(self.critic_loss, self.device)
-        self._actor_loss = compile_loss(self.actor_loss, self.device)
-        self.compiled = True

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from wmaug.algos.cql import cql_penalty
-from wmaug.algos.common import GaussianMembers, StatefulAgent
+from wmaug.algos.common import GaussianMembers, SoftActorCritic, StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, frozen, make_adam, soft_update
+from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam
 
 
 @dataclass
@@ -38,8 +38,9 @@ class EnsembleSACConfig:
     n_actions: int = 10  # only used with cql_weight > 0
 
 
-class EnsembleSAC(GaussianMembers, StatefulAgent):
+class EnsembleSAC(SoftActorCritic, GaussianMembers, StatefulAgent):
     state_parts = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
+    independent_policies = False  # one mixture policy
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: EnsembleSACConfig, members: int, device="cpu"):
         self.cfg, self.members, self.act_dim = cfg, members, act_dim
@@ -61,11 +62,9 @@ class EnsembleSAC(GaussianMembers, StatefulAgent):
         self.critic.load_state_dict(networks["critic"])
         self.critic_target.load_state_dict(networks["critic_target"])
 
-    def update(self, b: Batch) -> dict[str, float]:
-        """One step on a batch shared by all members: tensors (B, ...)."""
+    def critic_loss(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_Q over a batch shared by all members, tensors (B, ...); the mean Bellman error and Q."""
         cfg = self.cfg
-        self.updates += 1
-        alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
             next_action, next_log_prob = self.actor.mixture(b.next_observations)
             target_v = self.critic_target(b.next_observations, next_action).min(1).values - alpha * next_log_prob
@@ -77,27 +76,10 @@ class EnsembleSAC(GaussianMembers, StatefulAgent):
             # each member's own policy proposes the sampled actions, as in its CQL pre-training
             critic_loss = critic_loss + cfg.cql_weight * cql_penalty(
                 self.critic, self.actor, b.for_members(self.members), q, cfg.n_actions, 1.0).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        return critic_loss, {"critic_loss": bellman.detach().mean(), "q_mean": q.detach().mean()}
 
+    def actor_loss(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_pi of the mixture policy, and log pi(a|s); called with the critics frozen."""
         action, log_prob = self.actor.mixture(b.observations)
-        with frozen(self.critic):
-            q_pi = self.critic(b.observations, action).min(1).values.mean(0)
-        actor_loss = (alpha * log_prob - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-
-        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
-
-        soft_update(self.critic_target, self.critic, cfg.tau)
-        return {
-            "critic_loss": bellman.mean().item(),
-            "actor_loss": actor_loss.item(),
-            "alpha": alpha.item(),
-            "q_mean": q.mean().item(),
-        }
+        q_pi = self.critic(b.observations, action).min(1).values.mean(0)
+        return (alpha * log_prob - q_pi).mean(), log_prob

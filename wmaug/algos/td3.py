@@ -19,8 +19,8 @@ from dataclasses import dataclass, fields
 import torch
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import (EnsembleDeterministicActor, TwinCriticEnsemble, compile_loss, frozen, make_adam,
-                        soft_update)
+from wmaug.algos.common import CompilableLosses
+from wmaug.nets import EnsembleDeterministicActor, TwinCriticEnsemble, frozen, make_adam, soft_update
 
 
 @dataclass
@@ -36,7 +36,7 @@ class TD3Config:
     bc_alpha: float | None = None  # TD3+BC's alpha; None = plain TD3
 
 
-class TD3:
+class TD3(CompilableLosses):
     def __init__(self, obs_dim: int, act_dim: int, cfg: TD3Config, max_action: float = 1.0, device="cpu",
                  members: int = 1):
         self.cfg = cfg
@@ -55,7 +55,6 @@ class TD3:
         # alone); None: torch's default generator.
         self.noise_generators: list[torch.Generator] | None = None
         self.updates = 0
-        self._critic_loss, self._actor_loss, self.compiled = self.critic_loss, self.actor_loss, False
 
     def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """One TD3 step of every member; returns each member's losses, (E,) tensors (no host sync)."""
@@ -75,9 +74,7 @@ class TD3:
             soft_update(self.critic_target, self.critic, self.cfg.tau)
             soft_update(self.actor_target, self.actor, self.cfg.tau)
             metrics["actor_loss"] = actor_loss.detach()
-        if self.compiled:  # a captured graph's outputs are overwritten by its next replay: keep copies
-            metrics = {key: value.clone() for key, value in metrics.items()}
-        return metrics
+        return self.kept(metrics)
 
     def critic_loss(self, b: Batch, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each member's critic loss and mean Q1, (E,) each; `noise` is N(0, 1) shaped like the actions."""
@@ -111,13 +108,6 @@ class TD3:
             return torch.randn_like(like)
         return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
                             for g in self.noise_generators])
-
-    def compile(self) -> None:
-        """Run the two losses (forward and backward) as compiled graphs (`wmaug.nets.compile_loss`); the random
-        draws, optimiser steps and target updates stay as they are, so a compiled agent draws what an eager one does."""
-        self._critic_loss, self._actor_loss = (compile_loss(self.critic_loss, self.device),
-                                                compile_loss(self.actor_loss, self.device))
-        self.compiled = True
 
     def _with_member_axis(self, b: Batch) -> Batch:
         if b.observations.dim() == 3:

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU checks of the speed issue, as one command for a machine with a GPU and PyTorch but none of this project's
+# other packages (the device machine: Python 3.12, torch 2.11, no network). About 6-8 minutes on an H200.
+#
+#   1. the compiled path's equivalence tests on CUDA (tests/test_compiled.py: CUDA graphs of TD3, CQL and the
+#      ensemble SAC compute the eager path's losses and weights, and one CPU cell compiled follows the eager curve);
+#   2. benchmarks/speed.py on the GPU with the compiled rows, K = 8 batched seeds, and a smoke cell for 8 seeds.
+#
+# The missing packages travel as wheels in .whl/ (ignored by git; 27 MB). Fetch them once, on a machine with pip:
+#
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl gymnasium==1.4.0 \
+#     farama-notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 glfw==2.11.0 \
+#     pyopengl==3.1.10 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 \
+#     rpds-py==2026.9.1 minari==0.5.4 websockets
+#
+# then run it through the device tool with carry [".whl"]: `bash benchmarks/gpu_check.sh` (results under $OUT).
+set -uo pipefail
+OUT=${OUT:-benchmarks/results}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
+    | tee -a "$OUT/gpu.txt"
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_compiled.py 2>&1 | tee "$OUT/gpu_tests.txt"
+tests=$?
+timeout 330 python3 benchmarks/speed.py --device cuda --members 8 --seconds 2 --compile --cell smoke --seed-group 8 \
+    --out "$OUT/speed_gpu.json" 2>&1 | grep -v Warning | tee "$OUT/speed_gpu.txt"
+bench=$?
+echo "tests exit $tests, benchmark exit $bench"
+exit $(( tests || bench ))
