@@ -254,15 +254,19 @@ def make_adam(params, lr: float, **kwargs) -> torch.optim.Adam:
 def compile_loss(fn, device: torch.device):
     """`fn`, a loss computation, as a compiled graph (torch.compile, inductor): its forward and, through
     AOTAutograd, its backward each become one graph with the elementwise work fused into few kernels. On a GPU the
-    graphs are also captured as CUDA graphs (mode "reduce-overhead": one launch per graph instead of one per op; the
-    outputs are overwritten by the next replay, so callers copy what they keep). Random ops inside run torch's own
-    kernels (inductor's `fallback_random`), so a compiled loss draws exactly what the eager one draws. The whole
-    function is one graph (`fullgraph`): anything that would split it is an error, not a silent slow path."""
-    import torch._inductor.config as inductor_config
+    graphs are also captured as CUDA graphs (what mode "reduce-overhead" sets: one launch per graph instead of one per
+    op). A captured graph's outputs live until the next call of any compiled function (torch's CUDA-graph trees start
+    a new iteration there once no backward is pending), so callers copy what they keep before that. Random ops inside
+    run torch's own kernels (inductor's `fallback_random`, for these graphs only), so a compiled loss draws exactly
+    what the eager one draws. The whole function is one graph (`fullgraph`): anything that would split it is an
+    error, not a silent slow path."""
+    import torch._dynamo.config as dynamo_config
 
-    inductor_config.fallback_random = True
-    return torch.compile(fn, mode="reduce-overhead" if torch.device(device).type == "cuda" else None, dynamic=False,
-                         fullgraph=True)
+    # One graph per (shape, precision, BC on or off, k-step discounts or not) of each loss; torch's default limit of 8
+    # is an error under fullgraph, and several learners of different shapes in one process (tests, benchmarks) pass it
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    options = {"fallback_random": True, "triton.cudagraphs": torch.device(device).type == "cuda"}
+    return torch.compile(fn, options=options, dynamic=False, fullgraph=True)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -52,19 +52,17 @@ class Progress:
 
 
 def mean_of(values: list) -> float:
-    """Mean of logged losses: floats, or one-element tensors from a learner that avoids host syncs (one sync per
-    device for all of them), or both (a checkpoint's floats, then a resumed run's tensors); NaN if none."""
-    if not values:
-        return float("nan")
-    floats = [v for v in values if not isinstance(v, torch.Tensor)]
-    by_device: dict[torch.device, list[torch.Tensor]] = {}
-    for v in values:
-        if isinstance(v, torch.Tensor):
-            by_device.setdefault(v.device, []).append(v.reshape(()))
-    if not floats and len(by_device) == 1:
-        return float(torch.stack(next(iter(by_device.values()))).mean())
-    total = math.fsum(floats) + sum(float(torch.stack(ts).double().sum()) for ts in by_device.values())
-    return total / len(values)
+    """Mean of logged losses: floats, or one-element tensors from a learner that avoids host syncs, or both (a
+    checkpoint's floats, then a resumed run's tensors); NaN if none. The same values give the same mean however they
+    were split between a checkpoint and the run that resumed from it."""
+    return float(np.mean(as_floats(values))) if values else float("nan")
+
+
+def as_floats(values: list) -> np.ndarray:
+    """Logged losses as float64, in order: tensors all on one device with one host copy, a mix one by one."""
+    if values and all(isinstance(v, torch.Tensor) for v in values) and len({v.device for v in values}) == 1:
+        return torch.stack([v.reshape(()) for v in values]).double().cpu().numpy()
+    return np.array([float(v) for v in values], dtype=np.float64)
 
 
 def load_sample(path: str | Path) -> tuple[Transitions, ObsNormalizer, dict]:
@@ -188,7 +186,8 @@ class Run:
             "config_hash": self.spec["config_hash"],
             **self.extra_state(),
             "progress": self.p.__dict__,
-            "loss_sums": self.loss_sums,
+            # floats: thousands of one-value device tensors would each be a host copy and a pickled tensor
+            "loss_sums": {key: as_floats(values).tolist() for key, values in self.loss_sums.items()},
             "rng": self.rng.bit_generator.state,
             "env_rng": self.env.unwrapped.np_random.bit_generator.state if self.p.phase == "online" else None,
             "torch_rng": torch.get_rng_state(),

@@ -24,7 +24,7 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env, normalized_score
 from wmaug.evaluation import evaluate_members
 from wmaug.io import torch_load, torch_save
-from wmaug.pipeline import mean_of
+from wmaug.pipeline import as_floats, mean_of
 from wmaug.preemption import SigtermFlag
 from wmaug.provenance import provenance
 
@@ -117,7 +117,7 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         if (it % checkpoint_every == 0 or sigterm.requested) and it < iterations:
             torch_save({"spec": spec, "agent": agent.state_dict(), "rng": rng.bit_generator.state,
                         "torch_rng": torch.get_rng_state(), "iteration": it, "history": history,
-                        "sums": {k: [float(x) for x in v] for k, v in sums.items()}},
+                        "sums": {k: as_floats(v).tolist() for k, v in sums.items()}},
                        ckpt_path)
             sigterm.stop_if_requested(f"iteration {it}", ckpt_path)
     bar.close()

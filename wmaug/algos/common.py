@@ -70,7 +70,8 @@ class CompilableLosses:
         self.compiled = True
 
     def kept(self, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The metrics to hand out: copies when compiled (a CUDA graph's outputs are overwritten by its next replay)."""
+        """Outputs of a loss to keep: copies when compiled (a captured graph's outputs die at the next compiled call,
+        `wmaug.nets.compile_loss`)."""
         return {key: value.clone() for key, value in metrics.items()} if self.compiled else metrics
 
 
@@ -98,6 +99,7 @@ class SoftActorCritic(CompilableLosses):
         alpha = self.log_alpha.exp().detach().unsqueeze(-1)  # (E, 1) or (1,): broadcasts over the batch
         critic_loss, metrics = self._critic_loss(b, alpha)
         optimiser_step(self.critic_opt, critic_loss)
+        metrics = self.kept(metrics)  # before the next compiled call ends the critic graph's outputs' life
         with frozen(self.critic):  # the policy step needs dQ/da, not the critics' weight gradients
             actor_loss, log_prob = self._actor_loss(b, alpha)
         optimiser_step(self.actor_opt, actor_loss)
@@ -105,4 +107,4 @@ class SoftActorCritic(CompilableLosses):
         optimiser_step(self.alpha_opt, alpha_loss)
         soft_update(self.critic_target, self.critic, self.cfg.tau)
         policies = self.members if self.independent_policies else 1
-        return self.kept({**metrics, "actor_loss": actor_loss.detach() / policies, "alpha": alpha.mean()})
+        return {**metrics, **self.kept({"actor_loss": actor_loss.detach() / policies}), "alpha": alpha.mean()}

@@ -64,7 +64,7 @@ class TD3(CompilableLosses):
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.sum().backward()
         self.critic_opt.step()
-        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q_mean}
+        metrics = self.kept({"critic_loss": critic_loss.detach(), "q_mean": q_mean})  # before the actor's graph runs
         if self.updates % self.cfg.policy_delay == 0:
             with frozen(self.critic):  # the actor step needs dQ/da, not the critic's weight gradients
                 actor_loss = self._actor_loss(b, self.bc_alpha)
@@ -73,8 +73,8 @@ class TD3(CompilableLosses):
             self.actor_opt.step()
             soft_update(self.critic_target, self.critic, self.cfg.tau)
             soft_update(self.actor_target, self.actor, self.cfg.tau)
-            metrics["actor_loss"] = actor_loss.detach()
-        return self.kept(metrics)
+            metrics.update(self.kept({"actor_loss": actor_loss.detach()}))
+        return metrics
 
     def critic_loss(self, b: Batch, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each member's critic loss and mean Q1, (E,) each; `noise` is N(0, 1) shaped like the actions."""
