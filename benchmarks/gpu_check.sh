@@ -31,9 +31,9 @@ export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
     | tee -a "$OUT/gpu.txt"
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_compiled.py -k cuda 2>&1 | tee "$OUT/gpu_tests.txt"
+timeout 140 python3 -m pytest -q -p no:cacheprovider tests/test_compiled.py -k cuda 2>&1 | tee "$OUT/gpu_tests.txt"
 tests=$?
-timeout 420 python3 benchmarks/speed.py --device cuda --members 8 --seconds 2 --compile --cell smoke --seed-group 8 \
+timeout 400 python3 benchmarks/speed.py --device cuda --members 8 --seconds 2 --compile --cell smoke --seed-group 8 \
     --out "$OUT/speed_gpu.json" 2>&1 | grep -v Warning | tee "$OUT/speed_gpu.txt"
 bench=$?
 echo "tests exit $tests, benchmark exit $bench"

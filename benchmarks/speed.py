@@ -108,8 +108,16 @@ def d3rlpy_learners(data: Transitions, device: torch.device) -> dict:
     return out
 
 
+def print_rows(rows: list[dict]) -> None:
+    """Each group's rows as soon as they are measured: a run stopped at a time limit keeps what it measured."""
+    for r in rows:
+        ratio = "" if r["ratio_to_plain"] is None else f"{r['ratio_to_plain']:8.2f}"
+        print(f"{r['group']:<12} {r['learner']:<66} {r['updates_per_s']:10.1f} {r['agent_updates_per_s']:12.1f} "
+              f"{ratio:>8}", flush=True)
+
+
 def measure_group(title: str, plain, rows: list, seconds: float) -> list[dict]:
-    """Rates of `rows` [(name, agents, step)] between two measurements of the group's plain loop `plain`."""
+    """Rates of `rows` [(name, agents, step)] between two measurements of the group's plain loop `plain`; printed."""
     before = rate(plain, seconds)
     measured = [(name, agents, rate(step, seconds)) for name, agents, step in rows]
     after = rate(plain, seconds)
@@ -119,6 +127,7 @@ def measure_group(title: str, plain, rows: list, seconds: float) -> list[dict]:
     for name, agents, r in measured:
         out.append({"group": title, "learner": name, "agents": agents, "updates_per_s": r,
                     "agent_updates_per_s": r * agents, "ratio_to_plain": r * agents / ref})
+    print_rows(out)
     return out
 
 
@@ -229,6 +238,7 @@ def main() -> None:
         return buffer.sample(BATCH, rng, members=members)
 
     rows = []
+    print(f"{'group':<12} {'learner':<66} {'updates/s':>10} {'agent-upd/s':>12} {'x plain':>8}", flush=True)
     td3bc_1 = TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device)
     td3bc_k = TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device, members=K)
     plain = PlainTD3BC(OBS, ACT, device=device)
@@ -293,6 +303,7 @@ def main() -> None:
     wm_rate = rate(wm_step, args.seconds, warmup=3)
     rows.append({"group": "world model", "learner": "wmaug world model, batch 4096, 1 model", "agents": 1,
                  "updates_per_s": wm_rate, "agent_updates_per_s": wm_rate, "ratio_to_plain": None})
+    print_rows(rows[-1:])
 
     by = {r["learner"]: r for r in rows}
     ratios = {}
@@ -314,11 +325,6 @@ def main() -> None:
         ratios[f"td3bc_batched_compiled_vs_plain_{device.type}"] = by[
             f"wmaug TD3+BC, {K} agents batched, compiled"]["ratio_to_plain"]
 
-    print(f"{'group':<12} {'learner':<58} {'updates/s':>10} {'agent-upd/s':>12} {'x plain':>8}")
-    for r in rows:
-        ratio = "" if r["ratio_to_plain"] is None else f"{r['ratio_to_plain']:8.2f}"
-        print(f"{r['group']:<12} {r['learner']:<58} {r['updates_per_s']:10.1f} {r['agent_updates_per_s']:12.1f} "
-              f"{ratio:>8}")
     if not d3:
         print("d3rlpy is not installed: no d3rlpy rows (benchmarks/README.md says how to add it)")
     for key, value in ratios.items():
