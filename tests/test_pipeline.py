@@ -111,7 +111,9 @@ def _curve(path):
 def test_same_seed_same_cpu_curve(tmp_path, hopper_random, base_config, method):
     spec = tiny_spec(base_config, tmp_path, method, seed=3)
     _prepare(tmp_path, hopper_random, spec)
+    handler = signal.getsignal(signal.SIGTERM)
     run_cell(spec, tmp_path / "a", device="cpu", progress=False)
+    assert signal.getsignal(signal.SIGTERM) == handler  # the run's SIGTERM flag ended with it
     run_cell(spec, tmp_path / "b", device="cpu", progress=False)
     a, b = _curve(tmp_path / "a"), _curve(tmp_path / "b")
     online_rows = 1 + 400 // 50  # steps 0, 50, ..., 400

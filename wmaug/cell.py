@@ -19,6 +19,7 @@ from wmaug.algos import compile_agent
 from wmaug.errors import InputError
 from wmaug.io import torch_save, write_json, write_text
 from wmaug.pipeline import CellRun
+from wmaug.preemption import sigterm_handler_restored
 from wmaug.provenance import provenance
 
 log = logging.getLogger("wmaug.cell")
@@ -90,18 +91,19 @@ def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").unlink(missing_ok=True)  # a re-run invalidates the old result before anything else
     started = time.time()
-    if specs[0]["recipe"]["pipeline"] == "balanced_replay":
-        from wmaug.finetune import FinetuneRun
+    if specs[0]["recipe"]["pipeline"] == "balanced_replay" and len(specs) > 1:
+        raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
+    with sigterm_handler_restored():
+        if specs[0]["recipe"]["pipeline"] == "balanced_replay":
+            from wmaug.finetune import FinetuneRun
 
-        if len(specs) > 1:
-            raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
-        run = FinetuneRun(specs[0], out_dirs[0], dev, progress=progress)
-        seed_runs = [run]
-    else:
-        run = CellRun(specs, out_dirs, dev, progress=progress)
-        seed_runs = run.seeds
-    compiled = compile_agent(run.agent, compile)
-    info = run.run()
+            run = FinetuneRun(specs[0], out_dirs[0], dev, progress=progress)
+            seed_runs = [run]
+        else:
+            run = CellRun(specs, out_dirs, dev, progress=progress)
+            seed_runs = run.seeds
+        compiled = compile_agent(run.agent, compile)
+        info = run.run()
     seeds = [r.seed for r in seed_runs]
     summaries = [write_result(r, info, started, dev, seeds, compiled) for r in seed_runs]
     for r in seed_runs:

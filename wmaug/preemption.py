@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from contextlib import contextmanager
 
 from wmaug.errors import Preempted
 
@@ -29,3 +30,17 @@ class SigtermFlag:
         if self.requested:
             raise Preempted(f"stopped by SIGTERM at {where}; checkpoint {checkpoint} saved: run the same command "
                             f"again to resume")
+
+
+@contextmanager
+def sigterm_handler_restored():
+    """A run's SIGTERM flags do not outlive it: the handler is put back as it was when the run ends, so a script that
+    runs several (the benchmark) is stopped by SIGTERM between runs as usual, not by a flag nobody reads."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -25,7 +25,7 @@ from wmaug.envs import get_spec, make_env, normalized_score
 from wmaug.evaluation import evaluate_members
 from wmaug.io import torch_load, torch_save
 from wmaug.pipeline import as_floats, mean_of
-from wmaug.preemption import SigtermFlag
+from wmaug.preemption import SigtermFlag, sigterm_handler_restored
 from wmaug.provenance import provenance
 
 log = logging.getLogger("wmaug.pretrain")
@@ -64,6 +64,7 @@ def _fqe_agent(spec: dict, obs_dim: int, act_dim: int, members: int, device):
     return agent, cql_block
 
 
+@sigterm_handler_restored()  # the block's SIGTERM flag ends with it
 def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bool = True, compile: bool = False) -> dict:
     job = spec["job"]
     algo, env, block = job["algo"], job["env"], job["block"]
