@@ -18,27 +18,30 @@
 #     rpds-py==2026.9.1 minari==0.5.4 websockets
 #
 # then run it through the device tool with carry [".whl"]: `bash benchmarks/gpu_check.sh` (results under $OUT).
+# `DEVICE=cpu WHEELS=none bash benchmarks/gpu_check.sh` rehearses the same steps on a machine without a GPU.
 set -uo pipefail
 start=$(date +%s)
 OUT=${OUT:-benchmarks/results}
+DEVICE=${DEVICE:-cuda}
+WHEELS=${WHEELS:-.whl}
 mkdir -p "$OUT"
-if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || exit 1
+if [ -d "$WHEELS" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        "$WHEELS"/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$PWD
 else
     export PYTHONPATH=$PWD
 fi
 export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
-    | tee -a "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+           torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" | tee -a "$OUT/gpu.txt"
 # 560 s in all from the start, so that one device call (600 s at most) holds everything; the benchmark gets what
 # the tests leave. `timeout -k`: should SIGTERM only set a run's checkpoint flag, KILL follows 10 s later.
-timeout -k 10 200 python3 -m pytest -q -p no:cacheprovider tests/test_compiled.py -k cuda 2>&1 | tee "$OUT/gpu_tests.txt"
+timeout -k 10 200 python3 -m pytest -q -p no:cacheprovider tests/test_compiled.py -k "$DEVICE" 2>&1 | tee "$OUT/gpu_tests.txt"
 tests=$?
 left=$(( 560 - ($(date +%s) - start) ))
-timeout -k 10 "$left" python3 benchmarks/speed.py --device cuda --members 8 --seconds 1 --compile --cell smoke \
+timeout -k 10 "$left" python3 benchmarks/speed.py --device "$DEVICE" --members 8 --seconds 1 --compile --cell smoke \
     --seed-group 8 --out "$OUT/speed_gpu.json" 2>&1 | grep --line-buffered -v Warning | tee "$OUT/speed_gpu.txt"
 bench=$?
 echo "tests exit $tests, benchmark exit $bench"
