@@ -39,7 +39,7 @@ COMPILE_ENV = "WMAUG_COMPILE"
 def pick_compile(choice: str | None = None) -> bool:
     """Whether learners run their losses as compiled graphs (`wmaug.nets.compile_loss`): the `--compile` flag, else
     the environment variable WMAUG_COMPILE (so a Snakemake run or a cluster profile switches it without changing any
-    rule), else off. Compiling costs 10-30 s per learner at start; on a CPU it pays only for CQL (benchmarks/)."""
+    rule), else off. Compiling costs 5-30 s per learner at start; on a CPU it pays only for CQL (benchmarks/)."""
     source = "--compile"
     if choice is None:
         choice, source = os.environ.get(COMPILE_ENV, "off"), f"environment variable {COMPILE_ENV}"
@@ -91,12 +91,12 @@ def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").unlink(missing_ok=True)  # a re-run invalidates the old result before anything else
     started = time.time()
-    if specs[0]["recipe"]["pipeline"] == "balanced_replay" and len(specs) > 1:
-        raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
     with sigterm_handler_restored():
         if specs[0]["recipe"]["pipeline"] == "balanced_replay":
             from wmaug.finetune import FinetuneRun
 
+            if len(specs) > 1:
+                raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
             run = FinetuneRun(specs[0], out_dirs[0], dev, progress=progress)
             seed_runs = [run]
         else:
@@ -143,7 +143,7 @@ def write_result(run, info: dict, started: float, dev: torch.device, seed_group:
             "online_updates": online_updates,
         },
         "resumed": info["resumed"],
-        "provenance": {**provenance(dev), "compiled": compiled},
+        "provenance": provenance(dev, compiled),
         "finished": True,
     }
     write_json(out_dir / "summary.json", summary)

@@ -37,6 +37,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _compile_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", default=None, choices=["on", "off"],
+                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); "
+                        "default: $WMAUG_COMPILE, else off")
+
+
 def _load(args) -> dict:
     return C.load_config(args.config, args.scale)
 
@@ -318,9 +324,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="a resolved cell spec, or a JSON list of one cell's specs for several seeds (what Snakemake passes)")
     p.add_argument("--out", default=None, nargs="+", help="result folder per seed, in order (default: the config's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--compile", default=None, choices=["on", "off"],
-                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); "
-                        "default: $WMAUG_COMPILE, else off")
+    _compile_arg(p)
     p.set_defaults(func=cmd_cell)
 
     p = sub.add_parser("pretrain", help="paper B's offline stage: one block of batched agents (or FQE critics)")
@@ -332,9 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--spec-json", default=None, help="a resolved pre-training spec (what the Snakemake rule passes)")
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--compile", default=None, choices=["on", "off"],
-                   help="run the learner's losses as compiled graphs (CUDA graphs on a GPU); "
-                        "default: $WMAUG_COMPILE, else off")
+    _compile_arg(p)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("likelihood-shift", help="Fig 1a: VAE log-likelihood of offline vs a CQL agent's online (s, a)")

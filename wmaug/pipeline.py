@@ -471,7 +471,7 @@ class CellRun:
         for key, values in self.loss_sums.items():
             table = torch.stack(values).cpu()  # (updates, K)
             for k, s in enumerate(self.seeds):
-                s.loss_sums.setdefault(key, []).extend(table[:, k].clone().unbind())  # float32, as they were computed
+                s.loss_sums.setdefault(key, []).extend(table[:, k].tolist())
         self.loss_sums = {}
 
     def evaluate(self, phase: str, step: int) -> None:

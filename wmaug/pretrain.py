@@ -148,7 +148,7 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         "dataset": data_meta, "time_s": {"train": round(train_time, 2), "eval": round(eval_time, 2),
                                         "wall": round(time.time() - started, 2)},
         "updates_per_s": round((iterations - start) / max(train_time, 1e-9), 2),
-        "provenance": {**provenance(device), "compiled": compiled},
+        "provenance": provenance(device, compiled),
     }
     torch_save(result, out)
     ckpt_path.unlink(missing_ok=True)

@@ -63,5 +63,7 @@ def device_info(device: torch.device) -> dict:
     return info
 
 
-def provenance(device: torch.device) -> dict:
-    return {"code": code_version(), "packages": package_versions(), "machine": device_info(device), "argv": sys.argv}
+def provenance(device: torch.device, compiled: bool = False) -> dict:
+    """What produced a result: code, packages, machine, command line, and whether the learner ran compiled."""
+    return {"code": code_version(), "packages": package_versions(), "machine": device_info(device), "argv": sys.argv,
+            "compiled": compiled}

@@ -18,8 +18,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from wmaug.algos.common import CompilableLosses, optimiser_step
 from wmaug.data.buffer import Batch
-from wmaug.algos.common import CompilableLosses
 from wmaug.nets import EnsembleDeterministicActor, TwinCriticEnsemble, frozen, make_adam, soft_update
 
 
@@ -61,16 +61,12 @@ class TD3(CompilableLosses):
         b = self._with_member_axis(b)
         self.updates += 1
         critic_loss, q_mean = self._critic_loss(b, self.standard_normal(b.actions))
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.sum().backward()
-        self.critic_opt.step()
+        optimiser_step(self.critic_opt, critic_loss.sum())
         metrics = self.kept({"critic_loss": critic_loss.detach(), "q_mean": q_mean})  # before the actor's graph runs
         if self.updates % self.cfg.policy_delay == 0:
             with frozen(self.critic):  # the actor step needs dQ/da, not the critic's weight gradients
                 actor_loss = self._actor_loss(b, self.bc_alpha)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.sum().backward()
-            self.actor_opt.step()
+            optimiser_step(self.actor_opt, actor_loss.sum())
             soft_update(self.critic_target, self.critic, self.cfg.tau)
             soft_update(self.actor_target, self.actor, self.cfg.tau)
             metrics.update(self.kept({"actor_loss": actor_loss.detach()}))
