@@ -116,19 +116,67 @@ def print_rows(rows: list[dict]) -> None:
               f"{ratio:>8}", flush=True)
 
 
-def measure_group(title: str, plain, rows: list, seconds: float) -> list[dict]:
+def measure_group(title: str, plain, rows: list, seconds: float,
+                  plain_name: str = "plain eager loop, 1 agent (reference)") -> list[dict]:
     """Rates of `rows` [(name, agents, step)] between two measurements of the group's plain loop `plain`; printed."""
     before = rate(plain, seconds)
     measured = [(name, agents, rate(step, seconds)) for name, agents, step in rows]
     after = rate(plain, seconds)
     ref = (before + after) / 2
-    out = [{"group": title, "learner": "plain eager loop, 1 agent (reference)", "agents": 1, "updates_per_s": ref,
+    out = [{"group": title, "learner": plain_name, "agents": 1, "updates_per_s": ref,
             "agent_updates_per_s": ref, "ratio_to_plain": 1.0, "plain_first_last": [before, after]}]
     for name, agents, r in measured:
         out.append({"group": title, "learner": name, "agents": agents, "updates_per_s": r,
                     "agent_updates_per_s": r * agents, "ratio_to_plain": r * agents / ref})
     print_rows(out)
     return out
+
+
+def replay_group_rows(data: Transitions, device: torch.device, K: int) -> tuple[list, dict]:
+    """One online step's data path for K seeds of a cell: each seed adds its transition and draws a normalised
+    minibatch, stacked for the batched agent. The reference is one buffer per seed (a cell's seed group before
+    `ReplayGroup`: K adds, K draws of five fields, K normalisations); the row is the seed group's one tensor. The
+    steps (reference first) for `measure_group`, and aten calls per step (torch profiler, 20 steps)."""
+    from torch.profiler import profile
+
+    from wmaug.data.buffer import ReplayGroup, stack_batches
+    from wmaug.data.sample import ObsNormalizer
+
+    capacity = 2 * len(data)
+    normalizers = [ObsNormalizer.fit(data.observations[k::K]) for k in range(K)]
+    stacked = ObsNormalizer.stacked(normalizers)
+    streams = [np.random.default_rng(k) for k in range(K)]
+    alone = [ReplayBuffer.of(data, device, extra_capacity=len(data)) for _ in range(K)]
+    group = ReplayGroup(K, OBS, ACT, capacity, device)
+    for buffer in group.buffers:
+        buffer.add_transitions(data)
+    transitions = [(data.observations[i], data.actions[i], float(data.rewards[i]), data.next_observations[i], False)
+                   for i in range(K)]
+
+    def keep_room(buffers):  # a ring that never fills: every step adds, as online
+        if buffers[0].size == capacity:
+            for b in buffers:
+                b.size, b.pos = len(data), len(data)
+
+    def one_buffer_per_seed():
+        keep_room(alone)
+        for buffer, t in zip(alone, transitions):
+            buffer.add(*t)
+        return stack_batches([n.batch(b.sample(BATCH, rng)) for n, b, rng in zip(normalizers, alone, streams)])
+
+    def one_group_tensor():
+        keep_room(group.buffers)
+        group.add(transitions)
+        return stacked.batch(group.sample(BATCH, streams))
+
+    ops = {}
+    for name, step in (("one buffer per seed", one_buffer_per_seed), ("one group tensor", one_group_tensor)):
+        with profile() as prof:
+            for _ in range(20):
+                step()
+        ops[name] = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::")) / 20
+    return [one_buffer_per_seed, (f"wmaug ReplayGroup, one tensor for {K} seeds (a step: all {K})", 1,
+                                  one_group_tensor)], ops
 
 
 def grid_updates() -> dict:
@@ -304,6 +352,10 @@ def main() -> None:
     rows.append({"group": "world model", "learner": "wmaug world model, batch 4096, 1 model", "agents": 1,
                  "updates_per_s": wm_rate, "agent_updates_per_s": wm_rate, "ratio_to_plain": None})
     print_rows(rows[-1:])
+    replay_steps, replay_ops = replay_group_rows(data, device, K)
+    rows += measure_group(f"replay x{K}", replay_steps[0], replay_steps[1:], args.seconds,
+                          f"one ReplayBuffer per seed, {K} seeds (reference; a step: all {K})")
+    print(f"replay x{K}: aten calls per step: {replay_ops}")
 
     by = {r["learner"]: r for r in rows}
     ratios = {}
@@ -362,7 +414,7 @@ def main() -> None:
         "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "seed_groups": groups,
         "grid_updates": updates, "allocator_kept_freed_memory": allocator_tuned, "grid_hours_one_process": hours,
         "grid_hours_one_process_cql_bf16": hours_bf16, "grid_hours_one_process_compiled": hours_compiled,
-        "compile_s": compile_s, "members": K, "threads": args.threads,
+        "compile_s": compile_s, "replay_aten_calls_per_step": replay_ops, "members": K, "threads": args.threads,
         "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "batch": BATCH, "obs_dim": OBS, "act_dim": ACT, "seconds_per_row": args.seconds,
         "machine": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0],

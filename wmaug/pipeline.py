@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.augment import WorldModelAugmenter
-from wmaug.data.buffer import ReplayBuffer, stack_batches
+from wmaug.data.buffer import Batch, ReplayGroup, stack_batches
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
 from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
@@ -269,7 +269,7 @@ class SeedRun(Run):
         self.draw_stream = self.init_stream if device.type == "cpu" else torch.Generator(device).manual_seed(self.seed)
         self.cell_run: CellRun | None = None  # set by the CellRun that trains this seed
         self.member = 0
-        self.offline_buffer = None
+        self.offline_data = None
         self.augmenter = None
         if recipe["offline"]:
             data, self.normalizer, self.data_meta = load_sample(spec["paths"]["sample"])
@@ -277,8 +277,7 @@ class SeedRun(Run):
                 raise ValueError(
                     f"{spec['paths']['sample']}: states/actions of dim {data.obs_dim}/{data.act_dim}, "
                     f"{self.env_name} needs {self.obs_dim}/{self.act_dim}")
-            self.offline_buffer = ReplayBuffer(self.obs_dim, self.act_dim, len(data), device)
-            self.offline_buffer.add_transitions(data)
+            self.offline_data = data  # the CellRun puts it in its buffers
             if recipe["augment"]:
                 from wmaug.models.world_model import load_world_model
 
@@ -293,7 +292,7 @@ class SeedRun(Run):
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
-        self.online_buffer = ReplayBuffer(self.obs_dim, self.act_dim, self.online_steps, device)
+        self.online_buffer = None  # this seed's part of its CellRun's online buffers
         self.p = Progress(phase="offline" if recipe["offline"] else "online")
         # How the current online episode began (a reset seed or the env generator's state before the reset) and
         # its length so far: a checkpoint at any step restores the episode by replaying its actions.
@@ -310,15 +309,6 @@ class SeedRun(Run):
         m = slice(self.member, self.member + 1)
         return self.agent.actor_target(self.normalizer(obs), members=m)[0]
 
-    def offline_batch(self, batch_size: int):
-        batch = self.offline_buffer.sample(batch_size, self.rng)
-        if self.augmenter is not None:
-            batch = self.augmenter(batch)  # raw-scale states in, raw-scale next states out
-        return self.normalizer.batch(batch)
-
-    def online_batch(self, batch_size: int):
-        return self.normalizer.batch(self.online_buffer.sample(batch_size, self.rng))
-
     def fresh_agent(self) -> dict:
         """New networks for a partial hand-off, drawn from this seed's own stream."""
         with torch.random.fork_rng(devices=[]):
@@ -334,15 +324,15 @@ class SeedRun(Run):
         self.episode_length = 0
         self.obs, _ = self.env.reset(seed=seed)
 
-    def env_step(self, action: np.ndarray) -> bool:
-        """One environment step into the online buffer; True when the episode ended."""
+    def env_step(self, action: np.ndarray) -> tuple[tuple, bool]:
+        """One environment step: its transition (for the online buffer) and whether the episode ended."""
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
-        self.online_buffer.add(self.obs, action, reward, next_obs, terminated)
+        transition = (self.obs, action, reward, next_obs, terminated)
         self.obs = next_obs
         self.episode_length += 1
         self.p.env_steps += 1
         self.p.episode_return += float(reward)  # a Python float: checkpoints hold no numpy scalars
-        return terminated or truncated
+        return transition, terminated or truncated
 
     def replay_episode(self) -> None:
         """After a resume: the episode's reset again, then its actions (the buffer's last rows) step by step.
@@ -451,6 +441,18 @@ class CellRun:
         for k, s in enumerate(self.seeds):
             s.cell_run, s.member, s.initial_agent = self, k, None
             s.log_prefix = f"seed {s.seed}: " if K > 1 else ""
+        # The seeds' buffers as one tensor each (one copy adds every seed's transition, one gather draws every
+        # seed's batch); each seed keeps a view of its own, which it checkpoints.
+        self.online_replay = ReplayGroup(K, self.obs_dim, self.act_dim, self.online_steps, device)
+        for s, buffer in zip(self.seeds, self.online_replay.buffers):
+            s.online_buffer = buffer
+        self.offline_replay = None
+        if self.recipe["offline"]:
+            data = [s.offline_data for s in self.seeds]
+            self.offline_replay = ReplayGroup(K, self.obs_dim, self.act_dim, max(map(len, data)), device)
+            for buffer, seed_data in zip(self.offline_replay.buffers, data):
+                buffer.add_transitions(seed_data)
+        self.normalizer = ObsNormalizer.stacked([s.normalizer for s in self.seeds])
         self.sigterm = SigtermFlag("iteration offline, step online")  # the group's; the seeds' handlers are replaced
         self.loss_sums: dict[str, list[torch.Tensor]] = {}
 
@@ -459,8 +461,18 @@ class CellRun:
         return self.seeds[0].p  # the seeds' progress moves together
 
     # ---- one step of every seed -------------------------------------------------------------------
-    def update(self, batches: list) -> None:
-        metrics = self.agent.update(stack_batches(batches))
+    def offline_batch(self) -> Batch:
+        """Every seed's minibatch from its own data and stream, (K, B, ...)."""
+        batch = self.offline_replay.sample(self.batch_size, [s.rng for s in self.seeds])
+        if self.seeds[0].augmenter is not None:  # raw-scale states in, raw-scale next states out, each seed's model
+            batch = stack_batches([s.augmenter(batch.member(k)) for k, s in enumerate(self.seeds)])
+        return self.normalizer.batch(batch)
+
+    def online_batch(self) -> Batch:
+        return self.normalizer.batch(self.online_replay.sample(self.batch_size, [s.rng for s in self.seeds]))
+
+    def update(self, batch: Batch) -> None:
+        metrics = self.agent.update(batch)
         for key, value in metrics.items():  # (K,) device tensors: no host sync per update
             self.loss_sums.setdefault(key, []).append(value)
         for s in self.seeds:
@@ -488,7 +500,7 @@ class CellRun:
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Every member's deterministic action on its own (raw-scale) states: (K, N, d) -> (K, N, A)."""
-        normalised = np.stack([s.normalizer(o) for s, o in zip(self.seeds, obs)])
+        normalised = self.normalizer(obs)
         return self.agent.act_members(torch.as_tensor(normalised, dtype=torch.float32, device=self.device)).cpu().numpy()
 
     def add_time(self, key: str, seconds: float) -> None:
@@ -549,7 +561,7 @@ class CellRun:
             self.evaluate("offline", 0)
         t0 = time.perf_counter()
         for it in range(self.p.step + 1, b["offline_iterations"] + 1):
-            self.update([s.offline_batch(self.batch_size) for s in self.seeds])
+            self.update(self.offline_batch())
             for s in self.seeds:
                 s.p.step = it
             self.bar.update(1)
@@ -609,9 +621,10 @@ class CellRun:
                 greedy = self.policy(np.stack([s.obs for s in self.seeds])[:, None])[:, 0]
                 actions = [np.clip(g + s.rng.normal(0.0, self.exploration_noise, self.act_dim), -1.0, 1.0)
                            .astype(np.float32) for g, s in zip(greedy, self.seeds)]
-            ended = [s.env_step(a) for s, a in zip(self.seeds, actions)]
+            transitions, ended = zip(*(s.env_step(a) for s, a in zip(self.seeds, actions)))
+            self.online_replay.add(transitions)
             if t > b["online_start_steps"]:
-                self.update([s.online_batch(self.batch_size) for s in self.seeds])
+                self.update(self.online_batch())
             for s in self.seeds:
                 s.p.step = t
             self.bar.update(1)

@@ -17,10 +17,9 @@ import math
 import numpy as np
 import torch
 
-from wmaug.data.buffer import Batch
+from wmaug.data.buffer import FIELDS, Batch, RowLayout
 from wmaug.data.transitions import Transitions
 
-_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals")
 PRIORITY_MIN, PRIORITY_MAX = 1e-3, 1e3  # PROTOCOL: priorities clamped to [0.001, 1000]
 
 
@@ -141,7 +140,7 @@ def _offline_check(data: Transitions) -> str:
     enough to refuse a checkpoint resumed against a different dataset without hashing ~400 MB."""
     rows = np.linspace(0, len(data) - 1, num=min(len(data), 1024)).astype(np.int64)
     h = hashlib.sha256(str((len(data), data.obs_dim, data.act_dim)).encode())
-    for key in _FIELDS:
+    for key in FIELDS:
         h.update(np.ascontiguousarray(getattr(data, key)[rows], dtype=np.float32).tobytes())
     return h.hexdigest()[:16]
 
@@ -161,11 +160,10 @@ class BalancedReplay:
         self.offline_size, self.online_capacity = m, online_capacity
         self.device = torch.device(device)
         self.f, self.n_default = f, n_default
-        shapes = {"observations": (obs_dim,), "actions": (act_dim,), "rewards": (),
-                  "next_observations": (obs_dim,), "terminals": ()}
-        self.storage = {k: torch.zeros((m + online_capacity, *s), dtype=torch.float32, device=self.device)
-                        for k, s in shapes.items()}
-        for key in _FIELDS:
+        self.layout = RowLayout(obs_dim, act_dim)  # one row per transition, as in ReplayBuffer
+        self.rows = torch.zeros((m + online_capacity, self.layout.width), dtype=torch.float32, device=self.device)
+        self.storage = self.layout.fields(self.rows)
+        for key in FIELDS:
             self.storage[key][:m] = torch.as_tensor(getattr(offline, key), dtype=torch.float32).to(self.device)
         self.offline_check = _offline_check(offline)
         self.tree = SumTree(m + online_capacity)
@@ -182,15 +180,14 @@ class BalancedReplay:
     def add(self, obs, action, reward: float, next_obs, terminal: bool) -> None:
         """One online transition, at the running-max priority (also when it overwrites an old slot)."""
         row = self.offline_size + self.pos
-        for key, value in zip(_FIELDS, (obs, action, reward, next_obs, float(terminal))):
-            self.storage[key][row] = torch.as_tensor(value, dtype=torch.float32)
+        self.rows[row] = torch.from_numpy(self.layout.pack(obs, action, reward, next_obs, terminal))
         self.tree.set(row, self.max_priority)
         self.pos = (self.pos + 1) % self.online_capacity
         self.online_size = min(self.online_size + 1, self.online_capacity)
 
     def add_batch(self, observations, actions, rewards, next_observations, terminals) -> None:
         """Many online transitions in order, as if `add` were called on each (only the last capacity survive)."""
-        values = dict(zip(_FIELDS, (observations, actions, rewards, next_observations, terminals)))
+        values = dict(zip(FIELDS, (observations, actions, rewards, next_observations, terminals)))
         values = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()}
         n = len(values["observations"])
         keep = min(n, self.online_capacity)
@@ -205,7 +202,7 @@ class BalancedReplay:
 
     def _gather(self, idx: np.ndarray) -> Batch:
         rows = torch.from_numpy(idx).to(self.device)
-        return Batch(**{key: self.storage[key].index_select(0, rows) for key in _FIELDS})
+        return self.layout.batch(self.rows.index_select(0, rows))
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[Batch, np.ndarray, np.ndarray]:
         """Proportional to priority, no importance weights. Returns the batch, its row indices (to pass back to
@@ -247,7 +244,7 @@ class BalancedReplay:
             "online_capacity": self.online_capacity, "online_size": n, "pos": self.pos,
             "f": self.f, "n_default": self.n_default, "max_priority": self.max_priority,
             "priorities": torch.from_numpy(self.tree.leaves()[: m + n]),
-            **{key: self.storage[key][m : m + n].cpu().clone() for key in _FIELDS},
+            **{key: self.storage[key][m : m + n].cpu().clone() for key in FIELDS},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -255,7 +252,7 @@ class BalancedReplay:
             if state[key] != getattr(self, key):
                 raise ValueError(f"BalancedReplay checkpoint has {key}={state[key]!r}, buffer {getattr(self, key)!r}")
         m, n = self.offline_size, state["online_size"]
-        for key in _FIELDS:
+        for key in FIELDS:
             self.storage[key][m : m + n] = state[key].to(self.device)
         leaves = np.zeros(self.tree.capacity)
         leaves[: m + n] = torch.as_tensor(state["priorities"]).numpy()

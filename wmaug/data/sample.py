@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ class ObsNormalizer:
 
     mean: np.ndarray
     std: np.ndarray
+    _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # device -> (mean, std)
 
     @staticmethod
     def fit(observations: np.ndarray, eps: float = 1e-3) -> "ObsNormalizer":
@@ -43,10 +44,17 @@ class ObsNormalizer:
     def identity(obs_dim: int) -> "ObsNormalizer":
         return ObsNormalizer(np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32))
 
+    @staticmethod
+    def stacked(normalizers: list["ObsNormalizer"]) -> "ObsNormalizer":
+        """K agents' normalisers as one for their (K, N, obs_dim) states."""
+        return ObsNormalizer(np.stack([n.mean for n in normalizers])[:, None], np.stack([n.std for n in normalizers])[:, None])
+
     def __call__(self, obs):
         if isinstance(obs, torch.Tensor):
-            mean = torch.as_tensor(self.mean, device=obs.device)
-            std = torch.as_tensor(self.std, device=obs.device)
+            if obs.device not in self._tensors:  # copied to a device once, not at every batch
+                self._tensors[obs.device] = (torch.as_tensor(self.mean, device=obs.device),
+                                             torch.as_tensor(self.std, device=obs.device))
+            mean, std = self._tensors[obs.device]
             return (obs - mean) / std
         return ((obs - self.mean) / self.std).astype(np.float32)
 
