@@ -145,6 +145,32 @@ def test_k_step_rollout_is_model_based_value_expansion(hopper_random):
     assert torch.equal(out.terminals[:4], torch.ones(4)) and torch.equal(out.terminals[4:], batch.terminals[4:])
 
 
+@pytest.mark.parametrize("steps", [1, 3])
+def test_a_seed_groups_world_models_augment_as_each_alone(hopper_random, steps):
+    """Three seeds' world models (and reward models) as one WorldModelGroup on a (3, B) batch, each seed drawing
+    rows and latent samples from its own generator, give what each model's own augmenter gives its seed's batch
+    (float rounding of batched vs single matmuls: tolerance 1e-5)."""
+    from wmaug.data.buffer import stack_batches
+    from wmaug.models.world_model import WorldModelGroup
+
+    data = subsample(hopper_random, 500, seed=0)
+    models = [small_world_model(subsample(hopper_random, 500, seed=k), seed=k, reward=steps > 1) for k in range(3)]
+    batches = [_batch(data, n=48, seed=k) for k in range(3)]
+    gen = lambda k: torch.Generator().manual_seed(100 + k)
+    policy = lambda obs: torch.tanh(obs[..., :3])  # any deterministic policy on raw states, per row
+    settings = dict(rate=0.5, steps=steps, gamma=0.9, policy=policy, terminal=terminal_fn("hopper"))
+    group = WorldModelAugmenter(WorldModelGroup(models), generator=[gen(k) for k in range(3)], **settings)(
+        stack_batches(batches))
+    for k, (wm, batch) in enumerate(zip(models, batches)):
+        alone = WorldModelAugmenter(wm, generator=gen(k), **settings)(batch)
+        for name in ("next_observations", "rewards", "terminals", "discounts"):
+            if steps == 1 and name == "discounts":
+                assert group.discounts is None and alone.discounts is None
+                continue
+            torch.testing.assert_close(getattr(group, name)[k], getattr(alone, name), rtol=1e-5, atol=1e-5)
+        assert not torch.equal(alone.next_observations, batch.next_observations)  # it did replace rows
+
+
 def test_k_step_without_reward_model_is_refused(hopper_random):
     data = subsample(hopper_random, 200, seed=0)
     with pytest.raises(ValueError, match="reward model"):

@@ -15,7 +15,7 @@ import torch
 from wmaug.cell import run_cell, run_cells
 from wmaug.errors import InputError, Preempted
 from wmaug.io import torch_load
-from wmaug.models.world_model import save_world_model
+from wmaug.models.world_model import save_world_model, train_reward_model
 from wmaug.pipeline import SeedRun, check_seed_group
 
 from conftest import ROOT, tiny_spec, write_sample
@@ -32,7 +32,11 @@ def group_specs(base_config, tmp_path, hopper_random, method, seeds, env="hopper
             spec["paths"]["sample"] = str(write_sample(tmp_path / f"sample{seed}.npz", hopper_random, 500, seed))
         specs.append(spec)
     if specs[0]["recipe"]["augment"]:
-        save_world_model(small_world_model(hopper_random), tmp_path / "wm.pt")
+        wm = small_world_model(hopper_random)
+        reward = None  # k-step rollouts need the file's reward model
+        if specs[0]["recipe"].get("rollout_steps", 1) > 1:
+            reward, _ = train_reward_model(hopper_random, wm, seed=0, epochs=1, hidden=(16,))
+        save_world_model(wm, tmp_path / "wm.pt", reward_model=reward)
     return specs
 
 
@@ -40,12 +44,13 @@ def curve(path) -> pd.DataFrame:
     return pd.read_csv(path / "curve.csv")
 
 
-@pytest.mark.parametrize("method", ["wm_td3bc_td3", "td3bc_critic_only"])
+@pytest.mark.parametrize("method", ["wm_td3bc_td3", "td3bc_critic_only", "wm_k3"])
 def test_seeds_trained_as_one_job_follow_the_curves_they_follow_alone(tmp_path, hopper_random, base_config, method):
     """Seeds 1 and 2 as one batched job and each alone: every seed has its own random streams (batches, exploration,
     target noise, augmentation, the fresh critic of a critic-only hand-off), so its curve is the one it has alone, up
     to float rounding of batched vs single matmuls (seen here: relative 2e-7 at most; tolerance 1e-4), over 60
-    offline iterations and 200 online steps."""
+    offline iterations and 200 online steps. wm_k3: the seeds' world models roll 3 latent steps as one batched model,
+    the later steps' actions from every seed's own target actor."""
     specs = group_specs(base_config, tmp_path, hopper_random, method, [1, 2], online_steps=200)
     summaries = run_cells(specs, [tmp_path / "g1", tmp_path / "g2"], device="cpu", progress=False)
     alone = [run_cell(spec, tmp_path / f"a{spec['cell']['seed']}", device="cpu", progress=False) for spec in specs]

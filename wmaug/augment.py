@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from wmaug.data.buffer import Batch
+from wmaug.data.buffer import FIELDS, Batch
 
 
 @dataclass
@@ -63,10 +63,14 @@ def latent_rollout(world_model, batch: Batch, steps: int, gamma: float, stochast
 
 
 class WorldModelAugmenter:
+    """One world model on (B, .) batches; or a WorldModelGroup on the (K, B, .) batches of K seeds trained as one
+    batched agent, with `generator` a list of the K seeds' streams: each seed's rows and latent samples are drawn
+    from its own stream, as its augmenter alone draws them."""
+
     def __init__(self, world_model, rate: float, steps: int = 1, stochastic: bool = True, gamma: float = 0.99,
                  policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | list[torch.Generator] | None = None):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"augmentation rate must lie in [0, 1], got {rate}")
         self.world_model, self.rate, self.steps, self.stochastic = world_model, rate, steps, stochastic
@@ -74,20 +78,24 @@ class WorldModelAugmenter:
         self.generator = generator  # the run's own stream for which rows to replace and the latent samples
 
     def __call__(self, batch: Batch) -> Batch:
-        n = round(self.rate * len(batch.observations))
+        size, device = batch.observations.shape[-2], batch.observations.device
+        n = round(self.rate * size)
         if n == 0:
             # Draw nothing from the random stream, so rate 0 is exactly the un-augmented run.
             return batch
-        idx = torch.randperm(len(batch.observations), generator=self.generator, device=batch.observations.device)[:n]
-        part = Batch(*(getattr(batch, k)[idx] for k in ("observations", "actions", "rewards", "next_observations",
-                                                         "terminals")))
+        if batch.observations.dim() == 2:  # one model: its batch as a group of one
+            return self(batch.for_members(1)).member(0)
+        generators = self.generator if isinstance(self.generator, list) else [self.generator]
+        idx = torch.stack([torch.randperm(size, generator=g, device=device)[:n] for g in generators])  # (K, n)
+        rows = torch.arange(len(generators), device=device)[:, None]
+        part = Batch(*(getattr(batch, k)[rows, idx] for k in FIELDS))
         out = latent_rollout(self.world_model, part, self.steps, self.gamma, self.stochastic, self.policy,
                              self.terminal, self.generator)
         next_obs = batch.next_observations.clone()
-        next_obs[idx] = out.next_observations
+        next_obs[rows, idx] = out.next_observations
         if self.steps == 1:
             return batch.replace(next_observations=next_obs)  # reward, terminal and gamma stay the data's
         rewards, terminals = batch.rewards.clone(), batch.terminals.clone()
         discounts = torch.full_like(rewards, self.gamma)
-        rewards[idx], terminals[idx], discounts[idx] = out.rewards, out.terminals, out.discounts
+        rewards[rows, idx], terminals[rows, idx], discounts[rows, idx] = out.rewards, out.terminals, out.discounts
         return batch.replace(next_observations=next_obs, rewards=rewards, terminals=terminals, discounts=discounts)

@@ -53,6 +53,23 @@ class EnsembleMLP(nn.Module):
         dims = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
 
+    @classmethod
+    def stacked(cls, mlps: list[nn.Sequential]) -> "EnsembleMLP":
+        """Trained `mlp`s of one shape as one ensemble, member k = mlps[k] (a copy, frozen, on their device)."""
+        if any(not isinstance(m, (nn.Linear, nn.ReLU)) for seq in mlps for m in seq):
+            raise ValueError("EnsembleMLP.stacked takes mlp()s of Linear and ReLU layers only")
+        linears = [[m for m in seq if isinstance(m, nn.Linear)] for seq in mlps]
+        shapes = {tuple((m.in_features, m.out_features) for m in layers) for layers in linears}
+        if len(shapes) != 1:
+            raise ValueError(f"EnsembleMLP.stacked: the mlps differ in shape: {sorted(shapes)}")
+        dims = [m.in_features for m in linears[0]] + [linears[0][-1].out_features]
+        ensemble = cls(len(mlps), dims[0], dims[1:-1], dims[-1]).to(linears[0][0].weight.device)
+        with torch.no_grad():
+            for layer, same_layer in zip(ensemble.layers, zip(*linears)):
+                layer.weight.copy_(torch.stack([m.weight.T for m in same_layer]))
+                layer.bias.copy_(torch.stack([m.bias for m in same_layer])[:, None])
+        return ensemble.requires_grad_(False)
+
     def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
         """x: (B, in) shared by all members, or (E, B, in) one batch per member; `members` runs a subset only."""
         if x.dim() == 2:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.augment import WorldModelAugmenter
-from wmaug.data.buffer import Batch, ReplayGroup, stack_batches
+from wmaug.data.buffer import Batch, ReplayGroup
 from wmaug.data.sample import ObsNormalizer
 from wmaug.data.transitions import Transitions
 from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
@@ -270,7 +270,7 @@ class SeedRun(Run):
         self.cell_run: CellRun | None = None  # set by the CellRun that trains this seed
         self.member = 0
         self.offline_data = None
-        self.augmenter = None
+        self.world_model = None  # the CellRun's augmenter rolls it, beside its other seeds' models
         if recipe["offline"]:
             data, self.normalizer, self.data_meta = load_sample(spec["paths"]["sample"])
             if data.obs_dim != self.obs_dim or data.act_dim != self.act_dim:
@@ -282,13 +282,7 @@ class SeedRun(Run):
                 from wmaug.models.world_model import load_world_model
 
                 with torch.random.fork_rng(devices=[]):  # building it must not move the learner's stream
-                    wm, _ = load_world_model(spec["paths"]["world_model"], device=device)
-                rate = spec["augmentation"]["rate"] if recipe.get("rate") is None else recipe["rate"]
-                self.augmenter = WorldModelAugmenter(
-                    wm, rate, steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
-                    gamma=td3["gamma"], terminal=terminal_fn(self.env_name),
-                    # later rollout steps act like the TD3 target does: the target actor on normalised states
-                    policy=self.target_policy, generator=self.draw_stream)
+                    self.world_model, _ = load_world_model(spec["paths"]["world_model"], device=device)
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
@@ -303,11 +297,6 @@ class SeedRun(Run):
     @property
     def agent(self) -> TD3:
         return self.cell_run.agent
-
-    def target_policy(self, obs: torch.Tensor) -> torch.Tensor:
-        """This member's target actor on raw-scale states (N, d) -> (N, A)."""
-        m = slice(self.member, self.member + 1)
-        return self.agent.actor_target(self.normalizer(obs), members=m)[0]
 
     def fresh_agent(self) -> dict:
         """New networks for a partial hand-off, drawn from this seed's own stream."""
@@ -453,6 +442,18 @@ class CellRun:
             for buffer, seed_data in zip(self.offline_replay.buffers, data):
                 buffer.add_transitions(seed_data)
         self.normalizer = ObsNormalizer.stacked([s.normalizer for s in self.seeds])
+        self.augmenter = None
+        if self.recipe["augment"]:  # the seeds' world models as one batched model, each seed drawing from its stream
+            from wmaug.models.world_model import WorldModelGroup
+
+            spec, recipe = specs[0], self.recipe
+            self.augmenter = WorldModelAugmenter(
+                WorldModelGroup([s.world_model for s in self.seeds], [s.spec["paths"]["world_model"] for s in self.seeds]),
+                spec["augmentation"]["rate"] if recipe.get("rate") is None else recipe["rate"],
+                steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
+                gamma=spec["td3"]["gamma"], terminal=terminal_fn(first.env_name),
+                # later rollout steps act like the TD3 target does: the target actor on normalised states
+                policy=self.target_policy, generator=[s.draw_stream for s in self.seeds])
         self.sigterm = SigtermFlag("iteration offline, step online")  # the group's; the seeds' handlers are replaced
         self.loss_sums: dict[str, list[torch.Tensor]] = {}
 
@@ -464,9 +465,13 @@ class CellRun:
     def offline_batch(self) -> Batch:
         """Every seed's minibatch from its own data and stream, (K, B, ...)."""
         batch = self.offline_replay.sample(self.batch_size, [s.rng for s in self.seeds])
-        if self.seeds[0].augmenter is not None:  # raw-scale states in, raw-scale next states out, each seed's model
-            batch = stack_batches([s.augmenter(batch.member(k)) for k, s in enumerate(self.seeds)])
+        if self.augmenter is not None:
+            batch = self.augmenter(batch)  # raw-scale states in, raw-scale next states out
         return self.normalizer.batch(batch)
+
+    def target_policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """Every member's target actor on its raw-scale states (K, N, d) -> (K, N, A)."""
+        return self.agent.actor_target(self.normalizer(obs))
 
     def online_batch(self) -> Batch:
         return self.normalizer.batch(self.online_replay.sample(self.batch_size, [s.rng for s in self.seeds]))

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from wmaug.data.transitions import Transitions
 from wmaug.io import torch_save
-from wmaug.nets import make_adam, mlp
+from wmaug.nets import EnsembleMLP, make_adam, mlp
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +71,9 @@ class WorldModelConfig:
         return self.transition_hidden if self.transition_hidden is not None else (self.hidden,) * self.layers
 
 
-class WorldModel(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, cfg: WorldModelConfig, obs_mean, obs_std):
-        """obs_mean, obs_std: the training states' statistics (numpy or tensors); obs_std WITHOUT the eps,
-        which is added here (cfg.std_eps)."""
-        super().__init__()
-        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
-        hidden = [cfg.hidden] * cfg.layers
-        self.encoder = mlp(obs_dim, hidden, 2 * cfg.latent_dim)  # -> (mu, logvar)
-        self.decoder = mlp(cfg.latent_dim, hidden, obs_dim)
-        self.transition = mlp(cfg.latent_dim + act_dim, list(cfg.transition_layers), cfg.latent_dim)
-        mean = torch.as_tensor(np.asarray(obs_mean, dtype=np.float32) if not torch.is_tensor(obs_mean) else obs_mean)
-        std = torch.as_tensor(np.asarray(obs_std, dtype=np.float32) if not torch.is_tensor(obs_std) else obs_std)
-        if mean.shape != (obs_dim,) or std.shape != (obs_dim,):
-            raise ValueError(f"WorldModel: obs_mean/obs_std must have shape ({obs_dim},), got {mean.shape}, {std.shape}")
-        # buffers, so they travel with state_dict and .to(device)
-        self.register_buffer("obs_mean", mean.float().clone())
-        self.register_buffer("obs_std", std.float().clone())
+class LatentDynamics(nn.Module):
+    """The rollout building blocks (z-scored space), shared by one world model and a group of them."""
 
-    # -- building blocks (z-scored space) -------------------------------------------------------------
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / (self.obs_std + self.cfg.std_eps)
 
@@ -108,6 +92,25 @@ class WorldModel(nn.Module):
     def step_latent(self, z: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         out = self.transition(torch.cat([z, act], dim=-1))
         return z + out if self.cfg.residual else out
+
+
+class WorldModel(LatentDynamics):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: WorldModelConfig, obs_mean, obs_std):
+        """obs_mean, obs_std: the training states' statistics (numpy or tensors); obs_std WITHOUT the eps,
+        which is added here (cfg.std_eps)."""
+        super().__init__()
+        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
+        hidden = [cfg.hidden] * cfg.layers
+        self.encoder = mlp(obs_dim, hidden, 2 * cfg.latent_dim)  # -> (mu, logvar)
+        self.decoder = mlp(cfg.latent_dim, hidden, obs_dim)
+        self.transition = mlp(cfg.latent_dim + act_dim, list(cfg.transition_layers), cfg.latent_dim)
+        mean = torch.as_tensor(np.asarray(obs_mean, dtype=np.float32) if not torch.is_tensor(obs_mean) else obs_mean)
+        std = torch.as_tensor(np.asarray(obs_std, dtype=np.float32) if not torch.is_tensor(obs_std) else obs_std)
+        if mean.shape != (obs_dim,) or std.shape != (obs_dim,):
+            raise ValueError(f"WorldModel: obs_mean/obs_std must have shape ({obs_dim},), got {mean.shape}, {std.shape}")
+        # buffers, so they travel with state_dict and .to(device)
+        self.register_buffer("obs_mean", mean.float().clone())
+        self.register_buffer("obs_std", std.float().clone())
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None):
@@ -201,17 +204,51 @@ class WorldModel(nn.Module):
         return self.denormalize(self.decode(self.step_latent(mu, self._as_tensor(act))))
 
 
+class WorldModelGroup(LatentDynamics):
+    """The world models of K seeds trained as one batched agent, as one model: each network's K weight sets
+    stacked (nets.EnsembleMLP), so one batched pass rolls every seed's rows through its own model, on (K, N, .)
+    tensors. Frozen: augmentation only samples. Latent noise comes from one generator per member, each drawing
+    what its model alone draws."""
+
+    def __init__(self, models: list[WorldModel], where: list[str] | None = None):
+        super().__init__()
+        first = models[0]
+        for i, m in enumerate(models[1:], 1):
+            if (m.obs_dim, m.act_dim, m.cfg) != (first.obs_dim, first.act_dim, first.cfg):
+                names = where or [f"model {j}" for j in range(len(models))]
+                raise ValueError(f"world models of one seed group differ: {names[i]} has {m.obs_dim}/{m.act_dim} "
+                                 f"dims and {m.cfg}, {names[0]} {first.obs_dim}/{first.act_dim} and {first.cfg}")
+        self.obs_dim, self.act_dim, self.cfg = first.obs_dim, first.act_dim, first.cfg
+        self.encoder = EnsembleMLP.stacked([m.encoder for m in models])
+        self.decoder = EnsembleMLP.stacked([m.decoder for m in models])
+        self.transition = EnsembleMLP.stacked([m.transition for m in models])
+        self.register_buffer("obs_mean", torch.stack([m.obs_mean for m in models])[:, None])  # (K, 1, obs_dim)
+        self.register_buffer("obs_std", torch.stack([m.obs_std for m in models])[:, None])
+        rewards = [getattr(m, "reward_model", None) for m in models]
+        self.reward_model = None if any(r is None for r in rewards) else RewardModel.stacked(rewards)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generators: list[torch.Generator | None]):
+        eps = torch.stack([torch.randn(mu.shape[1:], generator=g, device=mu.device, dtype=mu.dtype) for g in generators])
+        return mu + torch.exp(0.5 * logvar) * eps
+
+
 class RewardModel(nn.Module):
     """r_hat(s, a, s') for the k-step rollouts (the paper's one-step augmentation keeps the data's reward and
     needs none). Inputs z-scored with the world model's statistics; trained apart from the VAE, so adding it
     changed no world model."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256)):
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), net: nn.Module | None = None):
         super().__init__()
-        self.net = mlp(2 * obs_dim + act_dim, list(hidden), 1)
+        self.net = mlp(2 * obs_dim + act_dim, list(hidden), 1) if net is None else net
 
     def forward(self, obs_n: torch.Tensor, act: torch.Tensor, next_obs_n: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([obs_n, act, next_obs_n], dim=-1)).squeeze(-1)
+
+    @staticmethod
+    def stacked(models: list["RewardModel"]) -> "RewardModel":
+        """K reward models as one on (K, N, .) inputs (a WorldModelGroup's)."""
+        return RewardModel(0, 0, net=EnsembleMLP.stacked([m.net for m in models]))
 
 
 def train_reward_model(transitions: Transitions, model: "WorldModel", seed: int, epochs: int,
