@@ -5,7 +5,8 @@
 # start leaves too little of the 15 minutes for a second. Not yet run on a GPU.
 #
 #   1. the compiled path's equivalence tests on CUDA (tests/test_compiled.py -k cuda: CUDA graphs of TD3, CQL and
-#      the ensemble SAC compute the eager path's losses and weights; the CPU ones run in CI);
+#      the ensemble SAC compute the eager path's losses and weights; last, a 2-seed group of the k-step augmented
+#      method run whole on the GPU, eager and compiled, to the same curves; the CPU ones run in CI);
 #   2. benchmarks/speed.py on the GPU with the compiled rows, K = 8 batched seeds, and a smoke cell for 8 seeds.
 #
 # The missing packages travel as wheels in .whl/ (ignored by git; 27 MB). Fetch them once, on a machine with pip:
@@ -38,7 +39,8 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
            torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" | tee -a "$OUT/gpu.txt"
 # 560 s in all from the start, so that one device call (600 s at most) holds everything; the benchmark gets what
 # the tests leave. `timeout -k`: should SIGTERM only set a run's checkpoint flag, KILL follows 10 s later.
-timeout -k 10 200 python3 -m pytest -q -p no:cacheprovider tests/test_compiled.py -k "$DEVICE" 2>&1 | tee "$OUT/gpu_tests.txt"
+# -v: a line per test as it ends, so a run stopped at its time limit still says which passed.
+timeout -k 10 240 python3 -m pytest -v -p no:cacheprovider tests/test_compiled.py -k "$DEVICE" 2>&1 | tee "$OUT/gpu_tests.txt"
 tests=$?
 left=$(( 560 - ($(date +%s) - start) ))
 timeout -k 10 "$left" python3 benchmarks/speed.py --device "$DEVICE" --members 8 --seconds 1 --compile --cell smoke \

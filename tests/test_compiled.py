@@ -13,9 +13,10 @@ import torch
 from wmaug.algos.cql import CQL, CQLConfig
 from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.algos.td3 import TD3, TD3Config
-from wmaug.cell import pick_compile, run_cell
+from wmaug.cell import pick_compile, run_cell, run_cells
 from wmaug.data.buffer import Batch
 from wmaug.errors import InputError
+from wmaug.io import torch_load
 from torch._dynamo.utils import counters
 
 from conftest import tiny_spec, write_sample
@@ -151,3 +152,24 @@ def test_the_compile_switch_names_a_bad_value_and_where_it_came_from(monkeypatch
         pick_compile()
     with pytest.raises(InputError, match="--compile.*'1'"):
         pick_compile("1")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_seed_group_with_k_step_augmentation_runs_compiled_as_eager(tmp_path, hopper_random, base_config, device):
+    """The device path end to end: seeds 1 and 2 of wm_k3 (TD3+BC on batches augmented by both seeds' world models as
+    one batched model, 3-step latent rollouts acting with the target actors, then online TD3) as one job on `device`,
+    eager and compiled (on a GPU: CUDA graphs, buffers and rollouts on the GPU). The same counts and curves (relative
+    1e-4), finite returns, and result files that load on a CPU. Last in this file: the GPU check runs it last."""
+    from test_seed_groups import curve, group_specs
+
+    specs = group_specs(base_config, tmp_path, hopper_random, "wm_k3", [1, 2], online_steps=150)
+    eager = run_cells(specs, [tmp_path / "e1", tmp_path / "e2"], device=device, progress=False)
+    compiled = run_cells(specs, [tmp_path / "c1", tmp_path / "c2"], device=device, progress=False, compile=True)
+    assert_compiled_graphs_ran(device)
+    for seed, e, c in zip([1, 2], eager, compiled):
+        assert c["provenance"]["compiled"] and not e["provenance"]["compiled"] and c["counts"] == e["counts"]
+        eager_curve, compiled_curve = curve(tmp_path / f"e{seed}"), curve(tmp_path / f"c{seed}")
+        assert eager_curve.raw_return.notna().all() and (eager_curve.phase == "online").any()
+        pd.testing.assert_frame_equal(compiled_curve, eager_curve, check_exact=False, rtol=1e-4)
+        model = torch_load(tmp_path / f"c{seed}" / "model.pt")
+        assert model["actor"]["net.layers.0.weight"].device.type == "cpu"
