@@ -15,8 +15,9 @@ OBS, ACT = 5, 2
 def random_transitions(n: int, seed: int) -> Transitions:
     rng = np.random.default_rng(seed)
     f32 = np.float32
-    return Transitions(observations=rng.normal(size=(n, OBS)).astype(f32), actions=rng.uniform(-1, 1, (n, ACT)).astype(f32),
-                       rewards=rng.normal(size=n).astype(f32), next_observations=rng.normal(size=(n, OBS)).astype(f32),
+    return Transitions(observations=rng.normal(size=(n, OBS)).astype(f32),
+                       actions=rng.uniform(-1, 1, (n, ACT)).astype(f32), rewards=rng.normal(size=n).astype(f32),
+                       next_observations=rng.normal(size=(n, OBS)).astype(f32),
                        terminals=(rng.random(n) < 0.1).astype(f32), timeouts=np.zeros(n, f32))
 
 

@@ -437,18 +437,21 @@ class CellRun:
             s.online_buffer = buffer
         self.offline_replay = None
         if self.recipe["offline"]:
-            data = [s.offline_data for s in self.seeds]
-            self.offline_replay = ReplayGroup(K, self.obs_dim, self.act_dim, max(map(len, data)), device)
-            for buffer, seed_data in zip(self.offline_replay.buffers, data):
-                buffer.add_transitions(seed_data)
+            size = max(len(s.offline_data) for s in self.seeds)
+            self.offline_replay = ReplayGroup(K, self.obs_dim, self.act_dim, size, device)
+            for s, buffer in zip(self.seeds, self.offline_replay.buffers):
+                buffer.add_transitions(s.offline_data)
+                s.offline_data = None  # now in the buffer
         self.normalizer = ObsNormalizer.stacked([s.normalizer for s in self.seeds])
         self.augmenter = None
         if self.recipe["augment"]:  # the seeds' world models as one batched model, each seed drawing from its stream
             from wmaug.models.world_model import WorldModelGroup
 
             spec, recipe = specs[0], self.recipe
+            models = WorldModelGroup([s.world_model for s in self.seeds],
+                                     [s.spec["paths"]["world_model"] for s in self.seeds])
             self.augmenter = WorldModelAugmenter(
-                WorldModelGroup([s.world_model for s in self.seeds], [s.spec["paths"]["world_model"] for s in self.seeds]),
+                models,
                 spec["augmentation"]["rate"] if recipe.get("rate") is None else recipe["rate"],
                 steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
                 gamma=spec["td3"]["gamma"], terminal=terminal_fn(first.env_name),

@@ -157,7 +157,8 @@ class ReplayGroup:
         """(K, B, ...): member k's minibatch drawn from rngs[k] as `ReplayBuffer.sample` draws it alone."""
         K, capacity = self.rows.shape[:2]
         idx = np.stack([rng.integers(0, b.size, size=batch_size) for b, rng in zip(self.buffers, rngs)])
-        rows = self.rows.view(K * capacity, -1)[torch.from_numpy(idx + np.arange(K)[:, None] * capacity).to(self.device)]
+        flat = idx + np.arange(K)[:, None] * capacity  # member k's rows start at row k * capacity
+        rows = self.rows.view(K * capacity, -1)[torch.from_numpy(flat).to(self.device)]
         return self.layout.batch(rows)
 
 

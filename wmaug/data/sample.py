@@ -47,7 +47,8 @@ class ObsNormalizer:
     @staticmethod
     def stacked(normalizers: list["ObsNormalizer"]) -> "ObsNormalizer":
         """K agents' normalisers as one for their (K, N, obs_dim) states."""
-        return ObsNormalizer(np.stack([n.mean for n in normalizers])[:, None], np.stack([n.std for n in normalizers])[:, None])
+        return ObsNormalizer(np.stack([n.mean for n in normalizers])[:, None],
+                             np.stack([n.std for n in normalizers])[:, None])
 
     def __call__(self, obs):
         if isinstance(obs, torch.Tensor):
