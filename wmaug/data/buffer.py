@@ -59,12 +59,12 @@ class RowLayout:
             row[self.columns[key]] = value
         return row
 
-    def fields(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    def views(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         """The fields of rows (..., width) as views (..., dim) or (...,) for reward and terminal."""
         return {key: rows[..., column] for key, column in self.columns.items()}
 
     def batch(self, rows: torch.Tensor) -> Batch:
-        return Batch(**self.fields(rows))
+        return Batch(**self.views(rows))
 
 
 class ReplayBuffer:
@@ -83,7 +83,7 @@ class ReplayBuffer:
         elif rows.shape != (capacity, self.layout.width):
             raise ValueError(f"ReplayBuffer rows of shape {tuple(rows.shape)}, need ({capacity}, {self.layout.width})")
         self.rows = rows
-        self.storage = self.layout.fields(rows)
+        self.storage = self.layout.views(rows)
         self.size = 0
         self.pos = 0
 

@@ -162,7 +162,7 @@ class BalancedReplay:
         self.f, self.n_default = f, n_default
         self.layout = RowLayout(obs_dim, act_dim)  # one row per transition, as in ReplayBuffer
         self.rows = torch.zeros((m + online_capacity, self.layout.width), dtype=torch.float32, device=self.device)
-        self.storage = self.layout.fields(self.rows)
+        self.storage = self.layout.views(self.rows)
         for key in FIELDS:
             self.storage[key][:m] = torch.as_tensor(getattr(offline, key), dtype=torch.float32).to(self.device)
         self.offline_check = _offline_check(offline)
