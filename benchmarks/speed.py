@@ -153,19 +153,12 @@ def replay_group_rows(data: Transitions, device: torch.device, K: int) -> tuple[
     transitions = [(data.observations[i], data.actions[i], float(data.rewards[i]), data.next_observations[i], False)
                    for i in range(K)]
 
-    def keep_room(buffers):  # a ring that never fills: every step adds, as online
-        if buffers[0].size == capacity:
-            for b in buffers:
-                b.size, b.pos = len(data), len(data)
-
     def one_buffer_per_seed():
-        keep_room(alone)
-        for buffer, t in zip(alone, transitions):
+        for buffer, t in zip(alone, transitions):  # once full, the rings wrap, as online
             buffer.add(*t)
         return stack_batches([n.batch(b.sample(BATCH, rng)) for n, b, rng in zip(normalizers, alone, streams)])
 
     def one_group_tensor():
-        keep_room(group.buffers)
         group.add(transitions)
         return stacked.batch(group.sample(BATCH, streams))
 

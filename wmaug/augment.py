@@ -86,6 +86,9 @@ class WorldModelAugmenter:
         if batch.observations.dim() == 2:  # one model: its batch as a group of one
             return self(batch.for_members(1)).member(0)
         generators = self.generator if isinstance(self.generator, list) else [self.generator]
+        if len(generators) != len(batch.observations):
+            raise ValueError(f"augmenting {len(batch.observations)} members' batches needs a generator per member, "
+                             f"got {len(generators)}")
         idx = torch.stack([torch.randperm(size, generator=g, device=device)[:n] for g in generators])  # (K, n)
         rows = torch.arange(len(generators), device=device)[:, None]
         part = Batch(*(getattr(batch, k)[rows, idx] for k in FIELDS))
