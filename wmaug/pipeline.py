@@ -426,6 +426,7 @@ class CellRun:
         K = len(self.seeds)
         self.agent = TD3(self.obs_dim, self.act_dim, td3_config(specs[0]["td3"]), device=device, members=K)
         self.agent.load_state_dict(join_members([s.initial_agent for s in self.seeds]))
+        self.set_phase_loss(first.p.phase)
         self.agent.noise_generators = [s.draw_stream for s in self.seeds]
         for k, s in enumerate(self.seeds):
             s.cell_run, s.member, s.initial_agent = self, k, None
@@ -549,6 +550,12 @@ class CellRun:
         return True
 
     # ---- phases -----------------------------------------------------------------------------------
+    def set_phase_loss(self, phase: str) -> None:
+        """The actor loss a phase runs: TD3+BC's (alpha from the config) offline, plain TD3's online. Set from the
+        phase itself at every start, fresh, resumed or handed off: the config's alpha sits in every TD3's config, and
+        a cell without an offline phase (`td3`, `td3_long`) must not keep it."""
+        self.agent.bc_alpha = self.agent.cfg.bc_alpha if phase == "offline" else None
+
     def run(self) -> dict:
         resumed = self.try_resume()
         offline = self.budget["offline_iterations"] if self.recipe["offline"] else 0
@@ -556,9 +563,11 @@ class CellRun:
         seeds = ",".join(str(s.seed) for s in self.seeds)  # one bar for the job
         self.bar = self.seeds[0].progress_bar(offline + self.online_steps, done, seeds)
         if self.p.phase == "offline":
+            self.set_phase_loss("offline")
             self.offline_phase()
             self.hand_off()
         if self.p.phase == "online":
+            self.set_phase_loss("online")
             self.online_phase(resumed_mid_online=resumed and self.p.step > 0)
         self.bar.close()
         return {"resumed": resumed}
@@ -587,7 +596,6 @@ class CellRun:
         normalisation stays and applies to every online state; the online buffer starts empty."""
         for s in self.seeds:
             s.offline_model = s.networks()  # copies (select_members gathers), so online training leaves them be
-        self.agent.bc_alpha = None
         if not self.recipe["keep_actor"] or not self.recipe["keep_critic"]:
             fresh = join_members([s.fresh_agent() for s in self.seeds])
             keep = {"actor": self.recipe["keep_actor"], "critic": self.recipe["keep_critic"]}
@@ -597,9 +605,9 @@ class CellRun:
                     for k in (part, f"{part}_target", f"{part}_opt"):
                         state[k] = fresh[k]
             self.agent.load_state_dict(state)
-            self.agent.bc_alpha = None
         for s in self.seeds:
             s.p.phase, s.p.step = "online", 0
+        self.set_phase_loss("online")
 
     def online_phase(self, resumed_mid_online: bool) -> None:
         b = self.budget

@@ -418,7 +418,8 @@ def save_world_model(model: WorldModel, path: str | Path, extra: dict | None = N
         "config": asdict(model.cfg),
         "obs_dim": model.obs_dim,
         "act_dim": model.act_dim,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        # a loaded model carries its reward model as a submodule: that is stored on its own, below
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("reward_model.")},
         "extra": extra or {},
     }
     if reward_model is not None:
