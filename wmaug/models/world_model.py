@@ -293,8 +293,11 @@ def train_world_model(
     device: str | torch.device = "cpu",
     progress: bool = False,
     log_every: int | None = None,
+    after_epoch=None,
 ) -> tuple[WorldModel, list[dict]]:
     """Train on `transitions` minus terminal/timeout rows (PROTOCOL.md). Returns (model, per-epoch metrics).
+    `after_epoch(epoch, model)`, when given, is called after every epoch (the model in train mode; it draws
+    nothing from the training streams), e.g. to measure held-out error as training goes on.
 
     The model's `train_info` attribute records what was used (n_train, rows dropped, kl_weight, ...).
     """
@@ -361,6 +364,8 @@ def train_world_model(
             bar.set_postfix(loss=f"{row['loss']:.4f}", next_state=f"{row['next_state']:.4f}")
         if log_every and epoch % log_every == 0:
             log.info("world model epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items() if k != "epoch"})
+        if after_epoch is not None:
+            after_epoch(epoch, model)
     model.eval()
     return model, history
 

@@ -1,0 +1,688 @@
+"""Parity suite: each learner of the harness beside the same algorithm from an independent implementation (d3rlpy
+2.8.1), on the same MuJoCo task, data, hyperparameters, budget, evaluation protocol and score normalisation.
+
+    python benchmarks/parity.py run --budget hopper            # every pair, 3 seeds a side (hours on 2 cores)
+    python benchmarks/parity.py run --budget hopper --pairs td3 sac
+    python benchmarks/parity.py report --budget hopper         # table, verdicts and figure from what finished
+
+Results go to benchmarks/parity/<budget>/: one tidy CSV of evaluations and one JSON (wall time, provenance) per
+(pair, side, seed), written when that run finishes, so a stopped suite keeps what it ran and `run` skips what is
+there. The offline pairs' data is the harness's own: a behaviour SAC trained by the harness's D4RL-protocol code,
+then its rollouts (built once per budget under resources/parity/). benchmarks/README.md: how to install d3rlpy,
+the budgets, what could not be matched, and the results.
+
+Pairs (harness side: the code path the harness runs; d3rlpy side: its learner, driven by the loop below with the
+harness's buffer, environments and evaluation):
+  sac    the behaviour SAC (wmaug.data.d4rl_protocol.train_behaviour)  vs d3rlpy SAC, online
+  td3    a `td3` cell (wmaug.cell.run_cells, seeds as one group)      vs d3rlpy TD3, online
+  td3bc  a `td3bc_td3` cell's offline phase on a 10K sample           vs d3rlpy TD3PlusBC
+  cql    paper B's CQL (CQL(H) on SAC, weight 5, no Lagrange)          vs d3rlpy CQL, automatic alpha off
+  awac   paper B's AWAC                                                 vs d3rlpy AWAC
+  bcq    paper B's BCQ                                                  vs d3rlpy BCQ
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from wmaug import config as C  # noqa: E402
+from wmaug.data.buffer import ReplayBuffer  # noqa: E402
+from wmaug.envs import get_spec, make_env, normalized_score  # noqa: E402
+from wmaug.evaluation import evaluate  # noqa: E402
+from wmaug.io import torch_load, torch_save, write_json, write_text  # noqa: E402
+
+log = logging.getLogger("parity")
+
+D3RLPY_VERSION = "2.8.1"
+INSTALL = ("pip install --no-deps d3rlpy==2.8.1 && pip install structlog colorama dataclasses-json click gym "
+           "scikit-learn   (benchmarks/README.md: d3rlpy pins gymnasium 1.0.0, so it is installed without its "
+           "dependencies)")
+PAIRS = ("sac", "td3", "td3bc", "cql", "awac", "bcq")
+SIDES = ("wmaug", "d3rlpy")
+
+# Budgets. `hopper`: what fits about 45 minutes a pair on 2 cores; `toy`: the slow test's, minutes for the suite.
+# online: environment steps (uniform-random start steps first, then one update per step); offline: updates.
+BUDGETS = {
+    "hopper": {
+        "env": "hopper", "seeds": 3,
+        "behaviour": {"steps": 150_000, "start_steps": 10_000, "eval_every": 10_000, "eval_episodes": 5},
+        "dataset_transitions": 100_000,  # per policy: medium and expert; medium-expert is both
+        "sample": 10_000,  # TD3+BC's offline sample (paper A's size)
+        "online": {"steps": 30_000, "start_steps": 5_000, "eval_every": 2_500, "eval_episodes": 5},
+        "offline": {"td3bc": 20_000, "cql": 5_000, "awac": 10_000, "bcq": 5_000},
+        "offline_eval_every": {"td3bc": 2_000, "cql": 1_000, "awac": 1_000, "bcq": 1_000},
+        "offline_eval_episodes": 5,
+    },
+    "toy": {
+        "env": "hopper", "seeds": 3,
+        "behaviour": {"steps": 1_500, "start_steps": 1_000, "eval_every": 500, "eval_episodes": 1},
+        "dataset_transitions": 1_000,
+        "sample": 500,
+        "online": {"steps": 600, "start_steps": 400, "eval_every": 200, "eval_episodes": 1},
+        "offline": {"td3bc": 40, "cql": 10, "awac": 20, "bcq": 10},
+        "offline_eval_every": {"td3bc": 20, "cql": 5, "awac": 10, "bcq": 5},
+        "offline_eval_episodes": 1,
+    },
+}
+
+
+def load_config() -> dict:
+    """The harness's own settings: every hyperparameter of both sides comes from here."""
+    return C.load_config(ROOT / "config" / "config.yaml", "quick")
+
+
+# ---- data: the harness's D4RL-protocol code ------------------------------------------------------------------
+def data_dir(budget: str) -> Path:
+    return ROOT / "resources" / "parity" / budget / BUDGETS[budget]["env"]
+
+
+def behaviour(budget: str, progress: bool) -> dict:
+    """The behaviour SAC of the D4RL protocol at the budget's steps, trained once (resources/parity/...)."""
+    from wmaug.data.d4rl_protocol import train_behaviour
+
+    path = data_dir(budget) / "behaviour.pt"
+    if not path.exists():
+        b = BUDGETS[budget]
+        s = b["behaviour"]
+        log.info("training the behaviour SAC on %s for %d steps", b["env"], s["steps"])
+        result = train_behaviour(b["env"], s["steps"], s["start_steps"], s["eval_every"], s["eval_episodes"], 0,
+                                 load_config()["algorithms"]["sac"], progress=progress)
+        result["episodes"] = []  # the replay episodes are not needed here (medium-replay is not built)
+        torch_save(result, path)
+    return torch_load(path, "behaviour policy file")
+
+
+
+def dataset(budget: str, kind: str, progress: bool = False):
+    """`medium` (the first behaviour checkpoint reaching a third of the final return), `expert` (the final policy)
+    or `medium-expert` (both), built by the harness's D4RL-protocol code as Minari datasets, and loaded through
+    the harness's loader: (Transitions, provenance with the behaviour returns)."""
+    from wmaug.data import d4rl_protocol as P
+    from wmaug.data.minari_io import load_source, read_minari_episodes, write_minari_dataset
+
+    b, root = BUDGETS[budget], data_dir(budget) / "minari"
+    env, cfg = b["env"], load_config()
+    dataset_id = f"wmaug-parity-{budget}/{env}/{kind}-v0"
+    beh = behaviour(budget, progress)
+    ckpts = beh["checkpoints"]
+    medium = P.pick_medium(ckpts, beh["start_steps"])
+    info = {"behaviour_steps": beh["steps"], "expert_return": ckpts[-1]["return"], "medium_step": medium["step"],
+            "medium_return": medium["return"], "checkpoint_returns": {c["step"]: c["return"] for c in ckpts}}
+    if not (root / dataset_id.replace("/", os.sep)).exists():
+        if kind == "medium-expert":
+            episodes = sum((read_minari_episodes(dataset(budget, k)[1]["dataset_id"], root)
+                            for k in ("medium", "expert")), [])
+        else:
+            actor = ckpts[-1]["actor"] if kind == "expert" else medium["actor"]
+            policy = P.sac_policy(actor, env, cfg["algorithms"]["sac"]["hidden"], deterministic=False, seed=0)
+            episodes = P.rollout_episodes(env, policy, b["dataset_transitions"], 0, progress, f"{env} {kind}")
+        write_minari_dataset(dataset_id, episodes, env, root, description=f"parity suite {kind} data",
+                             algorithm_name="SAC (D4RL protocol)", metadata=info)
+    data, prov = load_source(f"minari:{dataset_id}", env, root)
+    return data, {**prov, **info, "dataset_id": dataset_id, "kind": kind}
+
+
+def policy_returns(data) -> dict:
+    """Mean and spread of the dataset's episode returns (complete episodes only)."""
+    ends = np.flatnonzero(np.logical_or(data.terminals > 0, data.timeouts > 0))
+    returns = [float(r.sum()) for r in np.split(data.rewards, ends + 1)[:-1]]
+    return {"episodes": len(returns), "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns))}
+
+
+# ---- d3rlpy ----------------------------------------------------------------------------------------------------
+def import_d3rlpy():
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import d3rlpy
+    except ImportError as e:
+        raise SystemExit(f"the parity suite needs d3rlpy {D3RLPY_VERSION}, which is not installed: {INSTALL}") from e
+    if d3rlpy.__version__ != D3RLPY_VERSION:
+        raise SystemExit(f"the parity suite is set up for d3rlpy {D3RLPY_VERSION}, found {d3rlpy.__version__}: "
+                         f"{INSTALL}")
+    return d3rlpy
+
+
+def d3rlpy_learner(pair: str, obs_dim: int, act_dim: int, seed: int):
+    """d3rlpy's learner of `pair` with the harness's settings (config/config.yaml); the settings that differ are
+    listed in benchmarks/README.md."""
+    d3rlpy = import_d3rlpy()
+    from d3rlpy.models.encoders import VectorEncoderFactory
+    from d3rlpy.optimizers import AdamFactory
+
+    d3rlpy.seed(seed)
+    a = load_config()["algorithms"]
+    net = lambda hidden: VectorEncoderFactory(list(hidden))  # noqa: E731
+    if pair == "sac":
+        s = a["sac"]
+        cfg = d3rlpy.algos.SACConfig(batch_size=s["batch_size"], gamma=s["gamma"], tau=s["tau"],
+                                     actor_learning_rate=s["actor_lr"], critic_learning_rate=s["critic_lr"],
+                                     temp_learning_rate=s["alpha_lr"], initial_temperature=s["init_alpha"],
+                                     actor_encoder_factory=net(s["hidden"]), critic_encoder_factory=net(s["hidden"]))
+    elif pair in ("td3", "td3bc"):
+        t = a["td3"]
+        kw = dict(batch_size=t["batch_size"], gamma=t["gamma"], tau=t["tau"], actor_learning_rate=t["actor_lr"],
+                  critic_learning_rate=t["critic_lr"], target_smoothing_sigma=t["policy_noise"],
+                  target_smoothing_clip=t["noise_clip"], update_actor_interval=t["policy_delay"],
+                  actor_encoder_factory=net(t["hidden"]), critic_encoder_factory=net(t["hidden"]))
+        cfg = (d3rlpy.algos.TD3Config(**kw) if pair == "td3" else d3rlpy.algos.TD3PlusBCConfig(alpha=t["bc_alpha"], **kw))
+    elif pair == "cql":
+        from wmaug.algos.cql import CQLConfig
+
+        c, d = a["cql"], CQLConfig()
+        # alpha_learning_rate 0: no Lagrange, the conservative weight stays min_q_weight x initial_alpha (1);
+        # soft_q_backup: the harness's target keeps SAC's entropy term, as Kumar et al.'s code with backup_entropy
+        cfg = d3rlpy.algos.CQLConfig(batch_size=c["batch_size"], gamma=c["gamma"], tau=c["tau"],
+                                     actor_learning_rate=c["actor_lr"], critic_learning_rate=c["critic_lr"],
+                                     temp_learning_rate=d.alpha_lr, initial_temperature=d.init_alpha,
+                                     alpha_learning_rate=0.0, initial_alpha=1.0, conservative_weight=c["min_q_weight"],
+                                     n_action_samples=c["n_actions"], soft_q_backup=True,
+                                     actor_encoder_factory=net(c["hidden"]), critic_encoder_factory=net(c["hidden"]))
+    elif pair == "awac":
+        from wmaug.algos.awac import AWACConfig
+
+        w = AWACConfig(**{k: v for k, v in a["awac"].items() if k != "batch_size"})
+        cfg = d3rlpy.algos.AWACConfig(batch_size=a["awac"]["batch_size"], gamma=w.gamma, tau=w.tau, lam=w.beta,
+                                      actor_learning_rate=w.actor_lr, critic_learning_rate=w.critic_lr,
+                                      actor_optim_factory=AdamFactory(weight_decay=w.policy_weight_decay),
+                                      actor_encoder_factory=net(w.policy_hidden), critic_encoder_factory=net(w.hidden))
+    elif pair == "bcq":
+        from wmaug.algos.bcq import BCQConfig
+
+        q = BCQConfig(**{k: v for k, v in a["bcq"].items() if k != "batch_size"})
+        cfg = d3rlpy.algos.BCQConfig(batch_size=a["bcq"]["batch_size"], gamma=q.gamma, tau=q.tau, lam=q.lmbda,
+                                     actor_learning_rate=q.actor_lr, critic_learning_rate=q.critic_lr,
+                                     imitator_learning_rate=q.vae_lr, action_flexibility=q.phi, beta=q.kl_weight,
+                                     n_action_samples=q.n_act, update_actor_interval=1, rl_start_step=0,
+                                     actor_encoder_factory=net(q.hidden), critic_encoder_factory=net(q.hidden),
+                                     imitator_encoder_factory=net(q.vae_hidden))
+    else:
+        raise ValueError(pair)
+    algo = cfg.create(device="cpu:0")
+    algo.create_impl((obs_dim,), act_dim)
+    return algo, cfg.batch_size
+
+
+def d3rlpy_batch(b):
+    """A harness minibatch as d3rlpy's TransitionMiniBatch (no copy of the sampling: the same buffer draws it)."""
+    from d3rlpy.dataset import TransitionMiniBatch
+
+    arr = lambda t: np.ascontiguousarray(t.numpy(), dtype=np.float32)  # noqa: E731
+    n = len(b.rewards)
+    return TransitionMiniBatch(observations=arr(b.observations), actions=arr(b.actions),
+                               rewards=arr(b.rewards)[:, None], next_observations=arr(b.next_observations),
+                               next_actions=np.zeros_like(arr(b.actions)), terminals=arr(b.terminals)[:, None],
+                               intervals=np.ones((n, 1), np.float32), transitions=[])
+
+
+# ---- one run of one side ---------------------------------------------------------------------------------------
+def rows_of(steps, returns, env: str, phase: str) -> list[dict]:
+    return [{"phase": phase, "step": int(t), "raw_return": float(r), "normalized_score": float(normalized_score(env, r))}
+            for t, r in zip(steps, returns)]
+
+
+def d3rlpy_online(pair: str, budget: str, seed: int, eval_seed: int, eval_at_zero: bool) -> list[dict]:
+    """The harness's online protocol around d3rlpy's learner: `start_steps` uniform-random actions, then the
+    policy (SAC: a sample; TD3: the actor plus N(0, exploration_noise)), one update per step after the start
+    steps, `eval_episodes` deterministic episodes every `eval_every` steps with the harness's evaluation."""
+    b = BUDGETS[budget]
+    o, env_name = b["online"], b["env"]
+    spec = get_spec(env_name)
+    algo, batch_size = d3rlpy_learner(pair, spec.obs_dim, spec.act_dim, seed)
+    rng = np.random.default_rng(seed)
+    env, eval_env = make_env(env_name), make_env(env_name)
+    buffer = ReplayBuffer(spec.obs_dim, spec.act_dim, o["steps"])
+    noise = load_config()["algorithms"]["td3"]["exploration_noise"]
+    greedy = lambda x: algo.predict(np.asarray(x, np.float32)[None])[0]  # noqa: E731
+    rows = []
+
+    def evaluation(t):
+        rows.extend(rows_of([t], [evaluate(eval_env, greedy, o["eval_episodes"], eval_seed).mean()], env_name, "online"))
+
+    if eval_at_zero:
+        evaluation(0)
+    obs, _ = env.reset(seed=seed)
+    for t in range(1, o["steps"] + 1):
+        if t <= o["start_steps"]:
+            action = rng.uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
+        elif pair == "sac":
+            action = algo.sample_action(np.asarray(obs, np.float32)[None])[0]
+        else:
+            action = np.clip(greedy(obs) + rng.normal(0.0, noise, spec.act_dim), -1.0, 1.0).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+        if t > o["start_steps"]:
+            algo.update(d3rlpy_batch(buffer.sample(batch_size, rng)))
+        if t % o["eval_every"] == 0 or t == o["steps"]:
+            evaluation(t)
+    return rows
+
+
+def d3rlpy_offline(pair: str, budget: str, seed: int, data, normalizer, eval_seed: int) -> list[dict]:
+    """d3rlpy's offline learner on the same transitions (states normalised as the harness's side normalises
+    them, or not at all), minibatches drawn by the harness's buffer."""
+    b = BUDGETS[budget]
+    env_name = b["env"]
+    algo, batch_size = d3rlpy_learner(pair, data.obs_dim, data.act_dim, seed)
+    buffer = ReplayBuffer.of(data)
+    rng = np.random.default_rng(seed)
+    norm = normalizer or (lambda x: x)
+    greedy = lambda x: algo.predict(np.asarray(norm(x), np.float32)[None])[0]  # noqa: E731
+    eval_env = make_env(env_name)
+    updates, every, episodes = b["offline"][pair], b["offline_eval_every"][pair], b["offline_eval_episodes"]
+    rows = rows_of([0], [evaluate(eval_env, greedy, episodes, eval_seed).mean()], env_name, "offline")
+    for it in range(1, updates + 1):
+        batch = buffer.sample(batch_size, rng)
+        algo.update(d3rlpy_batch(normalizer.batch(batch) if normalizer else batch))
+        if it % every == 0 or it == updates:
+            rows += rows_of([it], [evaluate(eval_env, greedy, episodes, eval_seed).mean()], env_name, "offline")
+    return rows
+
+
+def harness_offline(pair: str, budget: str, seeds: list[int], data, eval_seed: int) -> dict[int, list[dict]]:
+    """Paper B's learner (`build_agent`, as its pre-training runs it) for all seeds as one batched block: agent i
+    draws its own weights and minibatches (tests/test_offline_algos.py: a member equals the agent cut from it)."""
+    from wmaug.algos import LOOP_KEYS, build_agent
+    from wmaug.evaluation import evaluate_members
+
+    b = BUDGETS[budget]
+    env_name = b["env"]
+    settings = load_config()["algorithms"][pair]
+    torch.manual_seed(seeds[0])
+    agent = build_agent(pair, data.obs_dim, data.act_dim, {k: v for k, v in settings.items() if k not in LOOP_KEYS},
+                        len(seeds), "cpu")
+    buffer = ReplayBuffer.of(data)
+    rng = np.random.default_rng(seeds[0])
+    envs = [make_env(env_name) for _ in seeds]
+    updates, every, episodes = b["offline"][pair], b["offline_eval_every"][pair], b["offline_eval_episodes"]
+
+    def act(obs):
+        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(1)  # (E, 1, d): agent i acts in env i
+        return agent.act_members(x, True).squeeze(1).numpy()
+
+    def evaluation(it):
+        returns = evaluate_members(envs, act, episodes, eval_seed).mean(1)
+        for s, r in zip(seeds, returns):
+            rows[s] += rows_of([it], [r], env_name, "offline")
+
+    rows = {s: [] for s in seeds}
+    evaluation(0)
+    for it in range(1, updates + 1):
+        agent.update(buffer.sample(settings.get("batch_size", 256), rng, members=len(seeds)))
+        if it % every == 0 or it == updates:
+            evaluation(it)
+    return rows
+
+
+def cell_specs(method: str, budget: str, seeds: list[int], work: Path, budget_changes: dict) -> list[dict]:
+    """Specs of a paper A cell at the suite's budget, built by the harness's own config code."""
+    cfg = load_config()
+    task = next(c for c in C.grid_cells(cfg, "wmaug") if c["method"] == method)
+    specs = []
+    for seed in seeds:
+        spec = C.cell_spec(cfg, "wmaug", task["env"], task["dataset"], method, seed)
+        spec["cell"].update(env=BUDGETS[budget]["env"], dataset="parity")
+        spec["budget"].update(checkpoint_every=10**9, **budget_changes)
+        spec["paths"] = {"sample": str(work / f"sample_seed{seed}.npz") if spec["recipe"]["offline"] else None,
+                         "world_model": None}
+        spec["config_hash"] = C.config_hash(spec)
+        specs.append(spec)
+    return specs
+
+
+def cell_curves(specs: list[dict], work: Path, phase: str) -> dict[int, list[dict]]:
+    import pandas as pd
+
+    from wmaug.cell import run_cells
+
+    seeds = [s["cell"]["seed"] for s in specs]
+    outs = [work / f"cell_seed{s}" for s in seeds]
+    run_cells(specs, outs, device="cpu", progress=False)
+    out = {}
+    for seed, d in zip(seeds, outs):
+        c = pd.read_csv(d / "curve.csv")
+        c = c[c.phase == phase]
+        out[seed] = rows_of(c.step, c.raw_return, specs[0]["cell"]["env"], phase)
+    return out
+
+
+def write_sample(data, n: int, seed: int, path: Path, source: str, source_checksum: str) -> None:
+    """A cell's offline sample as `wmaug subsample` writes it: n uniform rows and their normalisation."""
+    from wmaug.data.sample import ObsNormalizer, subsample_indices
+
+    sample = data.take(subsample_indices(len(data), n, seed, where=source))
+    norm = ObsNormalizer.fit(sample.observations)
+    np.savez(path, **sample.as_dict(), obs_mean=norm.mean, obs_std=norm.std, checksum=sample.checksum(),
+             source=source, source_checksum=source_checksum, seed=seed)
+
+
+def run_pair(pair: str, side: str, budget: str, seeds: list[int], progress: bool) -> tuple[dict[int, list[dict]], dict]:
+    """{seed: evaluation rows} of one side of one pair, and what the result should record of its data."""
+    import tempfile
+
+    b = BUDGETS[budget]
+    env = b["env"]
+    o = b["online"]
+    info: dict = {}
+    with tempfile.TemporaryDirectory(prefix=f"parity_{pair}_") as tmp:
+        work = Path(tmp)
+        if pair == "sac":
+            eval_seed = lambda s: 10_000 + s  # noqa: E731  (train_behaviour's evaluation seeds)
+            if side == "wmaug":
+                from wmaug.data.d4rl_protocol import train_behaviour
+
+                out = {}
+                for s in seeds:
+                    r = train_behaviour(env, o["steps"], o["start_steps"], o["eval_every"], o["eval_episodes"], s,
+                                        load_config()["algorithms"]["sac"], progress=progress)
+                    out[s] = rows_of([c["step"] for c in r["checkpoints"]], [c["return"] for c in r["checkpoints"]],
+                                     env, "online")
+                return out, info
+            return {s: d3rlpy_online("sac", budget, s, eval_seed(s), eval_at_zero=False) for s in seeds}, info
+        if pair == "td3":
+            if side == "wmaug":
+                specs = cell_specs("td3", budget, seeds, work, {
+                    "online_steps": o["steps"], "online_start_steps": o["start_steps"], "eval_every": o["eval_every"],
+                    "eval_episodes": o["eval_episodes"]})
+                return cell_curves(specs, work, "online"), info
+            return {s: d3rlpy_online("td3", budget, s, 1_000_000 + 1000 * s, eval_at_zero=True) for s in seeds}, info
+        if pair == "td3bc":
+            from wmaug.pipeline import load_sample
+
+            data, prov = dataset(budget, "medium-expert", progress)
+            info["data"] = {**{k: v for k, v in prov.items() if k != "checkpoint_returns"}, **policy_returns(data),
+                            "sample": b["sample"]}
+            for s in seeds:
+                write_sample(data, b["sample"], s, work / f"sample_seed{s}.npz", prov["source"], prov["checksum"])
+            if side == "wmaug":
+                # the cell's offline phase; one online step without updates closes the cell
+                specs = cell_specs("td3bc_td3", budget, seeds, work, {
+                    "offline_iterations": b["offline"]["td3bc"], "eval_every": b["offline_eval_every"]["td3bc"],
+                    "eval_episodes": b["offline_eval_episodes"], "online_steps": 1, "online_start_steps": 1,
+                    "offline_samples": b["sample"]})
+                return cell_curves(specs, work, "offline"), info
+            out = {}
+            for s in seeds:
+                sample, normalizer, _ = load_sample(work / f"sample_seed{s}.npz")
+                out[s] = d3rlpy_offline("td3bc", budget, s, sample, normalizer, 1_000_000 + 1000 * s)
+            return out, info
+        # paper B's offline learners on the full medium dataset, unnormalised states as paper B trains them
+        data, prov = dataset(budget, "medium", progress)
+        info["data"] = {**{k: v for k, v in prov.items() if k != "checkpoint_returns"}, **policy_returns(data)}
+        if side == "wmaug":
+            return harness_offline(pair, budget, seeds, data, 2_000_000), info
+        return {s: d3rlpy_offline(pair, budget, s, data, None, 2_000_000) for s in seeds}, info
+
+
+RESULTS = ROOT / "benchmarks" / "parity"  # --out moves it (the slow test writes its toy suite elsewhere)
+
+
+def results_dir(budget: str) -> Path:
+    return RESULTS / budget
+
+
+def run(budget: str, pairs: list[str], progress: bool) -> None:
+    import pandas as pd
+
+    from wmaug.provenance import provenance
+
+    if "d3rlpy" in SIDES:
+        import_d3rlpy()  # fail before any compute when it is missing
+    b = BUDGETS[budget]
+    seeds = list(range(b["seeds"]))
+    out = results_dir(budget)
+    out.mkdir(parents=True, exist_ok=True)
+    for pair in pairs:
+        for side in SIDES:
+            stem = out / pair / side
+            if (stem.with_suffix(".json")).exists():
+                log.info("%s %s: done already (%s)", pair, side, stem.with_suffix(".json"))
+                continue
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            log.info("%s %s: seeds %s", pair, side, seeds)
+            t0 = time.time()
+            curves, info = run_pair(pair, side, budget, seeds, progress)
+            wall = time.time() - t0
+            table = pd.DataFrame([{"pair": pair, "side": side, "seed": s, **row} for s in seeds for row in curves[s]])
+            write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
+            write_json(stem.with_suffix(".json"), {
+                "pair": pair, "side": side, "seeds": seeds, "budget_name": budget, "budget": budget_of(budget, pair),
+                "wall_s": round(wall, 1), "d3rlpy": D3RLPY_VERSION if side == "d3rlpy" else None,
+                "settings": settings_of(pair), **info,
+                "provenance": {**provenance(torch.device("cpu")), "machine": machine()}})
+            last = table[table.step == table.step.max()]
+            log.info("%s %s: %.0f s, final normalised scores %s", pair, side, wall,
+                     ", ".join(f"{v:.1f}" for v in last.normalized_score))
+
+
+def budget_of(budget: str, pair: str) -> dict:
+    b = BUDGETS[budget]
+    if pair in ("sac", "td3"):
+        return {"env": b["env"], **b["online"]}
+    return {"env": b["env"], "updates": b["offline"][pair], "eval_every": b["offline_eval_every"][pair],
+            "eval_episodes": b["offline_eval_episodes"]}
+
+
+def settings_of(pair: str) -> dict:
+    a = load_config()["algorithms"]
+    return {"sac": a["sac"], "td3": a["td3"], "td3bc": a["td3"], "cql": a["cql"], "awac": a["awac"], "bcq": a["bcq"]}[pair]
+
+
+def machine() -> dict:
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?") \
+        if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+
+
+# ---- paper A's world model: held-out one-step error against copying the state ---------------------------------
+def world_model_study(budget: str, seeds: list[int], epochs: int, every: int) -> None:
+    """Paper A's world model at the protocol's settings (config/config.yaml: lr 1e-4, batch 4096, 300 epochs on a
+    10K sample, about 900 Adam steps), trained on the medium-expert sample of each seed, its deterministic one-step
+    error measured every `every` epochs on the sample and on 10K held-out rows of the same dataset, beside the
+    copy-the-state baseline MSE(s, s'). States z-scored with the sample's statistics (each dimension weighs the
+    same; `one_step_error`'s *_normalized keys)."""
+    import pandas as pd
+
+    from wmaug.data.sample import subsample_indices
+    from wmaug.models.world_model import WorldModelConfig, one_step_error, train_world_model
+    from wmaug.provenance import provenance
+
+    cfg = load_config()
+    wm = cfg["algorithms"]["world_model"]
+    base = WorldModelConfig.authors_code() if wm["variant"] == "authors_code" else WorldModelConfig()
+    data, prov = dataset(budget, "medium-expert")
+    n = BUDGETS[budget]["sample"]
+    rows = []
+    for seed in seeds:
+        train_rows = subsample_indices(len(data), n, seed)
+        rest = np.setdiff1d(np.arange(len(data)), train_rows)
+        held_rows = rest[np.sort(np.random.default_rng(10_000 + seed).permutation(len(rest))[:n])]
+        train, held = data.take(train_rows), data.take(held_rows)
+        wm_cfg = WorldModelConfig(**{**base.__dict__, **{k: v for k, v in wm.items() if k in base.__dict__},
+                                     "epochs": epochs})
+        t0 = time.time()
+
+        def measure(epoch, model):
+            if epoch % every and epoch != 1:
+                return
+            tr, ho = one_step_error(model, train), one_step_error(model, held)
+            rows.append({"seed": seed, "epoch": epoch, "adam_steps": epoch * model.train_info["batches_per_epoch"],
+                         "train_mse": tr["model_mse_normalized"], "heldout_mse": ho["model_mse_normalized"],
+                         "train_copy_mse": tr["copy_mse_normalized"], "heldout_copy_mse": ho["copy_mse_normalized"],
+                         "heldout_ratio": ho["ratio_normalized"], "train_mse_raw": tr["model_mse"],
+                         "heldout_mse_raw": ho["model_mse"], "heldout_copy_mse_raw": ho["copy_mse"],
+                         "wall_s": round(time.time() - t0, 1)})
+            log.info("world model seed %d epoch %d: held-out MSE %.4f (copy %.4f), train %.4f", seed, epoch,
+                     ho["model_mse_normalized"], ho["copy_mse_normalized"], tr["model_mse_normalized"])
+
+        train_world_model(train, wm_cfg, seed, after_epoch=measure)
+        out = results_dir(budget) / "world_model"
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "error_by_epoch.csv", pd.DataFrame(rows).to_csv(index=False, float_format="%.5f"))
+        write_json(out / "provenance.json", {"data": {k: v for k, v in prov.items() if k != "checkpoint_returns"},
+                                             "world_model": {**wm, "epochs": epochs}, "sample": n, "seeds": seeds,
+                                             "provenance": {**provenance(torch.device("cpu")), "machine": machine()}})
+
+# ---- report ----------------------------------------------------------------------------------------------------
+FINAL_EVALS = 3  # a run's final score: the mean of its last 3 evaluations (5 episodes each are noisy on Hopper)
+RANDOM_MARGIN = 5.0  # "clearly beats a random policy": the lower end of its interval 5 normalised points above
+REPS = 2000
+
+
+def random_policy_score(env: str, episodes: int = 20) -> float:
+    rng = np.random.default_rng(0)
+    spec = get_spec(env)
+    returns = evaluate(make_env(env), lambda o: rng.uniform(-1, 1, spec.act_dim).astype(np.float32), episodes, 3_000_000)
+    return float(normalized_score(env, returns.mean()))
+
+
+def final_scores(table) -> dict[int, float]:
+    out = {}
+    for seed, runs in table.groupby("seed"):
+        out[int(seed)] = float(runs.sort_values("step").normalized_score.iloc[-FINAL_EVALS:].mean())
+    return out
+
+
+def compare(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
+    """IQM of each side with rliable's 95% stratified-bootstrap interval, and the interval of the difference
+    IQM(x) - IQM(y), the two sides resampled independently (rliable's StratifiedIndependentBootstrap)."""
+    from rliable import library as rly
+
+    from wmaug.report.aggregate import iqm
+
+    out = {}
+    for name, v in (("wmaug", x), ("d3rlpy", y)):
+        point, ci = rly.get_interval_estimates({name: v[:, None]}, lambda s: np.array([iqm(s)]), reps=REPS,
+                                               random_state=np.random.RandomState(seed))
+        out[name] = (float(point[name][0]), float(ci[name][0, 0]), float(ci[name][1, 0]))
+    boot = rly.StratifiedIndependentBootstrap(x[:, None], y[:, None], random_state=np.random.RandomState(seed))
+    low, high = boot.conf_int(lambda a, b: np.array([iqm(a) - iqm(b)]), reps=REPS, size=0.95, method="percentile")[:, 0]
+    out["difference"] = (float(iqm(x) - iqm(y)), float(low), float(high))
+    return out
+
+
+def verdict(c: dict, random_score: float) -> str:
+    above = [c[s][1] > random_score + RANDOM_MARGIN for s in SIDES]
+    _, low, high = c["difference"]
+    if high < 0:
+        return "harness worse"
+    if not all(above):
+        return "inconclusive: " + " and ".join(s for s, a in zip(SIDES, above) if not a) + " not clearly above random"
+    return "parity (harness better)" if low > 0 else "parity"
+
+
+def report(budget: str) -> None:
+    import pandas as pd
+
+    out = results_dir(budget)
+    env = BUDGETS[budget]["env"]
+    random_score = random_policy_score(env)
+    rows, curves = [], {}
+    for pair in PAIRS:
+        parts = {side: out / pair / f"{side}.csv" for side in SIDES}
+        if not all(p.exists() for p in parts.values()):
+            continue
+        tables = {side: pd.read_csv(p) for side, p in parts.items()}
+        meta = {side: json.loads((out / pair / f"{side}.json").read_text()) for side in SIDES}
+        scores = {side: final_scores(t) for side, t in tables.items()}
+        c = compare(np.array(list(scores["wmaug"].values())), np.array(list(scores["d3rlpy"].values())))
+        rows.append({"pair": pair, **{f"{s}_iqm": c[s][0] for s in SIDES}, **{f"{s}_ci": f"[{c[s][1]:.1f}, {c[s][2]:.1f}]"
+                                                                           for s in SIDES},
+                     "difference": c["difference"][0], "difference_ci": f"[{c['difference'][1]:.1f}, {c['difference'][2]:.1f}]",
+                     "seeds": f"{len(scores['wmaug'])} / {len(scores['d3rlpy'])}",
+                     "wmaug_finals": " ".join(f"{v:.1f}" for v in scores["wmaug"].values()),
+                     "d3rlpy_finals": " ".join(f"{v:.1f}" for v in scores["d3rlpy"].values()),
+                     "wall_min": f"{meta['wmaug']['wall_s'] / 60:.0f} / {meta['d3rlpy']['wall_s'] / 60:.0f}",
+                     "verdict": verdict(c, random_score)})
+        curves[pair] = tables
+    if not rows:
+        raise SystemExit(f"no finished pair under {out}: run `python benchmarks/parity.py run --budget {budget}` first")
+    summary = pd.DataFrame(rows)
+    write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.2f"))
+    lines = [f"Final normalised score (mean of the last {FINAL_EVALS} evaluations of a run), IQM over seeds with "
+             f"rliable's 95% stratified-bootstrap interval; difference = IQM(wmaug) - IQM(d3rlpy). Random policy: "
+             f"{random_score:.1f}.", "",
+             "| pair | wmaug IQM [95% CI] | d3rlpy IQM [95% CI] | difference [95% CI] | seeds | wall min (wmaug / d3rlpy) | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['pair']} | {r['wmaug_iqm']:.1f} {r['wmaug_ci']} | {r['d3rlpy_iqm']:.1f} {r['d3rlpy_ci']} | "
+                     f"{r['difference']:.1f} {r['difference_ci']} | {r['seeds']} | {r['wall_min']} | {r['verdict']} |")
+    write_text(out / "summary.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(curves, out / "curves.png", random_score)
+
+
+def plot(curves: dict, path: Path, random_score: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), squeeze=False)
+    for ax, (pair, tables) in zip(axes[0], curves.items()):
+        for side, colour in zip(SIDES, ("tab:blue", "tab:orange")):
+            t = tables[side].pivot_table(index="step", columns="seed", values="normalized_score")
+            ax.plot(t.index, t.mean(1), color=colour, label=f"{side} (mean of {t.shape[1]} seeds)")
+            ax.fill_between(t.index, t.min(1), t.max(1), color=colour, alpha=0.2, lw=0)
+        ax.axhline(random_score, color="grey", ls=":", lw=1, label="random policy")
+        phase = tables["wmaug"].phase.iloc[0]
+        ax.set_title(pair)
+        ax.set_xlabel("environment steps" if phase == "online" else "updates")
+        ax.set_ylabel("normalised score")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("Harness vs d3rlpy: mean over seeds, band = min..max", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "report", "behaviour", "world-model"):
+        p = sub.add_parser(name)
+        p.add_argument("--budget", default="hopper", choices=sorted(BUDGETS))
+        p.add_argument("--out", default=None, help="results root instead of benchmarks/parity")
+        if name == "run":
+            p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS)
+            p.add_argument("--no-progress", action="store_true")
+        if name == "world-model":
+            p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+            p.add_argument("--epochs", type=int, default=300, help="300: the protocol's")
+            p.add_argument("--every", type=int, default=25, help="measure every this many epochs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(1)  # one core a process: pairs can run side by side
+    if args.out:
+        global RESULTS
+        RESULTS = Path(args.out)
+    if args.command == "run":
+        run(args.budget, args.pairs, progress=not args.no_progress)
+    elif args.command == "behaviour":
+        behaviour(args.budget, progress=True)
+    elif args.command == "world-model":
+        world_model_study(args.budget, args.seeds, args.epochs, args.every)
+    else:
+        report(args.budget)
+
+
+if __name__ == "__main__":
+    main()
