@@ -52,6 +52,8 @@ INSTALL = ("pip install --no-deps d3rlpy==2.8.1 && pip install structlog coloram
            "scikit-learn   (benchmarks/README.md: d3rlpy pins gymnasium 1.0.0, so it is installed without its "
            "dependencies)")
 PAIRS = ("sac", "td3", "td3bc", "cql", "awac", "bcq")
+PAIR_TITLES = {"sac": "SAC, online", "td3": "TD3, online", "td3bc": "TD3+BC, offline (10K medium-expert sample)",
+               "cql": "CQL, offline (medium)", "awac": "AWAC, offline (medium)", "bcq": "BCQ, offline (medium)"}
 SIDES = ("wmaug", "d3rlpy")
 
 # Budgets. `hopper`: what fits about 45 minutes a pair on 2 cores; `toy`: the slow test's, minutes for the suite.
@@ -436,7 +438,19 @@ def results_dir(budget: str) -> Path:
     return RESULTS / budget
 
 
-def run(budget: str, pairs: list[str], progress: bool) -> None:
+def claimed_elsewhere(marker: Path) -> bool:
+    """Whether another live suite process is running this side (two processes can share the pairs)."""
+    if marker.exists():
+        try:
+            os.kill(int(marker.read_text()), 0)
+            return True
+        except (ValueError, ProcessLookupError):
+            pass
+    marker.write_text(str(os.getpid()))
+    return False
+
+
+def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = SIDES) -> None:
     import pandas as pd
 
     from wmaug.provenance import provenance
@@ -448,12 +462,16 @@ def run(budget: str, pairs: list[str], progress: bool) -> None:
     out = results_dir(budget)
     out.mkdir(parents=True, exist_ok=True)
     for pair in pairs:
-        for side in SIDES:
+        for side in sides:
             stem = out / pair / side
             if (stem.with_suffix(".json")).exists():
                 log.info("%s %s: done already (%s)", pair, side, stem.with_suffix(".json"))
                 continue
             stem.parent.mkdir(parents=True, exist_ok=True)
+            marker = stem.with_suffix(".running")
+            if claimed_elsewhere(marker):
+                log.info("%s %s: another process runs it (%s)", pair, side, marker)
+                continue
             log.info("%s %s: seeds %s", pair, side, seeds)
             t0 = time.time()
             curves, info = run_pair(pair, side, budget, seeds, progress)
@@ -466,6 +484,7 @@ def run(budget: str, pairs: list[str], progress: bool) -> None:
                 "settings": settings_of(pair), **info,
                 "provenance": {**provenance(torch.device("cpu")), "machine": machine()}})
             last = table[table.step == table.step.max()]
+            marker.unlink()
             log.info("%s %s: %.0f s, final normalised scores %s", pair, side, wall,
                      ", ".join(f"{v:.1f}" for v in last.normalized_score))
 
@@ -635,15 +654,19 @@ def plot(curves: dict, path: Path, random_score: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), squeeze=False)
-    for ax, (pair, tables) in zip(axes[0], curves.items()):
+    cols = min(3, len(curves))
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[len(curves):]:
+        ax.set_visible(False)
+    for ax, (pair, tables) in zip(axes.flat, curves.items()):
         for side, colour in zip(SIDES, ("tab:blue", "tab:orange")):
             t = tables[side].pivot_table(index="step", columns="seed", values="normalized_score")
             ax.plot(t.index, t.mean(1), color=colour, label=f"{side} (mean of {t.shape[1]} seeds)")
             ax.fill_between(t.index, t.min(1), t.max(1), color=colour, alpha=0.2, lw=0)
         ax.axhline(random_score, color="grey", ls=":", lw=1, label="random policy")
         phase = tables["wmaug"].phase.iloc[0]
-        ax.set_title(pair)
+        ax.set_title(PAIR_TITLES[pair], fontsize=9)
         ax.set_xlabel("environment steps" if phase == "online" else "updates")
         ax.set_ylabel("normalised score")
         ax.grid(alpha=0.3)
@@ -663,6 +686,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--out", default=None, help="results root instead of benchmarks/parity")
         if name == "run":
             p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS)
+            p.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
             p.add_argument("--no-progress", action="store_true")
         if name == "world-model":
             p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -675,7 +699,7 @@ def main(argv: list[str] | None = None) -> None:
         global RESULTS
         RESULTS = Path(args.out)
     if args.command == "run":
-        run(args.budget, args.pairs, progress=not args.no_progress)
+        run(args.budget, args.pairs, progress=not args.no_progress, sides=tuple(args.sides))
     elif args.command == "behaviour":
         behaviour(args.budget, progress=True)
     elif args.command == "world-model":
