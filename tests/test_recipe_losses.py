@@ -273,3 +273,50 @@ def test_ensemble_sac_losses_are_its_equations(cql_weight):
     expected = (0.3 * logp - agent.critic(b.observations, a).min(1).values.mean(0)).mean()
     torch.testing.assert_close(got, expected)
     assert np.isfinite(got.item())
+
+
+# ---- paper B's pre-training: CQL(H) on SAC, weight 5, no Lagrange ------------------------------------------
+def test_paper_b_pretrains_cql_with_a_fixed_weight_of_five(base_config):
+    from wmaug.algos import build_agent
+
+    settings = base_config["algorithms"]["cql"]
+    agent = build_agent("cql", 11, 3, {k: v for k, v in settings.items() if k != "batch_size"}, 5, "cpu")
+    assert agent.cfg.min_q_weight == 5.0 and agent.cfg.n_actions == 10 and agent.cfg.temperature == 1.0
+    assert not hasattr(agent, "alpha_prime") and not hasattr(agent, "log_alpha_prime")  # no Lagrange multiplier
+
+
+def test_cql_critic_loss_is_bellman_plus_five_times_the_cql_h_term():
+    """L = sum_j E[(Q_j(s, a) - y)^2] + 5 sum_j (E_s[log sum_k exp(Q_j(s, a_k) - log mu(a_k|s))] - E[Q_j(s, a)]),
+    y = r + gamma (1 - d) (min_j Q'_j(s', a') - alpha log pi(a'|s')), the 3n = 30 actions a_k per state: n uniform
+    (mu = 2^-|A|), n from pi(.|s), n from pi(.|s') (Kumar et al. 2020, appendix F), recomputed state by state."""
+    from wmaug.algos.cql import CQL, CQLConfig
+
+    torch.manual_seed(0)
+    agent = CQL(4, 2, CQLConfig(hidden=(16, 16), gamma=0.9), members=1)
+    g = torch.Generator().manual_seed(3)
+    B, n = 6, 10
+    b = Batch(torch.randn(1, B, 4, generator=g), torch.rand(1, B, 2, generator=g) * 2 - 1, torch.randn(1, B, generator=g),
+              torch.randn(1, B, 4, generator=g), torch.tensor([[0.0, 1, 0, 0, 0, 0]]))
+    alpha = torch.tensor([[0.2]])
+    state = torch.get_rng_state()
+    got, metrics = agent.critic_loss(b, alpha)
+    torch.set_rng_state(state)  # the same draws, in the loss's order: target action, then the penalty's samples
+    with torch.no_grad():
+        a2, logp2 = agent.actor(b.next_observations)
+        y = b.rewards + 0.9 * (1 - b.terminals) * (agent.critic_target(b.next_observations, a2).min(1).values - 0.2 * logp2)
+        a_cur, logp_cur = agent.actor(b.observations, samples=n)  # sample-major: row k * B + i is state i's k-th
+        a_nxt, logp_nxt = agent.actor(b.next_observations, samples=n)
+        a_rnd = torch.empty_like(a_cur).uniform_(-1.0, 1.0)
+    q_data = agent.critic(b.observations, b.actions)[0]  # (2, B)
+    bellman = (q_data - y[0]).pow(2).mean(-1).sum()
+    penalty = torch.zeros(())
+    for i in range(B):
+        s = b.observations[0, i].expand(n, 4)
+        rows = [k * B + i for k in range(n)]
+        terms = []
+        for actions, log_mu in ((a_rnd[0, rows], torch.full((n,), 2 * np.log(0.5))), (a_nxt[0, rows], logp_nxt[0, rows]),
+                                (a_cur[0, rows], logp_cur[0, rows])):
+            terms.append(agent.critic(s, actions)[0] - log_mu)  # (2, n)
+        penalty = penalty + torch.logsumexp(torch.cat(terms, dim=1), dim=1).sum() / B
+    penalty = penalty - q_data.mean(-1).sum()
+    torch.testing.assert_close(got, bellman + 5.0 * penalty, rtol=1e-5, atol=1e-5)
