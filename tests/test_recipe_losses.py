@@ -181,32 +181,38 @@ def test_a_td3_cell_is_plain_td3_from_its_construction(tmp_path, base_config):
 
 
 # ---- paper B: the fine-tuning rule of every recipe ---------------------------------------------------------
-# method: (update rule, members, keeps CQL's regulariser, sampling)
-PAPER_B_FINETUNE = {
-    "ours": ("EnsembleSAC", 5, False, "balanced"),
-    "awac": ("AWAC", 5, False, "uniform"),
-    "bcq_ft": ("BCQ", 5, False, "uniform"),
-    "sac_ft": ("EnsembleSAC", 1, False, "uniform"),
-    "sac": ("EnsembleSAC", 5, False, "online_only"),
-    "sac_ft_online_only": ("EnsembleSAC", 1, False, "online_only"),
-    "ours_uniform": ("EnsembleSAC", 5, False, "uniform"),
-    "ours_online_only": ("EnsembleSAC", 5, False, "online_only"),
-    "ours_e1": ("EnsembleSAC", 1, False, "balanced"),
-    "ours_e2": ("EnsembleSAC", 2, False, "balanced"),
-    "fqe_e1": ("EnsembleSAC", 1, False, "balanced"),
-    "ours_keep_cql": ("EnsembleSAC", 5, True, "balanced"),
-    "ours_alt_ratio": ("EnsembleSAC", 5, False, "balanced_alt"),
-    "ours_long": ("EnsembleSAC", 5, False, "balanced"),
-    "fqe_long": ("EnsembleSAC", 5, False, "balanced"),
+# method: (pre-training rule or None, fine-tuning rule, members, keeps CQL's regulariser, sampling)
+PAPER_B_PHASES = {
+    "ours": ("CQL", "EnsembleSAC", 5, False, "balanced"),
+    "awac": ("AWAC", "AWAC", 5, False, "uniform"),
+    "bcq_ft": ("BCQ", "BCQ", 5, False, "uniform"),
+    "sac_ft": ("CQL", "EnsembleSAC", 1, False, "uniform"),
+    "sac": (None, "EnsembleSAC", 5, False, "online_only"),
+    "sac_ft_online_only": ("CQL", "EnsembleSAC", 1, False, "online_only"),
+    "ours_uniform": ("CQL", "EnsembleSAC", 5, False, "uniform"),
+    "ours_online_only": ("CQL", "EnsembleSAC", 5, False, "online_only"),
+    "ours_e1": ("CQL", "EnsembleSAC", 1, False, "balanced"),
+    "ours_e2": ("CQL", "EnsembleSAC", 2, False, "balanced"),
+    "fqe_e1": ("FQE", "EnsembleSAC", 1, False, "balanced"),  # CQL's policy, FQE's critic
+    "ours_keep_cql": ("CQL", "EnsembleSAC", 5, True, "balanced"),
+    "ours_alt_ratio": ("CQL", "EnsembleSAC", 5, False, "balanced_alt"),
+    "ours_long": ("CQL", "EnsembleSAC", 5, False, "balanced"),
+    "fqe_long": ("FQE", "EnsembleSAC", 5, False, "balanced"),
 }
+PAPER_B_FINETUNE = {name: phases[1:] for name, phases in PAPER_B_PHASES.items()}
 
 
-def test_every_paper_b_recipe_has_its_fine_tuning_rule_named():
-    assert set(PAPER_B_FINETUNE) == {r.name for r in PAPER_B}
+def test_every_paper_b_recipe_has_its_phases_named(base_config):
+    from wmaug.algos import agent_class
+
+    assert set(PAPER_B_PHASES) == {r.name for r in PAPER_B}
     for r in PAPER_B:
-        rule, members, keep_cql, sampling = PAPER_B_FINETUNE[r.name]
+        pretrain, rule, members, keep_cql, sampling = PAPER_B_PHASES[r.name]
         built = {"EnsembleSAC": "ensemble_sac", "AWAC": "awac", "BCQ": "bcq"}[rule]
         assert (r.online, r.members, r.keep_cql, r.sampling) == (built, members, keep_cql, sampling), r.name
+        assert r.pretrain == (pretrain.lower() if pretrain else None), r.name
+        if pretrain in ("CQL", "AWAC", "BCQ"):  # the class the pre-training job builds for that rule
+            assert agent_class(r.pretrain)[0].__name__ == pretrain
 
 
 @pytest.mark.parametrize("method", [r.name for r in PAPER_B])
