@@ -482,7 +482,7 @@ def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = 
                 "pair": pair, "side": side, "seeds": seeds, "budget_name": budget, "budget": budget_of(budget, pair),
                 "wall_s": round(wall, 1), "d3rlpy": D3RLPY_VERSION if side == "d3rlpy" else None,
                 "settings": settings_of(pair), **info,
-                "provenance": {**provenance(torch.device("cpu")), "machine": machine()}})
+                "provenance": with_machine(provenance(torch.device("cpu")))})
             last = table[table.step == table.step.max()]
             marker.unlink()
             log.info("%s %s: %.0f s, final normalised scores %s", pair, side, wall,
@@ -502,12 +502,15 @@ def settings_of(pair: str) -> dict:
     return {"sac": a["sac"], "td3": a["td3"], "td3bc": a["td3"], "cql": a["cql"], "awac": a["awac"], "bcq": a["bcq"]}[pair]
 
 
-def machine() -> dict:
+def with_machine(prov: dict) -> dict:
+    """The harness's provenance (code version, packages, machine) with the CPU model and thread count added."""
     import platform
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?") \
         if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+    machine = prov.get("machine")
+    machine = machine if isinstance(machine, dict) else {"platform": machine}
+    return {**prov, "machine": {**machine, "cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads()}}
 
 
 # ---- paper A's world model: held-out one-step error against copying the state ---------------------------------
@@ -557,7 +560,7 @@ def world_model_study(budget: str, seeds: list[int], epochs: int, every: int) ->
         write_text(out / "error_by_epoch.csv", pd.DataFrame(rows).to_csv(index=False, float_format="%.5f"))
         write_json(out / "provenance.json", {"data": {k: v for k, v in prov.items() if k != "checkpoint_returns"},
                                              "world_model": {**wm, "epochs": epochs}, "sample": n, "seeds": seeds,
-                                             "provenance": {**provenance(torch.device("cpu")), "machine": machine()}})
+                                             "provenance": with_machine(provenance(torch.device("cpu")))})
 
 # ---- report ----------------------------------------------------------------------------------------------------
 FINAL_EVALS = 3  # a run's final score: the mean of its last 3 evaluations (5 episodes each are noisy on Hopper)
