@@ -455,7 +455,7 @@ def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = 
 
     from wmaug.provenance import provenance
 
-    if "d3rlpy" in SIDES:
+    if "d3rlpy" in sides:
         import_d3rlpy()  # fail before any compute when it is missing
     b = BUDGETS[budget]
     seeds = list(range(b["seeds"]))

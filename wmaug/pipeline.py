@@ -592,7 +592,7 @@ class CellRun:
         self.add_time("offline", time.perf_counter() - t0)
 
     def hand_off(self) -> None:
-        """Actor, critics, targets and optimiser states carry over; the BC term is dropped; the offline
+        """Actor, critics, targets and optimiser states carry over (the BC term goes with the phase); the offline
         normalisation stays and applies to every online state; the online buffer starts empty."""
         for s in self.seeds:
             s.offline_model = s.networks()  # copies (select_members gathers), so online training leaves them be
@@ -606,8 +606,7 @@ class CellRun:
                         state[k] = fresh[k]
             self.agent.load_state_dict(state)
         for s in self.seeds:
-            s.p.phase, s.p.step = "online", 0
-        self.set_phase_loss("online")
+            s.p.phase, s.p.step = "online", 0  # run() then sets the online phase's loss
 
     def online_phase(self, resumed_mid_online: bool) -> None:
         b = self.budget
