@@ -44,6 +44,7 @@ from wmaug.data.buffer import ReplayBuffer  # noqa: E402
 from wmaug.envs import get_spec, make_env, normalized_score  # noqa: E402
 from wmaug.evaluation import evaluate  # noqa: E402
 from wmaug.io import torch_load, torch_save, write_json, write_text  # noqa: E402
+from parity_lockstep import LOCKSTEP_PAIRS, lockstep  # noqa: E402
 
 log = logging.getLogger("parity")
 
@@ -55,6 +56,10 @@ PAIRS = ("sac", "td3", "td3bc", "cql", "awac", "bcq")
 PAIR_TITLES = {"sac": "SAC, online", "td3": "TD3, online", "td3bc": "TD3+BC, offline (10K medium-expert sample)",
                "cql": "CQL, offline (medium)", "awac": "AWAC, offline (medium)", "bcq": "BCQ, offline (medium)"}
 SIDES = ("wmaug", "d3rlpy")
+# Variants: the harness's side of a pair run with changed settings, compared with that pair's d3rlpy side (not run
+# by default). sac_alpha_first: SAC with d3rlpy's temperature rule, the one rule where they differ (lockstep).
+VARIANTS = {"sac_alpha_first": ("sac", {"temperature_update": "alpha_before_actor"})}
+PAIR_TITLES["sac_alpha_first"] = "SAC, online, harness with d3rlpy's temperature rule"
 
 # Budgets. `hopper`: what fits about 45 minutes a pair on 2 cores; `toy`: the slow test's, minutes for the suite.
 # online: environment steps (uniform-random start steps first, then one update per step); offline: updates.
@@ -65,8 +70,10 @@ BUDGETS = {
         "dataset_transitions": 100_000,  # per policy: medium and expert; medium-expert is both
         "sample": 10_000,  # TD3+BC's offline sample (paper A's size)
         "online": {"steps": 30_000, "start_steps": 5_000, "eval_every": 2_500, "eval_episodes": 5},
-        "offline": {"td3bc": 20_000, "cql": 5_000, "awac": 10_000, "bcq": 5_000},
-        "offline_eval_every": {"td3bc": 2_000, "cql": 1_000, "awac": 1_000, "bcq": 1_000},
+        # cql/awac/bcq: fewer updates than a paper's, so that 3 seeds a side fit in two hours on 2 cores
+        # (d3rlpy's BCQ costs ~0.7 s an update there); enough for the curves to leave the random policy's score
+        "offline": {"td3bc": 20_000, "cql": 2_500, "awac": 5_000, "bcq": 2_000},
+        "offline_eval_every": {"td3bc": 2_000, "cql": 500, "awac": 1_000, "bcq": 500},
         "offline_eval_episodes": 5,
     },
     "toy": {
@@ -159,15 +166,15 @@ def import_d3rlpy():
     return d3rlpy
 
 
-def d3rlpy_learner(pair: str, obs_dim: int, act_dim: int, seed: int):
-    """d3rlpy's learner of `pair` with the harness's settings (config/config.yaml); the settings that differ are
-    listed in benchmarks/README.md."""
+def d3rlpy_learner(pair: str, obs_dim: int, act_dim: int, seed: int, settings: dict | None = None):
+    """d3rlpy's learner of `pair` with the harness's settings (config/config.yaml's `algorithms`, or `settings`);
+    the settings that differ are listed in benchmarks/parity/README.md."""
     d3rlpy = import_d3rlpy()
     from d3rlpy.models.encoders import VectorEncoderFactory
     from d3rlpy.optimizers import AdamFactory
 
     d3rlpy.seed(seed)
-    a = load_config()["algorithms"]
+    a = settings or load_config()["algorithms"]
     net = lambda hidden: VectorEncoderFactory(list(hidden))  # noqa: E731
     if pair == "sac":
         s = a["sac"]
@@ -383,7 +390,7 @@ def run_pair(pair: str, side: str, budget: str, seeds: list[int], progress: bool
     info: dict = {}
     with tempfile.TemporaryDirectory(prefix=f"parity_{pair}_") as tmp:
         work = Path(tmp)
-        if pair == "sac":
+        if VARIANTS.get(pair, (pair,))[0] == "sac":
             eval_seed = lambda s: 10_000 + s  # noqa: E731  (train_behaviour's evaluation seeds)
             if side == "wmaug":
                 from wmaug.data.d4rl_protocol import train_behaviour
@@ -391,7 +398,7 @@ def run_pair(pair: str, side: str, budget: str, seeds: list[int], progress: bool
                 out = {}
                 for s in seeds:
                     r = train_behaviour(env, o["steps"], o["start_steps"], o["eval_every"], o["eval_episodes"], s,
-                                        load_config()["algorithms"]["sac"], progress=progress)
+                                        settings_of(pair), progress=progress)
                     out[s] = rows_of([c["step"] for c in r["checkpoints"]], [c["return"] for c in r["checkpoints"]],
                                      env, "online")
                 return out, info
@@ -463,6 +470,9 @@ def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = 
     out.mkdir(parents=True, exist_ok=True)
     for pair in pairs:
         for side in sides:
+            if pair in VARIANTS and side != "wmaug":
+                log.info("%s: its d3rlpy side is %s's", pair, VARIANTS[pair][0])
+                continue
             stem = out / pair / side
             if (stem.with_suffix(".json")).exists():
                 log.info("%s %s: done already (%s)", pair, side, stem.with_suffix(".json"))
@@ -491,7 +501,7 @@ def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = 
 
 def budget_of(budget: str, pair: str) -> dict:
     b = BUDGETS[budget]
-    if pair in ("sac", "td3"):
+    if VARIANTS.get(pair, (pair,))[0] in ("sac", "td3"):
         return {"env": b["env"], **b["online"]}
     return {"env": b["env"], "updates": b["offline"][pair], "eval_every": b["offline_eval_every"][pair],
             "eval_episodes": b["offline_eval_episodes"]}
@@ -499,7 +509,9 @@ def budget_of(budget: str, pair: str) -> dict:
 
 def settings_of(pair: str) -> dict:
     a = load_config()["algorithms"]
-    return {"sac": a["sac"], "td3": a["td3"], "td3bc": a["td3"], "cql": a["cql"], "awac": a["awac"], "bcq": a["bcq"]}[pair]
+    base, changes = VARIANTS.get(pair, (pair, {}))
+    return {"sac": a["sac"], "td3": a["td3"], "td3bc": a["td3"], "cql": a["cql"], "awac": a["awac"],
+            "bcq": a["bcq"]}[base] | changes
 
 
 def with_machine(prov: dict) -> dict:
@@ -568,6 +580,27 @@ RANDOM_MARGIN = 5.0  # "clearly beats a random policy": the lower end of its int
 REPS = 2000
 
 
+def lockstep_report(budget: str, pairs: list[str], updates: int) -> None:
+    """The lockstep check of each pair (benchmarks/parity_lockstep.py): the largest weight difference between the
+    two sides after 1, 10, ..., `updates` updates, written to <results>/lockstep.csv."""
+    import pandas as pd
+
+    rows = []
+    variants = {"": {}, " (temperature fixed)": {"fixed_temperature": True},
+                " (d3rlpy's temperature rule)": {"temperature_update": "alpha_before_actor"}}
+    runs = [(pair, "", {}) for pair in pairs if pair != "sac"]
+    runs = [("sac", label, kw) for label, kw in variants.items()] * ("sac" in pairs) + runs
+    for pair, label, kw in runs:
+        diffs = lockstep(pair, updates, load_config()["algorithms"], d3rlpy_learner, d3rlpy_batch, **kw)
+        name = pair + label
+        for n in sorted({1, 10, 50, updates} & set(range(1, updates + 1))):
+            rows.append({"pair": name, "updates": n, "max_weight_difference": diffs[n - 1]})
+            log.info("lockstep %s after %d updates: largest weight difference %.2e", name, n, diffs[n - 1])
+    table = pd.DataFrame(rows)
+    write_text(results_dir(budget) / "lockstep.csv", table.to_csv(index=False))
+    print(table.to_string(index=False))
+
+
 def random_policy_score(env: str, episodes: int = 20) -> float:
     rng = np.random.default_rng(0)
     spec = get_spec(env)
@@ -617,12 +650,12 @@ def report(budget: str) -> None:
     env = BUDGETS[budget]["env"]
     random_score = random_policy_score(env)
     rows, curves = [], {}
-    for pair in PAIRS:
-        parts = {side: out / pair / f"{side}.csv" for side in SIDES}
-        if not all(p.exists() for p in parts.values()):
+    for pair in PAIRS + tuple(VARIANTS):
+        stems = {"wmaug": out / pair / "wmaug", "d3rlpy": out / VARIANTS.get(pair, (pair,))[0] / "d3rlpy"}
+        if not all(p.with_suffix(".csv").exists() for p in stems.values()):
             continue
-        tables = {side: pd.read_csv(p) for side, p in parts.items()}
-        meta = {side: json.loads((out / pair / f"{side}.json").read_text()) for side in SIDES}
+        tables = {side: pd.read_csv(p.with_suffix(".csv")) for side, p in stems.items()}
+        meta = {side: json.loads(p.with_suffix(".json").read_text()) for side, p in stems.items()}
         scores = {side: final_scores(t) for side, t in tables.items()}
         c = compare(np.array(list(scores["wmaug"].values())), np.array(list(scores["d3rlpy"].values())))
         rows.append({"pair": pair, **{f"{s}_iqm": c[s][0] for s in SIDES}, **{f"{s}_ci": f"[{c[s][1]:.1f}, {c[s][2]:.1f}]"
@@ -683,14 +716,17 @@ def plot(curves: dict, path: Path, random_score: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "report", "behaviour", "world-model"):
+    for name in ("run", "report", "behaviour", "world-model", "lockstep"):
         p = sub.add_parser(name)
         p.add_argument("--budget", default="hopper", choices=sorted(BUDGETS))
         p.add_argument("--out", default=None, help="results root instead of benchmarks/parity")
         if name == "run":
-            p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS)
+            p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS + tuple(VARIANTS))
             p.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
             p.add_argument("--no-progress", action="store_true")
+        if name == "lockstep":
+            p.add_argument("--pairs", nargs="+", default=list(LOCKSTEP_PAIRS), choices=LOCKSTEP_PAIRS)
+            p.add_argument("--updates", type=int, default=100)
         if name == "world-model":
             p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
             p.add_argument("--epochs", type=int, default=300, help="300: the protocol's")
@@ -705,6 +741,8 @@ def main(argv: list[str] | None = None) -> None:
         run(args.budget, args.pairs, progress=not args.no_progress, sides=tuple(args.sides))
     elif args.command == "behaviour":
         behaviour(args.budget, progress=True)
+    elif args.command == "lockstep":
+        lockstep_report(args.budget, args.pairs, args.updates)
     elif args.command == "world-model":
         world_model_study(args.budget, args.seeds, args.epochs, args.every)
     else:

@@ -14,6 +14,9 @@ from wmaug.data.buffer import Batch
 from wmaug.nets import QEnsemble, TanhGaussianActor, frozen, make_adam, soft_update
 
 
+TEMPERATURE_UPDATES = ("log_alpha_after_actor", "alpha_before_actor")
+
+
 @dataclass
 class SACConfig:
     hidden: tuple[int, ...] = (256, 256)
@@ -24,6 +27,15 @@ class SACConfig:
     target_entropy: float | None = None  # None = -|A|
     gamma: float = 0.99
     tau: float = 0.005
+    # How the temperature learns. "log_alpha_after_actor": J_alpha's gradient taken in log alpha, stepped after
+    # the actor (Algorithm 1's order, Haarnoja et al. 2018b). "alpha_before_actor": J_alpha = E[-alpha (log pi +
+    # target_entropy)] in alpha itself (their eq. 18), stepped before the actor, which then uses the new alpha:
+    # d3rlpy 2.8's rule, kept so the parity suite can run the harness's SAC with it (benchmarks/parity).
+    temperature_update: str = "log_alpha_after_actor"
+
+    def __post_init__(self):
+        if self.temperature_update not in TEMPERATURE_UPDATES:
+            raise ValueError(f"SAC temperature_update {self.temperature_update!r}: expected one of {TEMPERATURE_UPDATES}")
 
 
 class SAC(StatefulAgent):
@@ -58,6 +70,11 @@ class SAC(StatefulAgent):
         self.critic_opt.step()
 
         action, log_prob = self.actor(b.observations)
+        alpha_first = cfg.temperature_update == "alpha_before_actor"
+        if alpha_first:
+            # J_alpha = E[-alpha (log pi(a|s) + target_entropy)]
+            self.step_temperature(-(self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean())
+            alpha = self.log_alpha.exp().detach()
         # J_pi = E[alpha log pi(a|s) - min_i Q_i(s, a)]
         with frozen(self.critic):
             q_pi = self.critic(b.observations, action).min(0).values
@@ -66,11 +83,9 @@ class SAC(StatefulAgent):
         actor_loss.backward()
         self.actor_opt.step()
 
-        # J_alpha = E[-alpha (log pi(a|s) + target_entropy)], taken in log alpha
-        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        if not alpha_first:
+            # J_alpha = E[-alpha (log pi(a|s) + target_entropy)], taken in log alpha
+            self.step_temperature(-(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean())
 
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {
@@ -79,6 +94,11 @@ class SAC(StatefulAgent):
             "alpha": alpha.item(),
             "q_mean": q[0].mean().item(),
         }
+
+    def step_temperature(self, loss: torch.Tensor) -> None:
+        self.alpha_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.alpha_opt.step()
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
