@@ -75,6 +75,18 @@ def test_smoke_subset_and_overrides(base_config):
         (lambda c: c["algorithms"]["balanced_replay"].__setitem__("online_share", 1.0), ["algorithms.balanced_replay.online_share", "1.0"]),
         (lambda c: c["scales"]["paper"].__setitem__("eval_steps", 999), ["scales.paper.eval_steps", "999", "whole episode"]),
         (lambda c: c["scales"]["paper"].__setitem__("study_seeds", {"balanced_replai": 4}), ["study_seeds", "balanced_replay"]),
+        # a misspelled key or section would run with the defaults
+        (lambda c: c.__setitem__("seeds_per_jobs", 2), ["top-level key 'seeds_per_jobs'", "seeds_per_job"]),
+        (lambda c: c.__setitem__("algorithm", {"td3": {"actor_lr": 1e-3}}), ["top-level key 'algorithm'", "'algorithms'"]),
+        (lambda c: c["algorithms"].__setitem__("tdd3", {}), ["algorithms.tdd3", "'td3'"]),
+        # a grid_subset name the study does not run would silently shrink the grid
+        (lambda c: c["scales"]["smoke"]["grid_subset"]["wmaug"].__setitem__("envs", ["hoppr", "ant"]),
+         ["scales.smoke.grid_subset.wmaug.envs[0]", "'hoppr'", "'hopper'"]),
+        (lambda c: c["scales"]["smoke"]["grid_subset"]["wmaug"].__setitem__("datasets", ["random", "expertt"]),
+         ["grid_subset.wmaug.datasets[1]", "'expertt'"]),
+        # whole-number floats passed the schema as integers, then crashed in range()
+        (lambda c: c["scales"]["smoke"].__setitem__("study_seeds", {"wmaug": 1.0}), ["scales.smoke.study_seeds.wmaug", "1.0", "write 1"]),
+        (lambda c: c.__setitem__("seeds_per_job", 2.0), ["seeds_per_job", "2.0", "write 2"]),
     ],
 )
 def test_bad_values_are_named(base_config, edit, expected):
@@ -82,6 +94,14 @@ def test_bad_values_are_named(base_config, edit, expected):
     for part in expected:
         assert part in message, message
     assert "test.yaml" in message
+
+
+def test_an_empty_config_file_is_named(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    for scale in (None, "smoke"):
+        with pytest.raises(C.ConfigError, match=f"{empty}: the config must be a mapping.*an empty file"):
+            C.load_config(empty, scale)
 
 
 def test_missing_dataset_file_is_named(base_config, tmp_path):

@@ -17,8 +17,8 @@ import torch
 
 from wmaug.algos import compile_agent
 from wmaug.errors import InputError
-from wmaug.io import torch_save, write_json, write_text
-from wmaug.pipeline import CellRun
+from wmaug.io import storage_error, torch_save, write_json, write_text
+from wmaug.pipeline import CellRun, check_seed_group
 from wmaug.preemption import sigterm_handler_restored
 from wmaug.provenance import provenance
 
@@ -46,6 +46,39 @@ def pick_compile(choice: str | None = None) -> bool:
     if choice not in ("on", "off"):
         raise InputError(f"{source} must be on or off, got {choice!r}")
     return choice == "on"
+
+
+SPEC_KEYS = ("cell", "scale", "budget", "recipe", "paths", "config_hash")
+CELL_KEYS = ("study", "env", "dataset", "method", "seed")
+
+
+def check_spec_shape(spec, where: str) -> None:
+    """A cell spec handed over as JSON (what Snakemake passes) has the parts a cell reads, and a usable seed."""
+    if not isinstance(spec, dict):
+        raise InputError(f"{where}: a cell spec must be a JSON object, got {type(spec).__name__}")
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    if missing:
+        raise InputError(f"{where}: the cell spec lacks {missing} (a spec has {list(SPEC_KEYS)}; "
+                         f"`wmaug cell --study ... --seed ...` resolves one from the config)")
+    cell = spec["cell"]
+    missing = [k for k in CELL_KEYS if not isinstance(cell, dict) or k not in cell]
+    if missing:
+        raise InputError(f"{where}: the cell spec's 'cell' lacks {missing}")
+    seed = cell["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"{where}: seed {seed!r} must be a whole number from 0")
+
+
+def check_writable(out_dir: Path) -> None:
+    """Make the result folder and write a probe in it: a folder the job cannot write to fails here, not at the
+    first checkpoint after minutes of training."""
+    probe = out_dir / ".write-probe"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise storage_error(out_dir / "result files", exc) from exc
 
 
 def check_inputs(spec: dict) -> None:
@@ -84,11 +117,14 @@ def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto
     if len(specs) != len(out_dirs):
         raise ValueError(f"{len(specs)} cell specs but {len(out_dirs)} result folders")
     for spec in specs:
+        check_spec_shape(spec, f"cell {spec.get('cell') if isinstance(spec, dict) else spec!r}")
         check_inputs(spec)
+    if len(specs) > 1:
+        check_seed_group(specs)  # before any folder is made
     dev = pick_device(device)
     out_dirs = [Path(d) for d in out_dirs]
     for out_dir in out_dirs:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(out_dir)
         (out_dir / "summary.json").unlink(missing_ok=True)  # a re-run invalidates the old result before anything else
     started = time.time()
     with sigterm_handler_restored():

@@ -27,7 +27,7 @@ import numpy as np
 
 from wmaug import config as C
 from wmaug.allocator import keep_freed_memory
-from wmaug.errors import InputError, NonFiniteLoss, Preempted
+from wmaug.errors import InputError, NonFiniteLoss, Preempted, StorageError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -171,14 +171,29 @@ def cmd_world_model(args) -> None:
                      reward_model=reward_model)
 
 
+def _spec_json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--spec-json is not valid JSON ({exc}): {text[:80]!r}") from None
+
+
 def cmd_cell(args) -> None:
-    from wmaug.cell import pick_compile, run_cells
+    from wmaug.cell import check_spec_shape, pick_compile, run_cells
 
     if args.spec_json:
-        specs = json.loads(args.spec_json)
+        specs = _spec_json(args.spec_json)
         specs = specs if isinstance(specs, list) else [specs]
+        for spec in specs:
+            check_spec_shape(spec, "--spec-json")
     else:
         cfg = _load(args)
+        seeds = range(C.study_seeds(cfg, args.study)) if args.study in cfg["studies"] else None
+        for seed in args.seed if seeds is not None else []:
+            if seed not in seeds:
+                # a folder the grid never aggregates; negative seeds are no seeds at all
+                raise InputError(f"--seed {seed}: study '{args.study}' at scale '{cfg['scale']}' runs seeds "
+                                 f"{seeds.start}..{seeds.stop - 1} (scales.{cfg['scale']}: seeds / study_seeds)")
         specs = [C.cell_spec(cfg, args.study, args.env, args.dataset, args.method, seed) for seed in args.seed]
     outs = args.out or [C.cell_dir(_load(args), **spec["cell"]) for spec in specs]
     if len(outs) != len(specs):
@@ -190,7 +205,7 @@ def cmd_pretrain(args) -> None:
     from wmaug.cell import pick_compile, pick_device
     from wmaug.pretrain import run_pretrain
 
-    spec = json.loads(args.spec_json) if args.spec_json else C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
+    spec = _spec_json(args.spec_json) if args.spec_json else C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
     if spec["job"]["algo"] == "fqe" and not Path(spec["paths"]["cql"]).exists():
         raise FileNotFoundError(f"FQE needs the CQL agents it evaluates: {spec['paths']['cql']} not found")
     compile = pick_compile(args.compile)  # checked before the dataset is read
@@ -403,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     except Preempted as exc:
         print(f"wmaug {args.command}: {exc}", file=sys.stderr)
         sys.exit(143)  # 128 + SIGTERM, as if the signal had ended it: the job failed and a re-run resumes
-    except NonFiniteLoss as exc:
+    except (NonFiniteLoss, StorageError) as exc:
         print(f"wmaug {args.command}: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except (InputError, FileNotFoundError) as exc:

@@ -161,6 +161,11 @@ SCHEMA = {
 }
 
 
+# JSON Schema counts 2.0 as an integer; the code then fails on range(2.0). Counts must be ints here.
+_Validator = jsonschema.validators.extend(jsonschema.Draft7Validator, type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
 class ConfigError(InputError):
     """A bad config value; the message names the key, the value and where it came from."""
 
@@ -182,6 +187,9 @@ def read_yaml(path: str | Path, error: type[Exception], what: str):
 
 def load_config(path: str | Path, scale: str | None = None) -> dict:
     config = read_yaml(path, ConfigError, "config file")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys (scale, studies, scales, algorithms), "
+                          f"got {'an empty file' if config is None else type(config).__name__}")
     if scale is not None:
         config["scale"] = scale
     return validate(config, where=str(path))
@@ -191,11 +199,15 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
     """Checks structure and names; returns the config with defaults filled. Raises ConfigError."""
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: the config must be a mapping, got {type(config).__name__}")
-    errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(config), key=lambda e: list(e.absolute_path))
+    _check_known_keys(config, where)
+    errors = sorted(_Validator(SCHEMA).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
         value = e.instance if not isinstance(e.instance, dict) else "{...}"
-        raise ConfigError(f"{where}: config key '{_key(e.absolute_path)}' = {value!r}: {e.message}")
+        hint = ""
+        if e.validator == "type" and isinstance(e.instance, float) and e.instance.is_integer():
+            hint = f" (write {int(e.instance)}: counts are whole numbers without a decimal point)"
+        raise ConfigError(f"{where}: config key '{_key(e.absolute_path)}' = {value!r}: {e.message}{hint}")
     config = copy.deepcopy(config)
     config["dataset_sources"] = config.get("dataset_sources") or {}
     _apply_algorithm_overrides(config, where)
@@ -248,6 +260,7 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                 if METHODS[method].pipeline != pipeline:
                     raise ConfigError(f"{where}: key '{prefix}.methods[{i}]' = {method!r} is a method of the "
                                       f"'{METHODS[method].pipeline}' pipeline; study '{study}' runs '{pipeline}'")
+    _check_grid_subsets(config, where)
     _check_sample_sizes(config, where)
     for env, kinds in config["dataset_sources"].items():
         if env not in ENV_SPECS:
@@ -263,6 +276,33 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                 except Exception as exc:
                     raise ConfigError(f"{where}: key 'dataset_sources.{env}.{kind}' = {source!r}: {exc}") from exc
     return config
+
+
+def _check_known_keys(config: dict, where: str) -> None:
+    """A misspelled top-level key or algorithm section would otherwise be ignored and its default used."""
+    for section, keys, known in ((None, config, SCHEMA["properties"]),
+                                 ("algorithms", config.get("algorithms") or {}, SCHEMA["properties"]["algorithms"]["properties"])):
+        if not isinstance(keys, dict):
+            continue
+        for key in keys:
+            if key not in known:
+                at = f"{where}: key '{section}.{key}'" if section else f"{where}: top-level key '{key}'"
+                raise ConfigError(unknown_name_message("key", key, list(known), at))
+
+
+def _check_grid_subsets(config: dict, where: str) -> None:
+    """A scale's grid_subset may only name envs and datasets its study runs: a typo would shrink the grid."""
+    for name, s in config["scales"].items():
+        for study, subset in s.get("grid_subset", {}).items():
+            grid = config["studies"][study]
+            blocks = [grid, *grid.get("ablations", {}).values()]
+            for key in ("envs", "datasets"):
+                valid = list(dict.fromkeys(v for b in blocks for v in b.get(key, grid[key])))
+                for i, value in enumerate(subset.get(key, [])):
+                    if value not in valid:
+                        kind = "environment" if key == "envs" else "dataset"
+                        raise ConfigError(unknown_name_message(
+                            kind, value, valid, f"{where}: key 'scales.{name}.grid_subset.{study}.{key}[{i}]'"))
 
 
 def _check_sample_sizes(config: dict, where: str) -> None:

@@ -11,3 +11,11 @@ class Preempted(RuntimeError):
 
 class NonFiniteLoss(RuntimeError):
     """A loss became NaN or infinite: the run stops, naming the loss and the step; its last checkpoint stays."""
+
+
+class StorageError(OSError):
+    """A result or checkpoint could not be written (no space, no permission): names the path and the cause; the
+    file it would have replaced is kept."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
