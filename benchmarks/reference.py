@@ -82,7 +82,7 @@ class PlainTD3BC:
 
 class PlainCQL:
     """CQL(H) on SAC as CORL writes it (one actor, two separate critic MLPs, a loop over the critics); with
-    `conservative=False` it is plain SAC. Sizes and rates are paper B's (PROTOCOL.md)."""
+    `conservative=False` it is plain SAC. Sizes and rates are paper B's (docs/protocol.md)."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), n_actions: int = 10, min_q_weight: float = 5.0,
                  conservative: bool = True, device="cpu"):

@@ -34,7 +34,7 @@ def test_valid_config_expands_paper_grid(base_config):
     assert len(cells) == len({(c["env"], c["dataset"], c["method"], c["seed"]) for c in cells})
     b = C.grid_cells(cfg, "balanced_replay")
     main = [c for c in b if c["method"] in ("ours", "awac", "bcq_ft", "sac_ft", "sac")]
-    assert len(main) == 3 * 4 * 5 * 4  # PROTOCOL: 4 seeds for paper B
+    assert len(main) == 3 * 4 * 5 * 4  # docs/protocol.md: 4 seeds for paper B
     assert {c["method"] for c in b} == {r.name for r in PAPER_B}
     assert len(b) == len({(c["env"], c["dataset"], c["method"], c["seed"]) for c in b})  # each cell once
 

@@ -98,7 +98,7 @@ def test_each_phase_of_a_paper_a_recipe_runs_the_loss_it_names(tmp_path, hopper_
         wm = small_world_model(hopper_random, reward=True)
         save_world_model(wm, tmp_path / "wm.pt", reward_model=wm.reward_model)
     alpha = spec["td3"]["bc_alpha"]
-    assert alpha == 2.5  # PROTOCOL: TD3+BC's alpha
+    assert alpha == 2.5  # docs/protocol.md: TD3+BC's alpha
     seen = {"phase": None, "actor": [], "critic": [], "augmented": [], "first_online_actor": None, "first_online_critic": None}
 
     real_update, real_actor, real_critic = TD3.update, TD3.actor_loss, TD3.critic_loss

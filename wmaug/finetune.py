@@ -1,6 +1,6 @@
 """Paper B's cell: pre-trained agents (or none) -> online fine-tuning with a chosen sampler.
 
-Schedule (PROTOCOL.md): the first `first_updates_after` online steps only collect, with the pre-trained
+Schedule (docs/protocol.md): the first `first_updates_after` online steps only collect, with the pre-trained
 policy; then `first_updates` updates at once; then one update per environment step. Every
 `finetune_eval_every` steps: `eval_steps` deterministic evaluation steps, the share of offline samples in
 the replay batches since the last evaluation, and the AUROC of Q at telling recent online actions from

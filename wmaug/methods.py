@@ -21,7 +21,7 @@ class Recipe:
     # What the hand-off carries into online TD3 (paper A's Fig 4 varies these).
     keep_actor: bool = True
     keep_critic: bool = True
-    # The open questions (PROTOCOL.md): augmentation rate (None: algorithms.augmentation.rate), k-step
+    # The open questions (docs/protocol.md): augmentation rate (None: algorithms.augmentation.rate), k-step
     # latent rollouts, the world model's sampling (False: its mean prediction), the offline sample's size
     # as a multiple of the scale's `offline_samples`, and online TD3 for `online_long_steps` (Fig 5d).
     rate: float | None = None

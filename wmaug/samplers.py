@@ -52,7 +52,7 @@ class Uniform(OnlineOnly):
 
 class Balanced(OnlineOnly):
     """Balanced replay. Priority of a drawn transition: w(s, a)^(1/T) / mean over an offline batch of
-    w_off^(1/T); offline transitions enter at 1, online ones at the running max (PROTOCOL.md, paper B).
+    w_off^(1/T); offline transitions enter at 1, online ones at the running max (docs/protocol.md, paper B).
 
     `alternative`: the appendix's scheme, w estimating d_on / d_(off+on) (the reference batch comes from the
     whole buffer instead of the offline data alone)."""

@@ -1,6 +1,6 @@
 """Conservative Q-Learning, CQL(H) on SAC (Kumar et al. 2020), for E independent agents trained as one batch.
 
-Paper B pre-trains its agents with this rule (PROTOCOL: 2x256 networks, policy lr 1e-4, Q lr 3e-4, min-Q
+Paper B pre-trains its agents with this rule (docs/protocol.md: 2x256 networks, policy lr 1e-4, Q lr 3e-4, min-Q
 weight 5, 10 sampled actions, no Lagrange). Every tensor carries a leading agent axis: agent i has its own
 actor, twin critics, targets, temperature and minibatch, so the E agents are as independent as E separate
 runs; they only share the matmul that computes them.

@@ -30,7 +30,7 @@ class EnsembleSACConfig:
     hidden: tuple[int, ...] = (256, 256)
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4  # PROTOCOL: alpha lr = policy lr
+    alpha_lr: float = 3e-4  # docs/protocol.md: alpha lr = policy lr
     init_alpha: float = 1.0
     gamma: float = 0.99
     tau: float = 5e-3

@@ -1,7 +1,7 @@
 """TD3 (Fujimoto et al. 2018) with the behaviour-cloning term of TD3+BC (Fujimoto & Gu 2021) as an option, for E
 independent agents at once.
 
-Numbers: PROTOCOL.md, paper A (the TD3 / TD3+BC reference code).
+Numbers: docs/protocol.md, paper A (the TD3 / TD3+BC reference code).
 
 E members (independent agents: the seeds of one cell) are one batched computation: every layer is one weight
 tensor with a leading member axis (``wmaug.nets``), each member reads its own minibatch, and the loss is the sum

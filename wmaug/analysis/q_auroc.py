@@ -2,8 +2,8 @@
 
 Real pairs are online samples (s, a); the fake set replaces each action with `n_random` uniform random
 actions, (s, a~), a~ ~ U[-1, 1]^|A| (the appendix samples several per real pair "to provide enough coverage
-of the action space"; PROTOCOL / the brief: 10). Q(s, a) is read as a classifier's confidence that a pair is
-real, and the figure plots the AUROC of that classifier over fine-tuning. Higher AUROC = Q is more
+of the action space"; docs/protocol.md: 10, a choice of this harness). Q(s, a) is read as a classifier's
+confidence that a pair is real, and the figure plots the AUROC of that classifier over fine-tuning. Higher AUROC = Q is more
 discriminative (lower for unseen actions), which the paper credits for the ensemble's stability.
 """
 

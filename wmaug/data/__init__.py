@@ -1,2 +1,2 @@
-# D4RL dataset kinds the protocol builds (PROTOCOL.md, common ground).
+# D4RL dataset kinds the protocol builds (docs/protocol.md, common ground).
 DATASET_KINDS = ["random", "medium", "expert", "medium-replay", "medium-expert"]

@@ -1,4 +1,4 @@
-"""D4RL's dataset protocol (Fu et al. 2020) rebuilt on Gymnasium MuJoCo v5 (PROTOCOL.md, common ground).
+"""D4RL's dataset protocol (Fu et al. 2020) rebuilt on Gymnasium MuJoCo v5 (docs/protocol.md, common ground).
 
 A behaviour SAC is trained with periodic evaluation checkpoints. `expert` rolls out the final policy,
 `medium` the first checkpoint whose return reaches a third of the expert's, `medium-replay` is every

@@ -1,6 +1,6 @@
 """Paper B's balanced replay (Lee et al. 2021): one prioritised buffer over offline and online transitions.
 
-Numbers are from /work/shared/PROTOCOL.md, section "Paper B". A transition i is drawn with probability
+Numbers are from docs/protocol.md, section "Paper B". A transition i is drawn with probability
 
     P(i) = p_i / sum_j p_j,        p_i = w(s_i, a_i)^(1/T) / mean_offline_batch(w_off^(1/T)),  clamped to [1e-3, 1e3]
 
@@ -20,7 +20,7 @@ import torch
 from wmaug.data.buffer import FIELDS, Batch, RowLayout
 from wmaug.data.transitions import Transitions
 
-PRIORITY_MIN, PRIORITY_MAX = 1e-3, 1e3  # PROTOCOL: priorities clamped to [0.001, 1000]
+PRIORITY_MIN, PRIORITY_MAX = 1e-3, 1e3  # docs/protocol.md: priorities clamped to [0.001, 1000]
 
 
 class SumTree:

@@ -30,7 +30,7 @@ def subsample(data: Transitions, n: int, seed: int, where: str = "dataset") -> T
 
 @dataclass
 class ObsNormalizer:
-    """z-scores states with dataset statistics; TD3+BC adds 1e-3 to the std (PROTOCOL.md)."""
+    """z-scores states with dataset statistics; TD3+BC adds 1e-3 to the std (docs/protocol.md)."""
 
     mean: np.ndarray
     std: np.ndarray

@@ -1,6 +1,6 @@
 """Paper B's density-ratio estimator w(s, a) ~ d_P(s, a) / d_Q(s, a), which sets balanced-replay priorities.
 
-Numbers are from /work/shared/PROTOCOL.md, section "Paper B". w is fitted by minimising the variational
+Numbers are from docs/protocol.md, section "Paper B". w is fitted by minimising the variational
 (Jensen-Shannon) f-divergence bound of Sinha et al. 2020, as Lee et al. 2021 (appendix D) write it:
 
     L(w) = E_Q[ -log(2 / (w + 1)) ] - E_P[ log(2 w / (w + 1)) ]
@@ -64,7 +64,7 @@ class DensityRatio:
 
     @torch.no_grad()
     def priorities(self, obs, act, off_obs, off_act, clip: bool = True) -> torch.Tensor:
-        """w(s, a)^(1/T) / mean_offline_batch(w_off^(1/T)), clamped to priority_clip (PROTOCOL: [0.001, 1000]).
+        """w(s, a)^(1/T) / mean_offline_batch(w_off^(1/T)), clamped to priority_clip (docs/protocol.md: [0.001, 1000]).
 
         Self-normalised by the offline batch so a typical offline transition keeps priority ~1, its entry value.
         """

@@ -1,6 +1,6 @@
 """Paper A's world model: a VAE over states with a transition model in its latent space.
 
-Numbers are from /work/shared/PROTOCOL.md, section "Paper A"; the architecture and loss follow the
+Numbers are from docs/protocol.md, section "Paper A"; the architecture and loss follow the
 paper's "World Model" section (encoder, decoder, transition model; ELBO + two reconstruction losses).
 
     q(z | s) = N(mu(s), diag(exp(logvar(s))))        encoder
@@ -41,10 +41,10 @@ class WorldModelConfig:
 
     hidden: int = 512  # paper: "four layer MLP, hidden layer size 512"
     layers: int = 3  # hidden layers per MLP; four layers = 3 hidden + the output layer
-    latent_dim: int = 12  # PROTOCOL.md (authors' code); the paper text gives none
+    latent_dim: int = 12  # docs/protocol.md (authors' code); the paper text gives none
     transition_hidden: tuple[int, ...] | None = None  # None -> (hidden,) * layers, like encoder/decoder
     residual: bool = True  # paper text: T predicts dz, z' = z + dz; authors' code: z' = T(z, a)
-    kl_weight: float | None = None  # None -> 1 / (batches per epoch) (PROTOCOL.md)
+    kl_weight: float | None = None  # None -> 1 / (batches per epoch) (docs/protocol.md)
     next_state_weight: float = 10.0
     latent_weight: float = 1.0
     lr: float = 1e-4
@@ -295,7 +295,7 @@ def train_world_model(
     log_every: int | None = None,
     after_epoch=None,
 ) -> tuple[WorldModel, list[dict]]:
-    """Train on `transitions` minus terminal/timeout rows (PROTOCOL.md). Returns (model, per-epoch metrics).
+    """Train on `transitions` minus terminal/timeout rows (docs/protocol.md). Returns (model, per-epoch metrics).
     `after_epoch(epoch, model)`, when given, is called after every epoch (the model in train mode; it draws
     nothing from the training streams), e.g. to measure held-out error as training goes on.
 

@@ -640,7 +640,7 @@ def _evidence_lines(claim: dict) -> list[str]:
 
 def claims_markdown(doc: dict) -> str:
     out = [f"# Claims audit (scale `{doc['scale']}`)", "",
-           "Each claim of PROTOCOL.md checked against the results this harness regenerated (claims file "
+           "Each claim of docs/protocol.md checked against the results this harness regenerated (claims file "
            f"`{doc['claims_file']}`). Estimates are IQMs over seeds (unless a check says mean) with rliable's 95% "
            f"stratified-bootstrap intervals; a check with fewer than {doc['min_seeds']} seeds per cell is "
            "inconclusive whatever its interval. `not run`: the cells a check needs are not in the results at this "
@@ -682,7 +682,7 @@ def claims_rst(doc: dict) -> str:
     """The first page of ``snakemake --report``: the claims table, each claim linking to its figure."""
     title = f"Claims audit (scale {doc['scale']})"
     out = ["{% raw %}", title, "=" * len(title), "",
-           _rst(f"Every claim of both papers (PROTOCOL.md) checked against the regenerated results: verdict, "
+           _rst(f"Every claim of both papers (docs/protocol.md) checked against the regenerated results: verdict, "
                 f"evidence (IQM over seeds, rliable 95% stratified-bootstrap interval, seeds per side), and the "
                 f"figure that shows it. Fewer than {doc['min_seeds']} seeds per cell: inconclusive. The figures "
                 f"follow, grouped by paper and figure; claims.md and claims.json hold the per-task evidence."), "",

@@ -1,4 +1,4 @@
-"""Paper B's report (study `balanced_replay`): every figure of PROTOCOL.md's "Paper B" section.
+"""Paper B's report (study `balanced_replay`): every figure of docs/protocol.md's "Paper B" section.
 
 Input: the study's finished cells (paper B's `curve.csv` has one "online" row per evaluation,
 step 0 = the pre-trained agents, plus the analysis columns `offline_share` and `auroc_*`) and,
