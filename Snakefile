@@ -20,6 +20,7 @@ configfile: "config/config.yaml"
 
 # Checked before any job is planned: unknown names, bad types and non-positive budgets stop here.
 CFG = C.validate(config, where="config/config.yaml (with --config overrides)")
+C.check_samples_current(CFG)  # a sample drawn from a source the config no longer names stops the run here
 SCALE = CFG["scale"]
 S = C.scale_cfg(CFG)
 

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
+import yaml
 
 from wmaug import cli, io
+from wmaug import config as C
+from wmaug.data import minari_io as mio
 from wmaug.errors import StorageError
+
+from conftest import ROOT
+from test_minari_io import d4rl_arrays, rollout, write_h5
 
 CELL = ["cell", "--scale", "smoke", "--study", "wmaug", "--env", "hopper", "--dataset", "random", "--method", "td3",
         "--no-progress"]
@@ -93,3 +103,86 @@ def test_other_runtime_errors_of_a_save_are_not_called_storage_errors(tmp_path, 
     with pytest.raises(RuntimeError, match="cannot pickle"):
         io.torch_save({"step": 2}, tmp_path / "x.pt")
     assert not list(tmp_path.iterdir())
+
+
+def _sample_file(path: Path, source: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, source=source)
+
+
+def test_a_sample_drawn_from_a_source_no_longer_configured_is_refused(tmp_path, monkeypatch, capsys):
+    """dataset_sources switched hopper/random to another file after its sample was drawn: planning the DAG and
+    running the cell by hand both stop, naming the sample, both sources and what to delete."""
+    monkeypatch.chdir(tmp_path)
+    config = ROOT / "config" / "config.yaml"
+    cfg = C.load_config(config, "smoke")
+    spec = C.cell_spec(cfg, "wmaug", "hopper", "random", "td3bc_td3", 0)
+    sample = Path(spec["paths"]["sample"])
+    _sample_file(sample, C.full_dataset_source(cfg, "hopper", "random"))
+    C.check_samples_current(cfg)  # drawn from the configured source: fine
+
+    _sample_file(sample, "d4rl:/data/old/hopper_random-v2.hdf5")
+    with pytest.raises(C.ConfigError) as exc:
+        C.check_samples_current(cfg)
+    message = str(exc.value)
+    assert str(sample) in message and "d4rl:/data/old/hopper_random-v2.hdf5" in message
+    assert C.full_dataset_source(cfg, "hopper", "random") in message and "delete resources/smoke/samples/hopper/random" in message
+
+    err = _fails(["cell", "--config", str(config), "--scale", "smoke", "--study", "wmaug", "--env", "hopper",
+                  "--dataset", "random", "--method", "td3bc_td3", "--seed", "0", "--out", str(tmp_path / "cell")], capsys)
+    assert "was drawn from 'd4rl:/data/old/hopper_random-v2.hdf5'" in err, err
+    assert not (tmp_path / "cell").exists()
+
+
+def _config_with_sources(tmp_path: Path, sources: dict) -> Path:
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["dataset_sources"] = sources
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_a_minari_id_the_user_names_is_looked_up_under_MINARI_DATASETS_PATH(tmp_path):
+    root = tmp_path / "my_minari"
+    env = gym.make("Hopper-v5")
+    mio.write_minari_dataset("mujoco/hopper/medium-v0", [rollout(env, 0), rollout(env, 1)], "hopper", root,
+                             description="test data", algorithm_name="random")
+    config = _config_with_sources(tmp_path, {"hopper": {"medium-replay": "minari:mujoco/hopper/medium-v0"}})
+    command = [sys.executable, "-m", "wmaug.cli", "validate", "--config", str(config), "--scale", "smoke"]
+    base = {k: v for k, v in os.environ.items() if k != "MINARI_DATASETS_PATH"}
+    found = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**base, "MINARI_DATASETS_PATH": str(root)})
+    assert found.returncode == 0 and "config OK" in found.stdout, found.stderr[-2000:]
+    # unset: Minari's own default under $HOME, named in the message
+    home = tmp_path / "home"
+    missing = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**base, "HOME": str(home)})
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert f"not installed under root {home / '.minari' / 'datasets'}" in missing.stderr, missing.stderr[-2000:]
+
+
+def test_data_of_another_environment_with_the_same_dimensions_is_refused(tmp_path):
+    """HalfCheetah and Walker2d both have 17-dim states and 6-dim actions: the recorded environment decides."""
+    env = gym.make("HalfCheetah-v5")
+    mio.write_minari_dataset("mine/halfcheetah/random-v0", [rollout(env, 0, max_steps=50)], "halfcheetah", tmp_path,
+                             description="test data", algorithm_name="random")
+    mio.check_source("minari:mine/halfcheetah/random-v0", "halfcheetah", tmp_path)
+    for call in (mio.check_source, mio.load_source):
+        with pytest.raises(mio.DatasetError, match="collected in HalfCheetah-v5, but it is configured as walker2d's"):
+            call("minari:mine/halfcheetah/random-v0", "walker2d", tmp_path)
+
+
+def test_nan_in_a_source_stops_validation_and_a_clean_file_is_scanned_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "CHECKED_SOURCES_DIR", str(tmp_path / "checked"))
+    arrays = d4rl_arrays(n=200_000)
+    path = write_h5(tmp_path / "hopper_random-v2.hdf5", arrays)
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["dataset_sources"] = {"hopper": {"random": f"d4rl:{path}"}}
+    C.validate(cfg)
+    assert len(list((tmp_path / "checked").iterdir())) == 1  # remembered for this file's version
+
+    arrays["rewards"][150_000] = np.nan
+    write_h5(path, arrays)
+    with pytest.raises(C.ConfigError) as exc:
+        C.validate(cfg)
+    message = str(exc.value)
+    assert "dataset_sources.hopper.random" in message and "rewards contains NaN or inf (rows from 131072)" in message, message

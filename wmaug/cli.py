@@ -135,7 +135,7 @@ def cmd_subsample(args) -> None:
 
     cfg = _load(args)
     source = source_for(cfg, args.env, args.dataset)
-    data, prov = load_source(source, args.env, C.MINARI_ROOT)
+    data, prov = load_source(source, args.env, C.minari_root_of(source))
     n = args.n or C.scale_cfg(cfg)["offline_samples"]
     indices = subsample_indices(len(data), n, args.seed, where=source)
     sample = data.take(indices)
@@ -195,6 +195,10 @@ def cmd_cell(args) -> None:
                 raise InputError(f"--seed {seed}: study '{args.study}' at scale '{cfg['scale']}' runs seeds "
                                  f"{seeds.start}..{seeds.stop - 1} (scales.{cfg['scale']}: seeds / study_seeds)")
         specs = [C.cell_spec(cfg, args.study, args.env, args.dataset, args.method, seed) for seed in args.seed]
+        for spec in specs:
+            sample = (spec.get("paths") or {}).get("sample")
+            if sample and Path(sample).exists():
+                C.check_sample_source(cfg, args.env, args.dataset, sample)
     outs = args.out or [C.cell_dir(_load(args), **spec["cell"]) for spec in specs]
     if len(outs) != len(specs):
         raise InputError(f"--out names {len(outs)} folders for {len(specs)} seeds: give one per seed, in order")
@@ -234,7 +238,7 @@ def cmd_world_model_error(args) -> None:
                              " delete it and re-run the subsample rule")
         indices = f["indices"]
     source = source_for(cfg, args.env, args.dataset)
-    data, _ = load_source(source, args.env, C.MINARI_ROOT)
+    data, _ = load_source(source, args.env, C.minari_root_of(source))
     tables = world_model_error(model, data, indices, C.scale_cfg(cfg)["holdout_samples"], seed=args.seed)
     out = Path(args.out_dir)
     for name, table in tables.items():
@@ -259,7 +263,7 @@ def cmd_critic_trace(args) -> None:
             raise InputError(f"{d}: method {method!r} is not one of Fig 5's critics ({', '.join(part)})")
         critics.append(load_cell_critic(d, method, part[method]))
     source = source_for(cfg, args.env, "expert")
-    data, _ = load_source(source, args.env, C.MINARI_ROOT)
+    data, _ = load_source(source, args.env, C.minari_root_of(source))
     index, episode = pick_episode(data.episodes(), args.episode)
     table = critic_trace(critics, episode, cfg["algorithms"]["td3"]["gamma"])
     write_text(args.out, table.assign(env=args.env, episode=index, episode_source=source).to_csv(index=False))

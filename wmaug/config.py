@@ -29,7 +29,11 @@ SCALE_KEYS_INT = [
     "pretrain_iterations", "fqe_iterations", "finetune_steps", "finetune_long_steps", "finetune_eval_every", "eval_steps",
 ]
 SCALE_KEYS_STR = ["results_dir", "figures_dir"]
-MINARI_ROOT = "resources/minari"
+MINARI_ROOT = "resources/minari"  # the datasets the harness builds (ids wmaug-<scale>/...)
+# A Minari id the user names is looked up where Minari itself looks: $MINARI_DATASETS_PATH as the user set it,
+# else Minari's default. Read at import, before the CLI points the variable at MINARI_ROOT for minari's own API.
+USER_MINARI_ROOT = os.environ.get("MINARI_DATASETS_PATH") or str(Path.home() / ".minari" / "datasets")
+CHECKED_SOURCES_DIR = ".snakemake/wmaug/checked_sources"  # finiteness passes already done, per file version
 MAX_EPISODE_STEPS = 1000  # the MuJoCo tasks' time limit
 
 _pos_int = {"type": "integer", "minimum": 1}
@@ -269,10 +273,11 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
             if kind not in DATASET_KINDS:
                 raise ConfigError(unknown_name_message("dataset", kind, DATASET_KINDS, f"{where}: key 'dataset_sources.{env}'"))
             if check_sources:
-                from wmaug.data.minari_io import check_source  # h5py/minari only when a source is given
+                from wmaug.data.minari_io import check_finite_streaming, check_source  # h5py only when needed
 
                 try:
-                    check_source(source, env, MINARI_ROOT)
+                    check_source(source, env, minari_root_of(source))
+                    check_finite_streaming(source, env, minari_root_of(source), CHECKED_SOURCES_DIR)
                 except Exception as exc:
                     raise ConfigError(f"{where}: key 'dataset_sources.{env}.{kind}' = {source!r}: {exc}") from exc
     return config
@@ -359,6 +364,12 @@ def resources_dir(config: dict) -> str:
     return f"resources/{config['scale']}"
 
 
+def minari_root_of(source: str) -> str:
+    """Where a source's Minari dataset lives: the harness's own (wmaug-<scale>/...) under MINARI_ROOT, a user's
+    under USER_MINARI_ROOT. D4RL sources are paths and ignore it."""
+    return MINARI_ROOT if source.startswith("minari:wmaug-") else USER_MINARI_ROOT
+
+
 def built_minari_id(scale: str, env: str, kind: str) -> str:
     return f"wmaug-{scale}/{env}/{kind}-v0"
 
@@ -381,6 +392,35 @@ def sample_path(config: dict, env: str, kind: str, seed: int, n: int | str | Non
     """The seeded sample of n transitions (default: the scale's `offline_samples`)."""
     n = scale_cfg(config)["offline_samples"] if n is None else n
     return f"{resources_dir(config)}/samples/{env}/{kind}/n{n}/seed{seed}.npz"
+
+
+def sample_source(path: str | Path) -> str:
+    """The dataset source a sample file records it was drawn from."""
+    import numpy as np
+
+    with np.load(path) as f:
+        return str(f["source"])
+
+
+def check_sample_source(config: dict, env: str, kind: str, path: str | Path) -> None:
+    """A sample drawn from another source than the one configured now (dataset_sources changed since) is stale:
+    training on it would silently use the old data."""
+    drawn, wanted = sample_source(path), full_dataset_source(config, env, kind)
+    if drawn != wanted:
+        folder = f"{resources_dir(config)}/samples/{env}/{kind}"
+        raise ConfigError(f"{path} was drawn from {drawn!r}, but the config now names {wanted!r} for {env}/{kind} "
+                          f"(dataset_sources): delete {folder} and {resources_dir(config)}/world_models/{env}/{kind} "
+                          f"so that they are drawn again")
+
+
+def check_samples_current(config: dict) -> None:
+    """Every sample already on disk for this scale comes from its configured source (a cheap read of one field
+    per file). Run before a DAG is planned: Snakemake cannot see that a source changed once its metadata is gone."""
+    root = Path(resources_dir(config)) / "samples"
+    for path in sorted(root.glob("*/*/n*/seed*.npz")):
+        env, kind = path.parts[-4], path.parts[-3]
+        if env in ENV_SPECS and kind in DATASET_KINDS:
+            check_sample_source(config, env, kind, path)
 
 
 def world_model_path(config: dict, env: str, kind: str, seed: int, n: int | str | None = None) -> str:

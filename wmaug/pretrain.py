@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from wmaug.algos import LOOP_KEYS, build_agent, compile_agent
-from wmaug.config import MINARI_ROOT
+from wmaug.config import minari_root_of
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env, normalized_score
 from wmaug.evaluation import evaluate_members
@@ -36,7 +36,7 @@ BLOCK_SEED_OFFSET = 7_000_000  # pre-training streams never coincide with a cell
 def load_full_dataset(source: str, env: str):
     from wmaug.data.minari_io import load_source
 
-    return load_source(source, env, MINARI_ROOT)
+    return load_source(source, env, minari_root_of(source))
 
 
 def load_block(path: str | Path, members: int | None = None) -> dict:

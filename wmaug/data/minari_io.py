@@ -612,21 +612,73 @@ def load_source(source: str, env_name: str, root: str | Path | None) -> tuple[Tr
         t = load_minari_transitions(rest, root)
         data_path = minari_dataset_dir(rest, root)
         _check_dims(t, env_name, f"{data_path} ({source})")
+        check_recorded_env(_locate_minari(rest, root)[1], data_path / "data" / MINARI_METADATA_FILE, env_name)
     else:
         data_path = Path(rest)
         t = load_d4rl_hdf5(data_path, env_name)
     return t, {"source": source, "checksum": dataset_checksum(data_path), "n_transitions": len(t)}
 
 
+def _environment_base(gym_id: str) -> str:
+    """'Hopper-v5' -> 'Hopper': D4RL-derived datasets record older versions of the same task."""
+    return gym_id.rsplit("-v", 1)[0]
+
+
+def check_recorded_env(meta: dict, meta_path: Path, env_name: str) -> None:
+    """A Minari dataset records the environment it was collected in (`env_spec`): it must be ``env_name``'s task.
+    Dimensions alone let HalfCheetah data pass as Walker2d's (both 17/6)."""
+    raw = meta.get("env_spec")
+    if not raw:
+        return  # nothing recorded (datasets made without an environment); the dimensions were checked
+    try:
+        recorded = (json.loads(raw) if isinstance(raw, str) else raw)["id"]
+    except (ValueError, TypeError, KeyError):
+        raise DatasetError(f"{meta_path}: unreadable env_spec {str(raw)[:120]!r}") from None
+    expected = get_spec(env_name).gym_id
+    if _environment_base(str(recorded)) != _environment_base(expected):
+        raise DatasetError(f"{meta_path}: the dataset was collected in {recorded}, but it is configured as "
+                           f"{env_name}'s data ({expected})")
+
+
+def check_finite_streaming(source: str, env_name: str, root: str | Path | None, cache_dir: str | Path | None) -> None:
+    """NaN or inf anywhere in a source's observations, actions or rewards, found before any job starts: one pass
+    over the file a chunk at a time, remembered per (file, size, mtime) in ``cache_dir`` so that it runs once."""
+    scheme, rest = parse_source(source)
+    path = Path(rest) if scheme == "d4rl" else minari_dataset_dir(rest, root) / "data" / MINARI_DATA_FILE
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    marker = Path(cache_dir) / f"finite-{key}" if cache_dir else None
+    if marker is not None and marker.exists():
+        return
+    keys = ("observations", "next_observations", "actions", "rewards")
+    with _open_hdf5(path, f"dataset source '{source}'") as f:
+        groups = [f] if scheme == "d4rl" else [f[name] for name in f if isinstance(f[name], h5py.Group)]
+        for g in groups:
+            for k in keys:
+                ds = g.get(k)
+                if not isinstance(ds, h5py.Dataset) or ds.shape == ():
+                    continue
+                for start in range(0, ds.shape[0], 1 << 16):
+                    if not np.all(np.isfinite(ds[start: start + (1 << 16)])):
+                        where = f"{path}" + (f": {g.name.strip('/')}" if scheme == "minari" else "")
+                        raise DatasetError(f"{where}: {k} contains NaN or inf (rows from {start}) in {source}")
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{source}\n")
+
+
 def check_source(source: str, env_name: str, root: str | Path | None) -> None:
     """Cheap pre-flight check, no full load: the source exists, opens as HDF5 (catches truncated
-    files) and its shapes fit ``env_name`` according to metadata and HDF5 headers."""
+    files), its shapes fit ``env_name`` according to metadata and HDF5 headers, and a Minari dataset was
+    collected in ``env_name``'s task. D4RL files record no environment: only their shapes are checked."""
     scheme, rest = parse_source(source)
     spec = get_spec(env_name, where=f"dataset source '{source}'")
     if scheme == "d4rl":
         path = Path(rest)
         with _open_hdf5(path, "D4RL dataset") as f:
             _d4rl_headers(f, path, env_name)
+        warnings.warn(f"{path}: a D4RL file records no environment; only its shapes were checked against "
+                      f"{env_name} ({spec.obs_dim}/{spec.act_dim})", stacklevel=2)
         return
     data_dir, meta = _locate_minari(rest, root)
     meta_path = data_dir / MINARI_METADATA_FILE
@@ -637,6 +689,7 @@ def check_source(source: str, env_name: str, root: str | Path | None) -> None:
             f"{meta_path}: observation/action dims {obs_dim}/{act_dim} do not fit {env_name}, "
             f"which expects {spec.obs_dim}/{spec.act_dim}"
         )
+    check_recorded_env(meta, meta_path, env_name)
     n_eps = int(meta["total_episodes"])
     if n_eps < 1 or int(meta["total_steps"]) < 1:
         raise DatasetError(f"{meta_path}: dataset is empty")
