@@ -20,6 +20,7 @@ import yaml
 from docutils.core import publish_parts
 
 from conftest import ROOT
+from wmaug import cli
 from wmaug import config as C
 from wmaug.analysis.critic_trace import TRACE_COLUMNS
 from wmaug.report import claims as CL
@@ -261,6 +262,8 @@ def test_build_claims_writes_verdicts_markdown_and_a_report_page(tmp_path):
     scores = pd.concat(rows, ignore_index=True).assign(study="wmaug")
     (tmp_path / "results" / "wmaug").mkdir(parents=True)
     scores.to_csv(tmp_path / "results" / "wmaug" / "scores.csv", index=False)
+    (tmp_path / "results" / "balanced_replay").mkdir(parents=True)
+    scores.iloc[:0].to_csv(tmp_path / "results" / "balanced_replay" / "scores.csv", index=False)  # no finished cells
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "wmaug_fig3.png").write_bytes(b"png")
     results = CL.build_claims(cfg, ROOT / "config" / "claims.yaml", tmp_path / "figures")
@@ -280,6 +283,21 @@ def test_build_claims_writes_verdicts_markdown_and_a_report_page(tmp_path):
     rendered = jinja2.Environment().from_string(rst + "\n.. _wmaug_fig3.png: #fig3\n").render()
     html = publish_parts(rendered, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
     assert "supported" in html["body"] and "wm\\_td3bc" not in html["body"]
+
+
+def test_claims_without_a_scores_table_name_it_and_the_rule_that_makes_it(tmp_path, capsys):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["scales"]["smoke"].update(results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["claims", "--config", str(config), "--scale", "smoke"])
+    assert exc.value.code not in (0, None)
+    err = capsys.readouterr().err
+    for study, rule in (("wmaug", "report_wmaug"), ("balanced_replay", "report_balanced_replay")):
+        assert f"{tmp_path / 'results' / study / 'scores.csv'} (rule {rule})" in err, err
+    assert err.startswith("wmaug claims: error: scores table(s) not found") and "Traceback" not in err, err
+    assert not (tmp_path / "figures" / "claims.md").exists()
 
 
 def test_scores_of_another_scale_are_refused(tmp_path):

@@ -79,6 +79,21 @@ def test_collect_scores_rejects_unfinished(tmp_path, finished):
     assert str(bad) in str(exc.value) and str(ok) not in str(exc.value)
 
 
+def test_the_report_command_names_unfinished_cells_in_one_line_and_exits_1(tmp_path, capsys):
+    from wmaug import cli
+
+    ok = make_cell(tmp_path, "hopper", "random", "td3", 0, np.ones(3), scale="smoke")
+    bad = make_cell(tmp_path, "hopper", "random", "td3bc_td3", 0, np.ones(3), scale="smoke", finished=False)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["report", "--scale", "smoke", "--study", "wmaug", "--cells", str(ok), str(bad),
+                  "--results-out", str(tmp_path / "r"), "--figures-out", str(tmp_path / "f")])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("wmaug report: error: cannot use 1 cell folder(s):") and str(bad) in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "f").exists()
+
+
 def test_collect_scores_rejects_missing_summary_and_duplicates(tmp_path):
     ok = make_cell(tmp_path, "hopper", "random", "td3", 2, np.ones(3))
     empty = tmp_path / "empty_cell"
@@ -88,7 +103,7 @@ def test_collect_scores_rejects_missing_summary_and_duplicates(tmp_path):
     assert str(empty) in str(exc.value)
     with pytest.raises(ValueError, match="also read from"):
         collect_scores([ok, ok])
-    with pytest.raises(ValueError, match="no cell directories"):
+    with pytest.raises(ValueError, match="no cell folders given"):
         collect_scores([])
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from wmaug import config as C
 from wmaug.allocator import keep_freed_memory
-from wmaug.errors import InputError, NonFiniteLoss, Preempted, StorageError
+from wmaug.errors import InputError, NonFiniteLoss, Preempted, ReportInputError, StorageError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     except Preempted as exc:
         print(f"wmaug {args.command}: {exc}", file=sys.stderr)
         sys.exit(143)  # 128 + SIGTERM, as if the signal had ended it: the job failed and a re-run resumes
-    except (NonFiniteLoss, StorageError) as exc:
+    except (NonFiniteLoss, StorageError, ReportInputError) as exc:
         print(f"wmaug {args.command}: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except (InputError, FileNotFoundError) as exc:

@@ -19,3 +19,7 @@ class StorageError(OSError):
 
     def __str__(self) -> str:
         return self.strerror or super().__str__()
+
+
+class ReportInputError(ValueError):
+    """Cells a report cannot aggregate (unfinished, mixed scales or configs): one line, no traceback, exit 1."""

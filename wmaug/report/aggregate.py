@@ -35,6 +35,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 from rliable import library as rly
+
+from wmaug.errors import ReportInputError
 from rliable import metrics as rlm
 
 __all__ = [
@@ -191,7 +193,7 @@ def collect_scores(cell_dirs: Sequence[Path | str],
     dirs = [Path(d) for d in cell_dirs]
     extra_columns = [c for c in dict.fromkeys(extra_columns) if c not in SCORE_COLUMNS]
     if not dirs:
-        raise ValueError("collect_scores: no cell directories given")
+        raise ReportInputError("no cell folders given")
     problems: list[str] = []
     frames: list[dict[str, np.ndarray]] = []
     scale_groups: dict[str, list[str]] = {}
@@ -272,16 +274,15 @@ def collect_scores(cell_dirs: Sequence[Path | str],
         scale_groups.setdefault(str(summary["scale"]), []).append(label)
         hash_groups.setdefault(str(summary["config_hash"]), []).append(label)
     if problems:
-        raise ValueError("collect_scores: cannot use these cell directories:\n  "
-                         + "\n  ".join(problems))
+        raise ReportInputError(f"cannot use {len(problems)} cell folder(s): {_first(problems)}")
     mixed = []
     if len(scale_groups) > 1:
         mixed.append("cells differ in scale:\n" + _describe_groups(scale_groups))
     if len(hash_groups) > 1:
         mixed.append("cells differ in config_hash:\n" + _describe_groups(hash_groups))
     if mixed:
-        raise ValueError("collect_scores: one table must hold cells of one scale and one "
-                         "config_hash; " + "\n".join(mixed))
+        raise ReportInputError("one table must hold cells of one scale and one config_hash; "
+                               + " ".join(m.replace("\n", " ") for m in mixed))
     df = pd.DataFrame({c: np.concatenate([f[c] for f in frames])
                        for c in SCORE_COLUMNS + extra_columns})
     df = df.sort_values(["study", "env", "dataset", "method", "seed", "phase", "step"],
@@ -289,6 +290,11 @@ def collect_scores(cell_dirs: Sequence[Path | str],
     df.attrs["scale"] = next(iter(scale_groups))
     df.attrs["config_hash"] = next(iter(hash_groups))
     return df
+
+
+def _first(problems: list[str], shown: int = 3) -> str:
+    more = f"; ... and {len(problems) - shown} more" if len(problems) > shown else ""
+    return "; ".join(p.replace("\n", " ") for p in problems[:shown]) + more
 
 
 def _single(scores: pd.DataFrame, col: str) -> str | None:

@@ -530,6 +530,8 @@ def study_evidence(cfg: dict, study: str, figures_dir: Path) -> StudyEvidence:
     its Fig 5 critic traces; figure files by name (those present in ``figures_dir``)."""
     s = C.scale_cfg(cfg)
     path = Path(s["results_dir"]) / study / "scores.csv"
+    if not path.is_file():
+        raise ClaimsError(_missing_scores_message(cfg, [study]))
     scores = None
     if path.is_file():
         scores = pd.read_csv(path)
@@ -553,6 +555,16 @@ def study_evidence(cfg: dict, study: str, figures_dir: Path) -> StudyEvidence:
     return StudyEvidence(study, scores, traces, grid, figures)
 
 
+def _missing_scores_message(cfg: dict, studies: list[str]) -> str:
+    """Without a study's scores table every claim would read "not run", which is not the problem: name the file
+    and what makes it."""
+    s = C.scale_cfg(cfg)
+    parts = [f"{Path(s['results_dir']) / study / 'scores.csv'} (rule report_{cfg['studies'][study]['pipeline']})"
+             for study in studies]
+    return (f"scores table(s) not found: {'; '.join(parts)}. The claims read each study's table: make them with "
+            f"`snakemake --cores 2 figures --config scale={cfg['scale']}` (or `wmaug report --study <study> ...`)")
+
+
 def claim_inputs(cfg: dict) -> list[str]:
     """What the claims rule reads: each study's scores table and paper A's critic traces."""
     s = C.scale_cfg(cfg)
@@ -569,6 +581,10 @@ def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path) -> lis
 
     claims = load_claims(claims_path)
     out_dir = Path(out_dir)
+    results_dir = Path(C.scale_cfg(cfg)["results_dir"])
+    missing = [study for study in cfg["studies"] if not (results_dir / study / "scores.csv").is_file()]
+    if missing:
+        raise ClaimsError(_missing_scores_message(cfg, missing))
     evidence = {}
     for study, grid in cfg["studies"].items():
         evidence.setdefault(grid["pipeline"], study_evidence(cfg, study, out_dir))

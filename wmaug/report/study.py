@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from wmaug import config as C
+from wmaug.errors import ReportInputError
 from wmaug.io import write_text
 from wmaug.report.aggregate import (
     CURVE_COLUMNS,
@@ -62,11 +63,11 @@ class StudyReport:
         else:
             scores = collect_scores([Path(d) for d in cell_dirs], extra_columns=extra_columns)
             if scores.attrs["scale"] != cfg["scale"]:
-                raise ValueError(f"cells are of scale {scores.attrs['scale']!r}, the report is for scale "
+                raise ReportInputError(f"cells are of scale {scores.attrs['scale']!r}, the report is for scale "
                                  f"{cfg['scale']!r}")
             studies = set(scores["study"])
             if studies != {study}:
-                raise ValueError(f"cells of other studies given to the {study} report: {sorted(studies - {study})}")
+                raise ReportInputError(f"cells of other studies given to the {study} report: {sorted(studies - {study})}")
             log.info("%d finished cells, %d evaluation rows, scale %s, config %s",
                      scores[["env", "dataset", "method", "seed"]].drop_duplicates().shape[0], len(scores),
                      scores.attrs["scale"], scores.attrs["config_hash"])
