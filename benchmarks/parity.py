@@ -70,10 +70,10 @@ BUDGETS = {
         "dataset_transitions": 100_000,  # per policy: medium and expert; medium-expert is both
         "sample": 10_000,  # TD3+BC's offline sample (paper A's size)
         "online": {"steps": 30_000, "start_steps": 5_000, "eval_every": 2_500, "eval_episodes": 5},
-        # cql/awac/bcq: fewer updates than a paper's, so that 3 seeds a side fit in two hours on 2 cores
+        # cql/awac/bcq: far fewer updates than a paper's, so that 3 seeds a side fit in two hours on 2 cores
         # (d3rlpy's BCQ costs ~0.7 s an update there); enough for the curves to leave the random policy's score
-        "offline": {"td3bc": 20_000, "cql": 2_500, "awac": 5_000, "bcq": 2_000},
-        "offline_eval_every": {"td3bc": 2_000, "cql": 500, "awac": 1_000, "bcq": 500},
+        "offline": {"td3bc": 20_000, "cql": 5_000, "awac": 5_000, "bcq": 2_000},
+        "offline_eval_every": {"td3bc": 2_000, "cql": 1_000, "awac": 1_000, "bcq": 500},
         "offline_eval_episodes": 5,
     },
     "toy": {
@@ -207,7 +207,11 @@ def d3rlpy_learner(pair: str, obs_dim: int, act_dim: int, seed: int, settings: d
         w = AWACConfig(**{k: v for k, v in a["awac"].items() if k != "batch_size"})
         cfg = d3rlpy.algos.AWACConfig(batch_size=a["awac"]["batch_size"], gamma=w.gamma, tau=w.tau, lam=w.beta,
                                       actor_learning_rate=w.actor_lr, critic_learning_rate=w.critic_lr,
-                                      actor_optim_factory=AdamFactory(weight_decay=w.policy_weight_decay),
+                                      # d3rlpy sums the policy loss over the batch where rlkit and the harness
+                                      # average it; Adam is blind to the loss's scale but not to its L2 term, so
+                                      # the same decay relative to the loss needs the batch size times the rate
+                                      actor_optim_factory=AdamFactory(
+                                          weight_decay=w.policy_weight_decay * a["awac"]["batch_size"]),
                                       actor_encoder_factory=net(w.policy_hidden), critic_encoder_factory=net(w.hidden))
     elif pair == "bcq":
         from wmaug.algos.bcq import BCQConfig

@@ -53,6 +53,13 @@ def test_a_bad_spec_json_is_named(tmp_path, capsys, spec, expected):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_bad_pretraining_spec_json_is_named(tmp_path, capsys):
+    assert "--spec-json is not valid JSON" in _fails(["pretrain", "--spec-json", "{x", "--out", str(tmp_path / "b.pt")], capsys)
+    assert "lacks ['job', 'scale', 'iterations', 'paths']" in _fails(
+        ["pretrain", "--spec-json", "{}", "--out", str(tmp_path / "b.pt")], capsys)
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_result_folder_that_cannot_be_made_stops_the_cell_before_training(tmp_path, capsys):
     blocker = tmp_path / "results"
     blocker.write_text("a file where the result folder should go")

@@ -210,6 +210,10 @@ def cmd_pretrain(args) -> None:
     from wmaug.pretrain import run_pretrain
 
     spec = _spec_json(args.spec_json) if args.spec_json else C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
+    missing = [k for k in ("job", "scale", "iterations", "paths") if not isinstance(spec, dict) or k not in spec]
+    if missing:
+        raise InputError(f"--spec-json: the pre-training spec lacks {missing} (`wmaug pretrain --algo ... --block ...` "
+                         f"resolves one from the config)")
     if spec["job"]["algo"] == "fqe" and not Path(spec["paths"]["cql"]).exists():
         raise FileNotFoundError(f"FQE needs the CQL agents it evaluates: {spec['paths']['cql']} not found")
     compile = pick_compile(args.compile)  # checked before the dataset is read
