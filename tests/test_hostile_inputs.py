@@ -68,6 +68,13 @@ def test_a_result_folder_that_cannot_be_made_stops_the_cell_before_training(tmp_
     assert "wmaug cell: error:" in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_existing_folder_that_takes_no_files_stops_the_cell_before_training(capsys):
+    """/proc/self exists and refuses new files even to root: the probe write fails before any training."""
+    err = _fails([*CELL, "--seed", "0", "--out", "/proc/self"], capsys)
+    assert "cannot write /proc/self/result files" in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_read_only_result_folder_stops_the_cell_before_training(tmp_path, capsys):
     folder = tmp_path / "seed0"
