@@ -110,6 +110,7 @@ def test_missing_dataset_file_is_named(base_config, tmp_path):
     assert "dataset_sources.hopper.random" in message and str(missing) in message
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_snakemake_stops_on_bad_config_before_planning():
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "figures", "--config", "scale=paperr"],
@@ -121,6 +122,7 @@ def test_snakemake_stops_on_bad_config_before_planning():
     assert "Job stats" not in text  # stopped before planning any job
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_paper_dry_run_plans_both_studies_grids():
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "figures", "--config", "scale=paper", "--quiet", "rules"],
@@ -188,6 +190,7 @@ def test_config_hash_is_shared_by_methods_and_seeds_but_not_scales(base_config):
     assert C.cell_spec(cfg, "wmaug", "ant", "random", "td3", 0)["config_hash"] not in hashes
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_bad_claims_file_stops_snakemake_before_planning(tmp_path):
     """A typo in config/claims.yaml is named (file, claim, key, closest valid name) before any job is planned."""
     import shutil
@@ -217,6 +220,7 @@ def _job_resources(dry_run_output: str) -> dict[str, list[dict[str, str]]]:
     return jobs
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
     """The SLURM profile with the real executor plugin, on a machine without SLURM: the paper-scale plan goes
     through, every job carries the account and a partition to edit, cells and pre-training ask for 2 CPUs and a

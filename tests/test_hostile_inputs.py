@@ -156,6 +156,7 @@ def _config_with_sources(tmp_path: Path, sources: dict) -> Path:
     return path
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_a_minari_id_the_user_names_is_looked_up_under_MINARI_DATASETS_PATH(tmp_path):
     root = tmp_path / "my_minari"
     env = gym.make("Hopper-v5")

@@ -48,6 +48,7 @@ def test_sacs_temperature_rule_is_the_one_difference_from_d3rlpy():
     assert differences[-1] > 1e-4
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_the_suite_names_the_install_line_when_d3rlpy_is_missing(tmp_path):
     code = ("import sys; sys.modules['d3rlpy'] = None; sys.argv = ['parity', 'run', '--budget', 'toy', '--out', "
             f"{str(tmp_path)!r}]; sys.path.insert(0, {str(SUITE.parent)!r}); import parity; parity.main(sys.argv[1:])")

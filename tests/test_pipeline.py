@@ -133,6 +133,7 @@ def test_same_seed_same_cpu_curve(tmp_path, hopper_random, base_config, method):
     assert not (tmp_path / "a" / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_missing_input_fails_before_compute(tmp_path, base_config):
     spec = tiny_spec(base_config, tmp_path, "wm_td3bc_td3")
     with pytest.raises(FileNotFoundError, match="offline sample .* not found"):
@@ -162,6 +163,7 @@ def _resume_and_compare(cmd, out, reference) -> None:
     assert _curve(out).equals(_curve(reference))
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_killed_cell_leaves_no_result_and_resumes_to_the_same_curve(tmp_path, hopper_random, base_config):
     reference, out, cmd = _killable_cell(tmp_path, hopper_random, base_config)
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -179,6 +181,7 @@ def test_killed_cell_leaves_no_result_and_resumes_to_the_same_curve(tmp_path, ho
     _resume_and_compare(cmd, out, reference)
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_sigterm_saves_a_checkpoint_exits_nonzero_and_resumes_to_the_same_curve(tmp_path, hopper_random,
                                                                                   base_config):
     """SIGTERM (SLURM's warning before a kill) at a random point of the run: the cell checkpoints at once

@@ -106,6 +106,7 @@ def test_a_preempted_seed_group_resumes_mid_episode_to_the_same_curves(tmp_path,
         assert curve(out).equals(curve(tmp_path / ref))
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_a_seed_group_resumed_by_the_cli_after_sigkill_matches(tmp_path, hopper_random, base_config):
     """The command Snakemake runs for a seed group, killed once both seeds' checkpoints are online, then re-run."""
     import os
@@ -147,6 +148,7 @@ def test_a_seed_group_must_be_one_cell(tmp_path, base_config):
         check_seed_group([a, c])
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_snakemake_plans_paper_a_cells_in_seed_groups_with_a_folder_per_seed():
     """The paper-scale plan with 5 seeds per job: paper A's 615 cells become 123 jobs, each writing its five seeds'
     folders; paper B's cells stay one per job; the aggregation's inputs (the seeds' summaries) are unchanged."""
