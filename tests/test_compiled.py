@@ -85,6 +85,7 @@ def assert_same_losses_and_weights(eager, compiled, data: list[Batch], modules: 
             torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=f"{name}.{pname} after {len(data)} updates")
 
 
+@pytest.mark.slow  # trains for seconds
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_td3_computes_the_eager_losses_and_steps(device):
     """Two TD3+BC members, 12 updates (6 delayed actor steps), each member's target noise from its own generator,
@@ -117,6 +118,7 @@ def test_compiled_cql_computes_the_eager_losses_and_steps(precision, device):
     assert_compiled_graphs_ran(device)
 
 
+@pytest.mark.slow  # trains for seconds
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_ensemble_sac_computes_the_eager_losses_and_steps(device):
     """Paper B's fine-tuning rule: a 3-member Q-ensemble with the mixture policy, one shared batch, 4 updates."""
@@ -127,6 +129,7 @@ def test_compiled_ensemble_sac_computes_the_eager_losses_and_steps(device):
     assert_compiled_graphs_ran(device)
 
 
+@pytest.mark.slow  # trains for seconds
 def test_a_cell_run_compiled_follows_the_eager_curve(tmp_path, hopper_random, base_config):
     """wm-free TD3+BC -> TD3 on hopper, 60 offline iterations and 200 online steps, compiled and eager: the same
     curve to float tolerance (relative 1e-4), and the summary says which path ran."""
@@ -154,6 +157,7 @@ def test_the_compile_switch_names_a_bad_value_and_where_it_came_from(monkeypatch
         pick_compile("1")
 
 
+@pytest.mark.slow  # trains for seconds
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_seed_group_with_k_step_augmentation_runs_compiled_as_eager(tmp_path, hopper_random, base_config, device):
     """The device path end to end: seeds 1 and 2 of wm_k3 (TD3+BC on batches augmented by both seeds' world models as

@@ -146,6 +146,7 @@ def test_finetune_cell_runs_and_logs_its_analysis(tmp_path, base_config, hopper_
         assert np.allclose(c["auroc_ensemble"].iloc[1:], c["auroc_single"].iloc[1:])
 
 
+@pytest.mark.slow  # trains for seconds
 def test_interrupted_finetune_resumes_to_the_same_curve(tmp_path, base_config, hopper_d4rl_file, cql_block, monkeypatch):
     spec = finetune_spec(base_config, "ours", hopper_d4rl_file, cql_block, seed=1, finetune_steps=400)
     run_cell(spec, tmp_path / "reference", device="cpu", progress=False)
@@ -213,6 +214,7 @@ def test_sigterm_stops_pretraining_with_a_checkpoint_and_the_rerun_matches(tmp_p
         assert torch.equal(value, resumed["state"]["critic"][key]), key
 
 
+@pytest.mark.slow  # trains for seconds
 def test_sigterm_stops_a_finetune_cell_at_an_episode_end_and_the_rerun_matches(tmp_path, base_config,
                                                                              hopper_d4rl_file, cql_block, monkeypatch):
     from wmaug.errors import Preempted

@@ -26,6 +26,7 @@ def lockstep(pair: str, updates: int, **kw) -> list[float]:
                            parity.d3rlpy_batch, **kw)
 
 
+@pytest.mark.slow  # trains for seconds
 @pytest.mark.parametrize("pair", ["td3", "td3bc", "sac"])
 def test_the_update_rule_is_d3rlpys_step_for_step(pair):
     """Same weights, batches and noise on both sides: the weights stay equal to float rounding (1e-5) for 200
@@ -34,6 +35,7 @@ def test_the_update_rule_is_d3rlpys_step_for_step(pair):
     assert max(differences) < 1e-5, [f"{d:.1e}" for d in differences[::20]]
 
 
+@pytest.mark.slow  # trains for seconds
 def test_with_d3rlpys_temperature_rule_the_harness_sac_is_d3rlpys_step_for_step():
     differences = lockstep("sac", 200, temperature_update="alpha_before_actor")
     assert max(differences) < 1e-5, [f"{d:.1e}" for d in differences[::20]]
