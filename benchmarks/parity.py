@@ -58,8 +58,11 @@ PAIR_TITLES = {"sac": "SAC, online", "td3": "TD3, online", "td3bc": "TD3+BC, off
 SIDES = ("wmaug", "d3rlpy")
 # Variants: the harness's side of a pair run with changed settings, compared with that pair's d3rlpy side (not run
 # by default). sac_alpha_first: SAC with d3rlpy's temperature rule, the one rule where they differ (lockstep).
-VARIANTS = {"sac_alpha_first": ("sac", {"temperature_update": "alpha_before_actor"})}
+# awac_rlkit_std: AWAC's policy log-std kept in rlkit's and d3rlpy's [-6, 0].
+VARIANTS = {"sac_alpha_first": ("sac", {"temperature_update": "alpha_before_actor"}),
+            "awac_rlkit_std": ("awac", {"min_log_std": -6.0, "max_log_std": 0.0})}
 PAIR_TITLES["sac_alpha_first"] = "SAC, online, harness with d3rlpy's temperature rule"
+PAIR_TITLES["awac_rlkit_std"] = "AWAC, offline (medium), harness with log-std in [-6, 0]"
 
 # Budgets. `hopper`: what fits about 45 minutes a pair on 2 cores; `toy`: the slow test's, minutes for the suite.
 # online: environment steps (uniform-random start steps first, then one update per step); offline: updates.
@@ -315,14 +318,15 @@ def harness_offline(pair: str, budget: str, seeds: list[int], data, eval_seed: i
 
     b = BUDGETS[budget]
     env_name = b["env"]
-    settings = load_config()["algorithms"][pair]
+    base = VARIANTS.get(pair, (pair,))[0]
+    settings = settings_of(pair)
     torch.manual_seed(seeds[0])
-    agent = build_agent(pair, data.obs_dim, data.act_dim, {k: v for k, v in settings.items() if k not in LOOP_KEYS},
+    agent = build_agent(base, data.obs_dim, data.act_dim, {k: v for k, v in settings.items() if k not in LOOP_KEYS},
                         len(seeds), "cpu")
     buffer = ReplayBuffer.of(data)
     rng = np.random.default_rng(seeds[0])
     envs = [make_env(env_name) for _ in seeds]
-    updates, every, episodes = b["offline"][pair], b["offline_eval_every"][pair], b["offline_eval_episodes"]
+    updates, every, episodes = b["offline"][base], b["offline_eval_every"][base], b["offline_eval_episodes"]
 
     def act(obs):
         x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(1)  # (E, 1, d): agent i acts in env i
@@ -507,6 +511,7 @@ def budget_of(budget: str, pair: str) -> dict:
     b = BUDGETS[budget]
     if VARIANTS.get(pair, (pair,))[0] in ("sac", "td3"):
         return {"env": b["env"], **b["online"]}
+    pair = VARIANTS.get(pair, (pair,))[0]
     return {"env": b["env"], "updates": b["offline"][pair], "eval_every": b["offline_eval_every"][pair],
             "eval_episodes": b["offline_eval_episodes"]}
 
