@@ -124,8 +124,7 @@ def cmd_dataset(args) -> None:
     write_json(args.out, info)
 
 
-def source_for(cfg: dict, env: str, kind: str) -> str:
-    return C.dataset_source(cfg, env, kind) or f"minari:{C.built_minari_id(cfg['scale'], env, kind)}"
+source_for = C.full_dataset_source  # the user's source for (env, kind), else the built dataset
 
 
 def cmd_subsample(args) -> None:

@@ -277,7 +277,7 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
 
                 try:
                     check_source(source, env, minari_root_of(source))
-                    check_finite_streaming(source, env, minari_root_of(source), CHECKED_SOURCES_DIR)
+                    check_finite_streaming(source, minari_root_of(source), CHECKED_SOURCES_DIR)
                 except Exception as exc:
                     raise ConfigError(f"{where}: key 'dataset_sources.{env}.{kind}' = {source!r}: {exc}") from exc
     return config

@@ -14,9 +14,9 @@ import torch
 
 from wmaug.errors import StorageError
 
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EFBIG)
 # What torch.save raises when a write fails (it hides the OSError): "[enforce fail at inline_container.cc] ...
 # unexpected pos", "PytorchStreamWriter failed writing file".
-_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EFBIG)
 _TORCH_WRITE_FAILURES = ("inline_container", "PytorchStreamWriter", "unexpected pos", "file write failed")
 
 

@@ -640,7 +640,7 @@ def check_recorded_env(meta: dict, meta_path: Path, env_name: str) -> None:
                            f"{env_name}'s data ({expected})")
 
 
-def check_finite_streaming(source: str, env_name: str, root: str | Path | None, cache_dir: str | Path | None) -> None:
+def check_finite_streaming(source: str, root: str | Path | None, cache_dir: str | Path | None) -> None:
     """NaN or inf anywhere in a source's observations, actions or rewards, found before any job starts: one pass
     over the file a chunk at a time, remembered per (file, size, mtime) in ``cache_dir`` so that it runs once."""
     scheme, rest = parse_source(source)

@@ -532,14 +532,12 @@ def study_evidence(cfg: dict, study: str, figures_dir: Path) -> StudyEvidence:
     path = Path(s["results_dir"]) / study / "scores.csv"
     if not path.is_file():
         raise ClaimsError(_missing_scores_message(cfg, [study]))
-    scores = None
-    if path.is_file():
-        scores = pd.read_csv(path)
-        if scores.empty:
-            scores = None
-        elif set(scores["scale"].astype(str)) != {cfg["scale"]}:
-            raise ClaimsError(f"{path}: scores of scale(s) {sorted(set(scores['scale'].astype(str)))}, the claims "
-                              f"are evaluated for scale {cfg['scale']!r}")
+    scores = pd.read_csv(path)
+    if scores.empty:
+        scores = None
+    elif set(scores["scale"].astype(str)) != {cfg["scale"]}:
+        raise ClaimsError(f"{path}: scores of scale(s) {sorted(set(scores['scale'].astype(str)))}, the claims "
+                          f"are evaluated for scale {cfg['scale']!r}")
     traces = {}
     pipeline = cfg["studies"][study]["pipeline"]
     if pipeline == "wmaug":
