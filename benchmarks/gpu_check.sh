@@ -33,7 +33,9 @@ if [ -d "$WHEELS" ]; then
 else
     export PYTHONPATH=$PWD
 fi
-export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+# Nothing here renders. MUJOCO_GL=egl made mujoco's import load PyOpenGL's EGL, which fails there without libEGL
+# (AttributeError, not the ImportError mujoco catches): `disable` skips the GL context altogether.
+export PYTHONUNBUFFERED=1 MUJOCO_GL=disable
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
            torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" | tee -a "$OUT/gpu.txt"
