@@ -2,7 +2,7 @@
 # The GPU checks of the speed issue, as one command for a machine with a GPU and PyTorch but none of this project's
 # other packages (the device machine: Python 3.12, torch 2.11, no network). At most 570 s (the timeouts below; most of
 # it compiling, about 25 graphs), so run it with the device tool's timeout_s=600: one try per session, as the machine's
-# start leaves too little of the 15 minutes for a second. Not yet run on a GPU.
+# start leaves too little of the 15 minutes for a second. First run 2026-12-04 on an H200 (benchmarks/gpu/; 2 min on a warm machine).
 #
 #   1. the compiled path's equivalence tests on CUDA (tests/test_compiled.py -k cuda: CUDA graphs of TD3, CQL and
 #      the ensemble SAC compute the eager path's losses and weights; last, a 2-seed group of the k-step augmented
