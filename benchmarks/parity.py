@@ -13,7 +13,7 @@ the budgets, what could not be matched, and the results.
 
 Pairs (harness side: the code path the harness runs; d3rlpy side: its learner, driven by the loop below with the
 harness's buffer, environments and evaluation):
-  sac    the behaviour SAC (wmaug.data.d4rl_protocol.train_behaviour)  vs d3rlpy SAC, online
+  sac    the behaviour SAC (wmaug.behaviour.train_behaviour)  vs d3rlpy SAC, online
   td3    a `td3` cell (wmaug.cell.run_cells, seeds as one group)      vs d3rlpy TD3, online
   td3bc  a `td3bc_td3` cell's offline phase on a 10K sample           vs d3rlpy TD3PlusBC
   cql    paper B's CQL (CQL(H) on SAC, weight 5, no Lagrange)          vs d3rlpy CQL, automatic alpha off
@@ -104,7 +104,7 @@ def data_dir(budget: str) -> Path:
 
 def behaviour(budget: str, progress: bool) -> dict:
     """The behaviour SAC of the D4RL protocol at the budget's steps, trained once (resources/parity/...)."""
-    from wmaug.data.d4rl_protocol import train_behaviour
+    from wmaug.behaviour import train_behaviour
 
     path = data_dir(budget) / "behaviour.pt"
     if not path.exists():
@@ -123,6 +123,7 @@ def dataset(budget: str, kind: str, progress: bool = False):
     """`medium` (the first behaviour checkpoint reaching a third of the final return), `expert` (the final policy)
     or `medium-expert` (both), built by the harness's D4RL-protocol code as Minari datasets, and loaded through
     the harness's loader: (Transitions, provenance with the behaviour returns)."""
+    from wmaug.behaviour import sac_policy
     from wmaug.data import d4rl_protocol as P
     from wmaug.data.minari_io import load_source, read_minari_episodes, write_minari_dataset
 
@@ -140,7 +141,7 @@ def dataset(budget: str, kind: str, progress: bool = False):
                             for k in ("medium", "expert")), [])
         else:
             actor = ckpts[-1]["actor"] if kind == "expert" else medium["actor"]
-            policy = P.sac_policy(actor, env, cfg["algorithms"]["sac"]["hidden"], deterministic=False, seed=0)
+            policy = sac_policy(actor, env, cfg["algorithms"]["sac"]["hidden"], deterministic=False, seed=0)
             episodes = P.rollout_episodes(env, policy, b["dataset_transitions"], 0, progress, f"{env} {kind}")
         write_minari_dataset(dataset_id, episodes, env, root, description=f"parity suite {kind} data",
                              algorithm_name="SAC (D4RL protocol)", metadata=info)
@@ -401,7 +402,7 @@ def run_pair(pair: str, side: str, budget: str, seeds: list[int], progress: bool
         if VARIANTS.get(pair, (pair,))[0] == "sac":
             eval_seed = lambda s: 10_000 + s  # noqa: E731  (train_behaviour's evaluation seeds)
             if side == "wmaug":
-                from wmaug.data.d4rl_protocol import train_behaviour
+                from wmaug.behaviour import train_behaviour
 
                 out = {}
                 for s in seeds:
@@ -419,7 +420,7 @@ def run_pair(pair: str, side: str, budget: str, seeds: list[int], progress: bool
                 return cell_curves(specs, work, "online"), info
             return {s: d3rlpy_online("td3", budget, s, 1_000_000 + 1000 * s, eval_at_zero=True) for s in seeds}, info
         if pair == "td3bc":
-            from wmaug.pipeline import load_sample
+            from wmaug.data.sample import load_sample
 
             data, prov = dataset(budget, "medium-expert", progress)
             info["data"] = {**{k: v for k, v in prov.items() if k != "checkpoint_returns"}, **policy_returns(data),
@@ -465,15 +466,35 @@ def claimed_elsewhere(marker: Path) -> bool:
     return False
 
 
-def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = SIDES) -> None:
+def part_name(side: str, seeds: list[int], default: list[int]) -> str:
+    """The file stem of one run of a side: `<side>` for the budget's own seeds, `<side>_seeds<a>-<b>` for seeds added
+    later (`run --seeds`), so that more seeds extend a committed result instead of replacing it."""
+    if seeds == default:
+        return side
+    if len(set(seeds)) != len(seeds) or set(seeds) & set(default):
+        raise SystemExit(f"--seeds {seeds}: extra seeds must be distinct and outside the budget's own {default}")
+    return f"{side}_seeds{min(seeds)}-{max(seeds)}"  # no dot: stems take suffixes
+
+
+def side_parts(pair_dir: Path, side: str) -> list[Path]:
+    """Every finished part of a side (its budget's seeds first, then parts added with `run --seeds`), as stems."""
+    stems = [pair_dir / side] + sorted(pair_dir.glob(f"{side}_seeds*.json"))
+    return [p.with_suffix("") if p.suffix == ".json" else p for p in stems
+            if p.with_suffix(".json").exists() and p.with_suffix(".csv").exists()]
+
+
+def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = SIDES,
+        extra_seeds: list[int] | None = None) -> None:
     import pandas as pd
 
     from wmaug.provenance import provenance
 
+    b = BUDGETS[budget]
+    default = list(range(b["seeds"]))
+    seeds = extra_seeds or default
+    name = {side: part_name(side, seeds, default) for side in sides}  # checks --seeds before any compute
     if "d3rlpy" in sides:
         import_d3rlpy()  # fail before any compute when it is missing
-    b = BUDGETS[budget]
-    seeds = list(range(b["seeds"]))
     out = results_dir(budget)
     out.mkdir(parents=True, exist_ok=True)
     for pair in pairs:
@@ -481,7 +502,7 @@ def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = 
             if pair in VARIANTS and side != "wmaug":
                 log.info("%s: its d3rlpy side is %s's", pair, VARIANTS[pair][0])
                 continue
-            stem = out / pair / side
+            stem = out / pair / name[side]
             if (stem.with_suffix(".json")).exists():
                 log.info("%s %s: done already (%s)", pair, side, stem.with_suffix(".json"))
                 continue
@@ -660,11 +681,15 @@ def report(budget: str) -> None:
     random_score = random_policy_score(env)
     rows, curves = [], {}
     for pair in PAIRS + tuple(VARIANTS):
-        stems = {"wmaug": out / pair / "wmaug", "d3rlpy": out / VARIANTS.get(pair, (pair,))[0] / "d3rlpy"}
-        if not all(p.with_suffix(".csv").exists() for p in stems.values()):
+        parts = {"wmaug": side_parts(out / pair, "wmaug"),
+                 "d3rlpy": side_parts(out / VARIANTS.get(pair, (pair,))[0], "d3rlpy")}
+        if not all(parts.values()):
             continue
-        tables = {side: pd.read_csv(p.with_suffix(".csv")) for side, p in stems.items()}
-        meta = {side: json.loads(p.with_suffix(".json").read_text()) for side, p in stems.items()}
+        tables = {side: pd.concat([pd.read_csv(p.with_suffix(".csv")) for p in ps], ignore_index=True)
+                  for side, ps in parts.items()}
+        # wall time of a side: summed over its parts (each part ran its seeds in one process)
+        meta = {side: {"wall_s": sum(json.loads(p.with_suffix(".json").read_text())["wall_s"] for p in ps)}
+                for side, ps in parts.items()}
         scores = {side: final_scores(t) for side, t in tables.items()}
         c = compare(np.array(list(scores["wmaug"].values())), np.array(list(scores["d3rlpy"].values())))
         rows.append({"pair": pair, **{f"{s}_iqm": c[s][0] for s in SIDES}, **{f"{s}_ci": f"[{c[s][1]:.1f}, {c[s][2]:.1f}]"
@@ -733,6 +758,8 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS + tuple(VARIANTS))
             p.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
             p.add_argument("--no-progress", action="store_true")
+            p.add_argument("--seeds", nargs="+", type=int, default=None,
+                           help="extra seeds beyond the budget's own, written beside them as <side>_seeds<a>-<b>")
         if name == "lockstep":
             p.add_argument("--pairs", nargs="+", default=list(LOCKSTEP_PAIRS), choices=LOCKSTEP_PAIRS)
             p.add_argument("--updates", type=int, default=100)
@@ -747,7 +774,7 @@ def main(argv: list[str] | None = None) -> None:
         global RESULTS
         RESULTS = Path(args.out)
     if args.command == "run":
-        run(args.budget, args.pairs, progress=not args.no_progress, sides=tuple(args.sides))
+        run(args.budget, args.pairs, progress=not args.no_progress, sides=tuple(args.sides), extra_seeds=args.seeds)
     elif args.command == "behaviour":
         behaviour(args.budget, progress=True)
     elif args.command == "lockstep":

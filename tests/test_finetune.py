@@ -214,6 +214,33 @@ def test_sigterm_stops_pretraining_with_a_checkpoint_and_the_rerun_matches(tmp_p
         assert torch.equal(value, resumed["state"]["critic"][key]), key
 
 
+def test_a_non_finite_loss_stops_pretraining_naming_the_loss_and_iteration(tmp_path, base_config, hopper_d4rl_file,
+                                                                          monkeypatch):
+    """The critic loss turns NaN at update 7 (injected): the block stops at its next log row with the shared
+    runner's NonFiniteLoss, names the loss and the iteration, keeps the checkpoint of iteration 5 and writes no
+    result."""
+    from wmaug.errors import NonFiniteLoss
+
+    cfg = small_config(base_config)
+    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
+    spec["paths"]["dataset"] = f"d4rl:{hopper_d4rl_file}"
+    spec["iterations"] = 20  # a log row every iteration
+    real = CQL.update
+
+    def diverging(self, batch):
+        out = real(self, batch)
+        if self.updates >= 7:
+            out["critic_loss"] = out["critic_loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(CQL, "update", diverging)
+    out = tmp_path / "block0.pt"
+    with pytest.raises(NonFiniteLoss, match=r"critic_loss became nan before iteration 7 .*last good checkpoint .* kept"):
+        run_pretrain(spec, out, torch.device("cpu"), progress=False)
+    assert not out.exists()
+    assert torch.load(out.with_suffix(".checkpoint.pt"), weights_only=True)["iteration"] == 5  # a checkpoint every 5
+
+
 @pytest.mark.slow  # trains for seconds
 def test_sigterm_stops_a_finetune_cell_at_an_episode_end_and_the_rerun_matches(tmp_path, base_config,
                                                                              hopper_d4rl_file, cql_block, monkeypatch):

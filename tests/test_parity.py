@@ -81,3 +81,22 @@ def test_every_pair_runs_both_sides_and_the_report_gives_a_verdict(tmp_path):
         steps = {side: sorted(pd.read_csv(results / pair / f"{side}.csv").step.unique()) for side in ("wmaug", "d3rlpy")}
         assert steps["wmaug"] == steps["d3rlpy"], pair
     assert (results / "curves.png").stat().st_size > 0
+    # more seeds later: a part beside the first, merged by the report
+    for command in (["run", "--no-progress", "--pairs", "td3", "--seeds", "3", "4"], ["report"]):
+        out = subprocess.run([sys.executable, str(SUITE), *command, "--budget", "toy", "--out", str(tmp_path)],
+                             capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(pd.read_csv(results / "td3" / "wmaug_seeds3-4.csv").seed.unique()) == [3, 4]
+    summary = pd.read_csv(results / "summary.csv").set_index("pair")
+    assert summary.loc["td3", "seeds"] == "5 / 5" and summary.loc["sac", "seeds"] == "3 / 3"
+
+
+def test_extra_seeds_must_be_new(tmp_path):
+    sys.path.insert(0, str(SUITE.parent))
+    import parity
+
+    assert parity.part_name("wmaug", [3, 4, 5], [0, 1, 2]) == "wmaug_seeds3-5"
+    assert parity.part_name("d3rlpy", [0, 1, 2], [0, 1, 2]) == "d3rlpy"
+    for bad in ([2, 3], [3, 3]):
+        with pytest.raises(SystemExit, match=r"--seeds"):
+            parity.part_name("wmaug", bad, [0, 1, 2])

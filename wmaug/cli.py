@@ -55,29 +55,32 @@ def cmd_validate(args) -> None:
 
 
 def cmd_behaviour(args) -> None:
-    import torch
-
-    from wmaug.data.d4rl_protocol import train_behaviour
+    from wmaug.behaviour import episodes_as_tensors, train_behaviour
     from wmaug.io import torch_save
 
     cfg = _load(args)
     s = C.scale_cfg(cfg)
+    out = Path(args.out)
     result = train_behaviour(args.env, s["behaviour_steps"], s["behaviour_start_steps"], s["behaviour_eval_every"],
-                             s["behaviour_eval_episodes"], args.seed, cfg["algorithms"]["sac"], progress=not args.no_progress)
-    # weights_only loading admits tensors, not numpy arrays
-    result["episodes"] = [{k: torch.from_numpy(v) for k, v in ep.items()} for ep in result["episodes"]]
-    torch_save(result, args.out)
+                             s["behaviour_eval_episodes"], args.seed, cfg["algorithms"]["sac"],
+                             progress=not args.no_progress, checkpoint=out.with_suffix(".checkpoint.pt"),
+                             checkpoint_every=s["checkpoint_every"])
+    result["episodes"] = episodes_as_tensors(result["episodes"])  # weights-only loading admits tensors
+    torch_save(result, out)
 
 
 def _load_behaviour(path: str) -> dict:
     from wmaug.io import torch_load
 
+    from wmaug.behaviour import episodes_as_arrays
+
     b = torch_load(path, "behaviour policy file")
-    b["episodes"] = [{k: v.numpy() for k, v in ep.items()} for ep in b["episodes"]]
+    b["episodes"] = episodes_as_arrays(b["episodes"])
     return b
 
 
 def cmd_dataset(args) -> None:
+    from wmaug.behaviour import sac_policy
     from wmaug.data import d4rl_protocol as P
     from wmaug.data.minari_io import dataset_checksum, write_minari_dataset
     from wmaug.io import write_json
@@ -103,7 +106,7 @@ def cmd_dataset(args) -> None:
             episodes = P.replay_episodes_until(behaviour, medium["step"])
         else:
             actor = ckpts[-1]["actor"] if kind == "expert" else medium["actor"]
-            policy = P.sac_policy(actor, env, sac_hidden, deterministic=False, seed=args.seed)
+            policy = sac_policy(actor, env, sac_hidden, deterministic=False, seed=args.seed)
             episodes = P.rollout_episodes(env, policy, n, args.seed, progress, f"{env} {kind}")
     elif kind == "medium-expert":
         from wmaug.data.minari_io import read_minari_episodes
@@ -151,7 +154,7 @@ def cmd_subsample(args) -> None:
 def cmd_world_model(args) -> None:
     from wmaug.models.world_model import (WorldModelConfig, one_step_error, save_world_model, train_reward_model,
                                          train_world_model)
-    from wmaug.pipeline import load_sample
+    from wmaug.data.sample import load_sample
 
     cfg = _load(args)
     wm = C.world_model_spec(cfg)

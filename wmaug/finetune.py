@@ -19,7 +19,7 @@ import torch
 from wmaug.algos import build_agent
 from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.evaluation import evaluate_steps
-from wmaug.pipeline import Progress, Run
+from wmaug.runner import Progress, Run
 from wmaug.pretrain import load_block, load_full_dataset
 from wmaug.samplers import make_sampler
 

@@ -11,235 +11,26 @@ and one checkpoint per seed.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.augment import WorldModelAugmenter
 from wmaug.data.buffer import Batch, ReplayGroup
-from wmaug.data.sample import ObsNormalizer
-from wmaug.data.transitions import Transitions
-from wmaug.envs import get_spec, make_env, normalized_score, terminal_fn
-from wmaug.errors import InputError, NonFiniteLoss
-from wmaug.evaluation import evaluate_groups, evaluate_parallel
-from wmaug.io import torch_load, torch_save
+from wmaug.data.sample import ObsNormalizer, load_sample
+from wmaug.envs import make_env, terminal_fn
+from wmaug.errors import InputError
+from wmaug.evaluation import evaluate_groups
+from wmaug.io import torch_save
 from wmaug.nets import join_members, select_members
 from wmaug.preemption import SigtermFlag
+from wmaug.runner import Progress, Run
 
 log = logging.getLogger("wmaug.cell")
-
-CHECKPOINT_VERSION = 2  # 2: online checkpoints inside episodes (the episode's start and length)
-
-
-@dataclass
-class Progress:
-    phase: str = "offline"  # offline -> online -> done
-    step: int = 0  # last completed offline iteration / online env step of `phase`
-    curve: list[dict] = field(default_factory=list)
-    env_steps: int = 0
-    updates: int = 0
-    episodes: int = 0
-    episode_return: float = 0.0
-    train_time: dict = field(default_factory=lambda: {"offline": 0.0, "online": 0.0, "eval": 0.0, "io": 0.0})
-
-
-def mean_of(values: list) -> float:
-    """Mean of logged losses: floats, or one-element tensors from a learner that avoids host syncs, or both (a
-    checkpoint's floats, then a resumed run's tensors); NaN if none. The same values give the same mean however they
-    were split between a checkpoint and the run that resumed from it."""
-    return float(np.mean(as_floats(values))) if values else float("nan")
-
-
-def as_floats(values: list) -> np.ndarray:
-    """Logged losses as float64, in order: tensors all on one device with one host copy, a mix one by one."""
-    if values and all(isinstance(v, torch.Tensor) for v in values) and len({v.device for v in values}) == 1:
-        return torch.stack([v.reshape(()) for v in values]).double().cpu().numpy()
-    return np.array([float(v) for v in values], dtype=np.float64)
-
-
-def load_sample(path: str | Path) -> tuple[Transitions, ObsNormalizer, dict]:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"offline sample not found: {path} (built by the `subsample` rule / `wmaug subsample`)")
-    with np.load(path) as f:
-        data = Transitions.from_mapping(f, str(path))
-        normalizer = ObsNormalizer(f["obs_mean"], f["obs_std"])
-        meta = {"sample_checksum": str(f["checksum"]), "source": str(f["source"]), "source_checksum": str(f["source_checksum"])}
-    return data, normalizer, meta
-
-
-class Run:
-    """What every training job shares: its random streams, environments, evaluation rows, loss
-    bookkeeping, checkpoints and progress bar. Subclasses say how to act and what else a checkpoint holds."""
-
-    metric_columns = ("critic_loss", "actor_loss", "q_mean")
-
-    def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
-        self.spec = spec
-        self.out_dir = Path(out_dir)
-        self.ckpt_path = self.out_dir / "checkpoint.pt"
-        self.device = device
-        self.show_progress = progress
-        self.cell = spec["cell"]
-        self.env_name, self.seed = self.cell["env"], int(self.cell["seed"])
-        env_spec = get_spec(self.env_name, where="cell spec")
-        self.obs_dim, self.act_dim = env_spec.obs_dim, env_spec.act_dim
-        torch.manual_seed(self.seed)
-        self.rng = np.random.default_rng(self.seed)  # batch indices, exploration noise, random start actions
-        self.env = make_env(self.env_name)
-        self.eval_env = make_env(self.env_name)
-        self.eval_envs = [self.eval_env]  # evaluation episodes run side by side, one env each (made when needed)
-        # The same evaluation start states at every evaluation of a cell; different per seed.
-        self.eval_seed = 1_000_000 + 1000 * self.seed
-        self.p = Progress()
-        # SIGTERM asks the run to stop at its next checkpointable point (now offline, the next episode end online).
-        self.sigterm = SigtermFlag("iteration offline, episode end online")
-        self.loss_sums: dict[str, list[float]] = {}
-        self.data_meta: dict = {}
-        self.obs: np.ndarray | None = None
-        self.log_prefix = ""  # "seed k: " when several seeds share a log
-
-    # ---- acting and evaluation --------------------------------------------------------------------
-    def policy(self, obs: np.ndarray) -> np.ndarray:
-        """The deterministic evaluation policy."""
-        raise NotImplementedError
-
-    def policy_batch(self, obs: np.ndarray) -> np.ndarray:
-        """The same policy on a batch of states, (N, obs_dim) -> (N, act_dim)."""
-        return np.stack([self.policy(o) for o in obs])
-
-    def eval_returns(self) -> np.ndarray:
-        n = self.budget["eval_episodes"]
-        self.eval_envs += [make_env(self.env_name) for _ in range(n - len(self.eval_envs))]
-        return evaluate_parallel(self.eval_envs, self.policy_batch, n, self.eval_seed)
-
-    def evaluate(self, phase: str, step: int, extra: dict | None = None) -> None:
-        t0 = time.perf_counter()
-        returns = self.eval_returns()
-        self.p.train_time["eval"] += time.perf_counter() - t0
-        self.log_evaluation(phase, step, returns, extra)
-
-    def log_evaluation(self, phase: str, step: int, returns: np.ndarray, extra: dict | None = None) -> None:
-        """One curve row: the evaluation's returns and the mean of each loss logged since the previous row."""
-        row = {
-            "phase": phase,
-            "step": step,
-            "normalized_score": float(normalized_score(self.env_name, returns.mean())),
-            "raw_return": float(returns.mean()),
-            "raw_return_std": float(returns.std()),
-            "env_steps": self.p.env_steps,
-            "updates": self.p.updates,
-        }
-        row.update(self.check_losses(phase, step))
-        row.update(extra or {})
-        self.loss_sums = {}
-        self.p.curve.append(row)
-        log.info("%s%s step %d: score %.1f (return %.1f), critic loss %.3g, Q %.3g", self.log_prefix,
-                 phase, step, row["normalized_score"], row["raw_return"], row["critic_loss"], row["q_mean"])
-
-    def record(self, metrics: dict[str, float | torch.Tensor]) -> None:
-        # Tensors stay on the device until the next evaluation: no host sync per update.
-        for key, value in metrics.items():
-            self.loss_sums.setdefault(key, []).append(value)
-        self.p.updates += 1
-
-    # ---- checkpoints ------------------------------------------------------------------------------
-    def check_losses(self, phase: str, step: int) -> dict[str, float]:
-        """The mean of each logged loss since the last evaluation; NonFiniteLoss (naming the loss and the step,
-        keeping the last checkpoint, which was saved from finite losses) if one is NaN or infinite."""
-        means = {}
-        for name in self.metric_columns:
-            values = self.loss_sums.get(name, [])
-            means[name] = mean_of(values)
-            if values and not math.isfinite(means[name]):
-                kept = (f"the last good checkpoint {self.ckpt_path} is kept" if self.ckpt_path.exists()
-                        else "no checkpoint had been saved")
-                raise NonFiniteLoss(f"{name} became {means[name]} before {phase} step {step} "
-                                    f"(mean since the previous evaluation); {kept}")
-        return means
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.sigterm.requested
-
-    def stop_if_requested(self) -> None:
-        self.sigterm.stop_if_requested(f"{self.p.phase} step {self.p.step}", self.ckpt_path)
-
-    def extra_state(self) -> dict:
-        """The subclass's part of a checkpoint: networks, optimisers, buffers."""
-        raise NotImplementedError
-
-    def load_extra_state(self, state: dict) -> None:
-        raise NotImplementedError
-
-    def checkpoint_state(self) -> dict:
-        return {
-            "version": CHECKPOINT_VERSION,
-            "config_hash": self.spec["config_hash"],
-            **self.extra_state(),
-            "progress": self.p.__dict__,
-            # floats: thousands of one-value device tensors would each be a host copy and a pickled tensor
-            "loss_sums": {key: as_floats(values).tolist() for key, values in self.loss_sums.items()},
-            "rng": self.rng.bit_generator.state,
-            "env_rng": self.env.unwrapped.np_random.bit_generator.state if self.p.phase == "online" else None,
-            "torch_rng": torch.get_rng_state(),
-            # on a GPU, target noise and augmentation draw from the CUDA generator
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-        }
-
-    def save_checkpoint(self) -> None:
-        self.check_losses(self.p.phase, self.p.step)  # a checkpoint only of finite losses: the last one stays good
-        t0 = time.perf_counter()
-        torch_save(self.checkpoint_state(), self.ckpt_path)
-        self.p.train_time["io"] = self.p.train_time.get("io", 0.0) + time.perf_counter() - t0
-
-    def read_checkpoint(self) -> dict | None:
-        """This run's checkpoint, or None if there is none or it is from another configuration."""
-        if not self.ckpt_path.exists():
-            return None
-        state = torch_load(self.ckpt_path, "checkpoint")
-        if state.get("config_hash") != self.spec["config_hash"]:
-            log.warning("checkpoint %s is from another configuration: starting over", self.ckpt_path)
-            return None
-        return state
-
-    def restore(self, state: dict) -> None:
-        self.load_extra_state(state)
-        self.p = Progress(**state["progress"])
-        self.loss_sums = state["loss_sums"]
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        if state["env_rng"] is not None:
-            self.set_env_rng(state["env_rng"])
-
-    def set_env_rng(self, state: dict) -> None:
-        self.env.reset(seed=self.seed)  # creates the generator, then its state is overwritten
-        self.env.unwrapped.np_random.bit_generator.state = state
-
-    def try_resume(self) -> bool:
-        state = self.read_checkpoint()
-        if state is None:
-            return False
-        self.restore(state)
-        log.info("resumed from %s at %s step %d", self.ckpt_path, self.p.phase, self.p.step)
-        return True
-
-    def progress_bar(self, total: int, done: int, seeds: str | None = None) -> tqdm:
-        c = self.cell
-        return tqdm(total=total, initial=done,
-                    desc=f"{self.env_name}/{c['dataset']}/{c['method']}/s{seeds or self.seed}",
-                    disable=not self.show_progress, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0,
-                    unit="step", dynamic_ncols=True)
 
 
 def td3_config(td3: dict) -> TD3Config:

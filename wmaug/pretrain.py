@@ -10,13 +10,11 @@ as separate runs. The job checkpoints and resumes like a cell.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from wmaug.algos import LOOP_KEYS, build_agent, compile_agent
 from wmaug.config import minari_root_of
@@ -24,9 +22,9 @@ from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env, normalized_score
 from wmaug.evaluation import evaluate_members
 from wmaug.io import torch_load, torch_save
-from wmaug.pipeline import as_floats, mean_of
-from wmaug.preemption import SigtermFlag, sigterm_handler_restored
+from wmaug.preemption import sigterm_handler_restored
 from wmaug.provenance import provenance
+from wmaug.runner import JobCheckpoint, as_floats, loss_means, progress_bar
 
 log = logging.getLogger("wmaug.pretrain")
 
@@ -69,7 +67,6 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
     job = spec["job"]
     algo, env, block = job["algo"], job["env"], job["block"]
     out = Path(out)
-    ckpt_path = out.with_suffix(".checkpoint.pt")
     env_spec = get_spec(env, where="pretrain spec")
     members = len(job["agent_seeds"])
     started = time.time()
@@ -88,21 +85,19 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
 
     compiled = compile_agent(agent, compile)
     start, history, sums = 0, [], {}
-    sigterm = SigtermFlag("iteration")
-    if ckpt_path.exists():
-        state = torch_load(ckpt_path, "pre-training checkpoint")
-        if state["spec"] == spec:
-            agent.load_state_dict(state["agent"])
-            rng.bit_generator.state = state["rng"]
-            torch.set_rng_state(state["torch_rng"])
-            start, history, sums = state["iteration"], state["history"], state.get("sums", {})
-            log.info("resumed %s at iteration %d", ckpt_path, start)
+    checkpoint = JobCheckpoint(out.with_suffix(".checkpoint.pt"), "spec", spec, "iteration")
+    state = checkpoint.load("pre-training checkpoint")
+    if state is not None:
+        agent.load_state_dict(state["agent"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start, history, sums = state["iteration"], state["history"], state.get("sums", {})
+        log.info("resumed %s at iteration %d", checkpoint.path, start)
 
     iterations = spec["iterations"]
     log_every = max(1, min(1000, iterations // 20))
     checkpoint_every = max(log_every, min(50_000, iterations // 4))
-    bar = tqdm(total=iterations, initial=start, desc=f"{algo} {env}/{job['dataset']} block {block}", disable=not progress,
-               file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0, unit="upd", dynamic_ncols=True)
+    bar = progress_bar(iterations, start, f"{algo} {env}/{job['dataset']} block {block}", progress, unit="upd")
     t0 = time.perf_counter()
     for it in range(start + 1, iterations + 1):
         metrics = agent.update(buffer.sample(batch_size, rng, members=members))
@@ -110,17 +105,14 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
             sums.setdefault(k, []).append(v)
         bar.update(1)
         if it % log_every == 0 or it == iterations:
-            row = {"iteration": it, **{k: mean_of(v) for k, v in sums.items()}}
-            if not all(np.isfinite(v) for v in row.values()):
-                raise FloatingPointError(f"{algo} block {block}: non-finite loss by iteration {it}: {row}")
-            history.append(row)
+            history.append({"iteration": it, **loss_means(sums, list(sums), f"iteration {it}", checkpoint.path)})
             sums = {}
-        if (it % checkpoint_every == 0 or sigterm.requested) and it < iterations:
-            torch_save({"spec": spec, "agent": agent.state_dict(), "rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "iteration": it, "history": history,
-                        "sums": {k: as_floats(v).tolist() for k, v in sums.items()}},
-                       ckpt_path)
-            sigterm.stop_if_requested(f"iteration {it}", ckpt_path)
+        if (it % checkpoint_every == 0 or checkpoint.stop_requested) and it < iterations:
+            loss_means(sums, list(sums), f"iteration {it}", checkpoint.path)  # only finite losses are kept
+            checkpoint.save({"agent": agent.state_dict(), "rng": rng.bit_generator.state,
+                             "torch_rng": torch.get_rng_state(), "iteration": it, "history": history,
+                             "sums": {k: as_floats(v).tolist() for k, v in sums.items()}})
+            checkpoint.stop_if_requested(f"iteration {it}")
     bar.close()
     train_time = time.perf_counter() - t0
 
@@ -151,5 +143,5 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         "provenance": provenance(device, compiled),
     }
     torch_save(result, out)
-    ckpt_path.unlink(missing_ok=True)
+    checkpoint.discard()
     return result

@@ -84,7 +84,7 @@ class AWAC(StatefulAgent):
         mean, std = self.actor.distribution_params(obs)
         return mean, std.clamp(math.exp(self.cfg.min_log_std), math.exp(self.cfg.max_log_std))
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """One step for every agent; batch tensors are (E, B, ...), one minibatch per agent."""
         cfg = self.cfg
         self.updates += 1
@@ -117,12 +117,13 @@ class AWAC(StatefulAgent):
         self.actor_opt.step()
 
         soft_update(self.critic_target, self.critic, cfg.tau)
+        # detached device scalars: no host sync per update; the per-agent mean in float64, as the logs always had it
         return {
-            "critic_loss": bellman.mean().item(),
-            "actor_loss": actor_loss.item() / self.members,
-            "q_mean": q.mean().item(),
-            "advantage": advantage.mean().item(),
-            "weight_max": weights.max().item(),
+            "critic_loss": bellman.detach().mean(),
+            "actor_loss": actor_loss.detach().double() / self.members,
+            "q_mean": q.detach().mean(),
+            "advantage": advantage.mean(),
+            "weight_max": weights.max(),
         }
 
     @torch.no_grad()

@@ -115,7 +115,7 @@ class BCQ(StatefulAgent):
         self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr)
         self.updates = 0
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """One step for every agent; batch tensors are (E, B, ...), one minibatch per agent."""
         cfg = self.cfg
         self.updates += 1
@@ -157,11 +157,12 @@ class BCQ(StatefulAgent):
 
         soft_update(self.critic_target, self.critic, cfg.tau)
         soft_update(self.actor_target, self.actor, cfg.tau)
+        # detached device scalars: no host sync per update; the per-agent means in float64, as the logs always had them
         return {
-            "critic_loss": bellman.mean().item(),
-            "actor_loss": actor_loss.item() / self.members,
-            "vae_loss": vae_loss.item() / self.members,
-            "q_mean": q.mean().item(),
+            "critic_loss": bellman.detach().mean(),
+            "actor_loss": actor_loss.detach().double() / self.members,
+            "vae_loss": vae_loss.detach().double() / self.members,
+            "q_mean": q.detach().mean(),
         }
 
     # ---- acting ---------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class FQE(StatefulAgent, GaussianMembers):
         self.critic_opt = make_adam(self.critic.parameters(), cfg.lr)
         self.updates = 0
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """One Bellman-evaluation step for every critic; batch tensors are (E, B, ...), one minibatch per agent."""
         cfg = self.cfg
         self.updates += 1
@@ -67,7 +67,9 @@ class FQE(StatefulAgent, GaussianMembers):
         critic_loss.backward()
         self.critic_opt.step()
         soft_update(self.critic_target, self.critic, cfg.tau)
-        return {"critic_loss": bellman.mean().item(), "actor_loss": 0.0, "q_mean": q.mean().item()}
+        # detached device scalars: no host sync per update
+        return {"critic_loss": bellman.detach().mean(), "actor_loss": torch.zeros((), device=q.device),
+                "q_mean": q.detach().mean()}
 
     @property
     def actor(self) -> EnsembleTanhGaussianActor:

@@ -54,7 +54,7 @@ class SAC(StatefulAgent):
         self.alpha_opt = make_adam([self.log_alpha], cfg.alpha_lr)
         self.updates = 0
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         self.updates += 1
         alpha = self.log_alpha.exp().detach()
@@ -88,11 +88,12 @@ class SAC(StatefulAgent):
             self.step_temperature(-(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean())
 
         soft_update(self.critic_target, self.critic, cfg.tau)
+        # detached device scalars, not floats: no host sync per update (the loop reads them when it logs)
         return {
-            "critic_loss": critic_loss.item(),
-            "actor_loss": actor_loss.item(),
-            "alpha": alpha.item(),
-            "q_mean": q[0].mean().item(),
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "alpha": alpha,
+            "q_mean": q[0].detach().mean(),
         }
 
     def step_temperature(self, loss: torch.Tensor) -> None:

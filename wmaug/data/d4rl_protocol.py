@@ -1,6 +1,7 @@
 """D4RL's dataset protocol (Fu et al. 2020) rebuilt on Gymnasium MuJoCo v5 (docs/protocol.md, common ground).
 
-A behaviour SAC is trained with periodic evaluation checkpoints. `expert` rolls out the final policy,
+A behaviour SAC is trained with periodic evaluation checkpoints (`wmaug.behaviour`: a training job, so it lives
+above the data layer). `expert` rolls out the final policy,
 `medium` the first checkpoint whose return reaches a third of the expert's, `medium-replay` is every
 transition the SAC replay buffer held up to that checkpoint, `random` takes uniform random actions and
 `medium-expert` concatenates medium and expert. Policies act stochastically, as in D4RL.
@@ -8,21 +9,13 @@ transition the SAC replay buffer held up to that checkpoint, `random` takes unif
 
 from __future__ import annotations
 
-import logging
 import sys
-import time
 from typing import Callable
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from wmaug.algos.sac import SAC, SACConfig
-from wmaug.data.buffer import ReplayBuffer
 from wmaug.envs import get_spec, make_env
-from wmaug.evaluation import evaluate
-
-log = logging.getLogger("wmaug.datasets")
 
 
 class EpisodeRecorder:
@@ -88,81 +81,10 @@ def rollout_on_env(env, policy: Callable[[np.ndarray], np.ndarray], n_transition
     return rec.episodes
 
 
-def as_batch(obs: np.ndarray) -> torch.Tensor:
-    """One float32 row: MuJoCo observations come as float64."""
-    return torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
-
-
-def sac_policy(actor_state: dict, env_name: str, hidden, deterministic: bool, seed: int) -> Callable:
-    spec = get_spec(env_name)
-    sac = SAC(spec.obs_dim, spec.act_dim, SACConfig(hidden=tuple(hidden)))
-    sac.actor.load_state_dict(actor_state)
-    gen = torch.Generator().manual_seed(seed)
-
-    @torch.no_grad()
-    def act(obs: np.ndarray) -> np.ndarray:
-        mean, std = sac.actor.distribution_params(as_batch(obs))
-        u = mean if deterministic else mean + std * torch.randn(mean.shape, generator=gen)
-        return torch.tanh(u).squeeze(0).numpy()
-
-    return act
-
-
 def uniform_policy(env_name: str, seed: int) -> Callable:
     rng = np.random.default_rng(seed)
     act_dim = get_spec(env_name).act_dim
     return lambda obs: rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
-
-
-def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int, eval_episodes: int, seed: int,
-                    sac: dict, progress: bool = True) -> dict:
-    """SAC with an evaluation checkpoint every `eval_every` steps; also records every episode it collects."""
-    spec = get_spec(env_name)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    cfg = SACConfig(**{k: v for k, v in sac.items() if k in SACConfig.__dataclass_fields__} | {"hidden": tuple(sac["hidden"])})
-    agent = SAC(spec.obs_dim, spec.act_dim, cfg)
-    buffer = ReplayBuffer(spec.obs_dim, spec.act_dim, steps)
-    env, eval_env = make_env(env_name), make_env(env_name)
-    rec = EpisodeRecorder()
-    obs, _ = env.reset(seed=seed)
-    rec.start(obs)
-    checkpoints = []
-    t0 = time.perf_counter()
-    bar = tqdm(range(1, steps + 1), disable=not progress, desc=f"behaviour SAC {env_name}", file=sys.stderr,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    for t in bar:
-        if t <= start_steps:
-            action = rng.uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
-        else:
-            action = agent.act(as_batch(obs)).squeeze(0).numpy()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        rec.step(action, reward, next_obs, terminated, truncated)
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = env.reset()
-            rec.start(obs)
-        if t > start_steps:
-            agent.update(buffer.sample(int(sac["batch_size"]), rng))
-        if t % eval_every == 0 or t == steps:  # the last checkpoint is the final (expert) policy
-            returns = evaluate(eval_env, lambda o: agent.act(as_batch(o), True).squeeze(0).numpy(),
-                               eval_episodes, seed=10_000 + seed)
-            checkpoints.append({"step": t, "return": float(returns.mean()),
-                                "actor": {k: v.clone() for k, v in agent.actor.state_dict().items()}})
-            log.info("behaviour %s step %d: return %.1f", env_name, t, returns.mean())
-            bar.set_postfix(ret=f"{returns.mean():.0f}")
-    rec.close(cut=True)  # the episode in flight at the end was in the replay buffer too
-    return {
-        "env": env_name,
-        "seed": seed,
-        "steps": steps,
-        "start_steps": start_steps,
-        "checkpoints": checkpoints,
-        "episodes": rec.episodes,
-        "wall_time_s": time.perf_counter() - t0,
-        "sac": sac,
-    }
 
 
 def pick_medium(checkpoints: list[dict], learning_starts: int, fraction: float = 1.0 / 3.0) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -68,3 +69,15 @@ class ObsNormalizer:
     @staticmethod
     def from_state_dict(state: dict) -> "ObsNormalizer":
         return ObsNormalizer(state["mean"].numpy(), state["std"].numpy())
+
+
+def load_sample(path: str | Path) -> tuple[Transitions, ObsNormalizer, dict]:
+    """A cell's offline sample (`wmaug subsample`): its transitions, state normalisation and provenance."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"offline sample not found: {path} (built by the `subsample` rule / `wmaug subsample`)")
+    with np.load(path) as f:
+        data = Transitions.from_mapping(f, str(path))
+        normalizer = ObsNormalizer(f["obs_mean"], f["obs_std"])
+        meta = {"sample_checksum": str(f["checksum"]), "source": str(f["source"]), "source_checksum": str(f["source_checksum"])}
+    return data, normalizer, meta
