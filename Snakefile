@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
-from wmaug import config as C
-from wmaug.data import DATASET_KINDS
-from wmaug.envs import ENV_SPECS
+from wmaug.core import config as C
+from wmaug.core.papers import PAPERS, paper, study_paper
+from wmaug.core.envs import DATASET_KINDS
+from wmaug.core.envs import ENV_SPECS
 from wmaug.report import claims as C_claims
 
 

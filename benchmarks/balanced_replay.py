@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from wmaug.data.buffer import ReplayBuffer
-from wmaug.data.prioritized import BalancedReplay
+from wmaug.paper_b.prioritized import BalancedReplay
 from wmaug.data.transitions import Transitions
-from wmaug.models.density_ratio import DensityRatio
-from wmaug.provenance import package_versions
+from wmaug.paper_b.density_ratio import DensityRatio
+from wmaug.core.provenance import package_versions
 
 from timing import rate  # benchmarks/ is the script's own folder, first on sys.path
 

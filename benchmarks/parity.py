@@ -39,11 +39,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from wmaug import config as C  # noqa: E402
+from wmaug.core import config as C  # noqa: E402
 from wmaug.data.buffer import ReplayBuffer  # noqa: E402
-from wmaug.envs import get_spec, make_env, normalized_score  # noqa: E402
-from wmaug.evaluation import evaluate  # noqa: E402
-from wmaug.io import torch_load, torch_save, write_json, write_text  # noqa: E402
+from wmaug.core.envs import get_spec, make_env, normalized_score  # noqa: E402
+from wmaug.core.evaluation import evaluate  # noqa: E402
+from wmaug.core.io import torch_load, torch_save, write_json, write_text  # noqa: E402
 from parity_lockstep import LOCKSTEP_PAIRS, lockstep  # noqa: E402
 
 log = logging.getLogger("parity")
@@ -315,7 +315,7 @@ def harness_offline(pair: str, budget: str, seeds: list[int], data, eval_seed: i
     """Paper B's learner (`build_agent`, as its pre-training runs it) for all seeds as one batched block: agent i
     draws its own weights and minibatches (tests/test_offline_algos.py: a member equals the agent cut from it)."""
     from wmaug.algos import LOOP_KEYS, build_agent
-    from wmaug.evaluation import evaluate_members
+    from wmaug.core.evaluation import evaluate_members
 
     b = BUDGETS[budget]
     env_name = b["env"]
@@ -487,7 +487,7 @@ def run(budget: str, pairs: list[str], progress: bool, sides: tuple[str, ...] = 
         extra_seeds: list[int] | None = None) -> None:
     import pandas as pd
 
-    from wmaug.provenance import provenance
+    from wmaug.core.provenance import provenance
 
     b = BUDGETS[budget]
     default = list(range(b["seeds"]))
@@ -565,8 +565,8 @@ def world_model_study(budget: str, seeds: list[int], epochs: int, every: int) ->
     import pandas as pd
 
     from wmaug.data.sample import subsample_indices
-    from wmaug.models.world_model import WorldModelConfig, one_step_error, train_world_model
-    from wmaug.provenance import provenance
+    from wmaug.paper_a.world_model import WorldModelConfig, one_step_error, train_world_model
+    from wmaug.core.provenance import provenance
 
     cfg = load_config()
     wm = cfg["algorithms"]["world_model"]

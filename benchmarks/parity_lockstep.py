@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleMLP
+from wmaug.core.nets import EnsembleMLP
 
 LOCKSTEP_PAIRS = ("sac", "td3", "td3bc")
 

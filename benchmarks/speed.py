@@ -36,12 +36,12 @@ from wmaug.algos.cql import CQL, CQLConfig
 from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.algos.sac import SAC, SACConfig
 from wmaug.algos.td3 import TD3, TD3Config
-from wmaug.allocator import keep_freed_memory
+from wmaug.core.allocator import keep_freed_memory
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.transitions import Transitions
-from wmaug.models.world_model import WorldModel, WorldModelConfig
-from wmaug.nets import make_adam
-from wmaug.provenance import package_versions
+from wmaug.paper_a.world_model import WorldModel, WorldModelConfig
+from wmaug.core.nets import make_adam
+from wmaug.core.provenance import package_versions
 
 from reference import PlainCQL, PlainTD3BC  # benchmarks/ is the script's own folder, first on sys.path
 from timing import rate, sync
@@ -175,8 +175,8 @@ def replay_group_rows(data: Transitions, device: torch.device, K: int) -> tuple[
 def grid_updates() -> dict:
     """Gradient updates in both papers' full grids at paper scale (config/config.yaml): paper A's TD3 steps (offline
     iterations + online steps per cell), paper B's pre-training blocks (5 agents each) and fine-tuning steps."""
-    from wmaug import config as C
-    from wmaug.methods import METHODS
+    from wmaug.core import config as C
+    from wmaug.core.methods import METHODS
 
     cfg = C.load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml", "paper")
     s = C.scale_cfg(cfg)
@@ -213,7 +213,7 @@ def grid_hours(updates: dict, by: dict, members: int, cql_row: str, suffix: str 
 def run_cell(scale: str, device: torch.device, compile: bool = False) -> dict:
     """One real cell (TD3 from scratch on hopper: no dataset needed) at `scale`; its wall time split (with `compile`,
     the compilation is part of training)."""
-    from wmaug import config as C
+    from wmaug.core import config as C
     from wmaug.cell import run_cell as run
 
     cfg = C.load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml", scale)
@@ -231,7 +231,7 @@ def run_cell(scale: str, device: torch.device, compile: bool = False) -> dict:
 
 def run_seed_group(scale: str, device: torch.device, seeds: int, compile: bool = False) -> dict:
     """The same cell for `seeds` seeds, as one job (one batched TD3) and as one job per seed, timed in this run."""
-    from wmaug import config as C
+    from wmaug.core import config as C
     from wmaug.cell import run_cells
 
     cfg = C.load_config(Path(__file__).resolve().parent.parent / "config" / "config.yaml", scale)

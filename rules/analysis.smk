@@ -2,7 +2,7 @@
 
 
 def _wm_study():
-    return [s for s, g in CFG["studies"].items() if g["pipeline"] == "wmaug"]
+    return [s for s in CFG["studies"] if study_paper(CFG, s).world_model_analyses]
 
 
 rule world_model_error:
@@ -58,7 +58,7 @@ rule critic_trace:
 
 def analysis_outputs(study):
     """What the study's report reads beside its cells."""
-    if CFG["studies"][study]["pipeline"] != "wmaug":
+    if not study_paper(CFG, study).world_model_analyses:
         return []
     out = [p for job in C.world_model_error_jobs(CFG, study)
            for p in C.world_model_error_paths(CFG, study, job["env"], job["dataset"], job["seed"]).values()]

@@ -9,21 +9,13 @@ def cell_spec(wc):
 
 def cell_inputs(wc):
     spec = cell_spec(wc)
-    paths, recipe = spec["paths"], spec["recipe"]
-    if recipe["pipeline"] == "balanced_replay":
-        data = C.dataset_input(CFG, wc.env, wc.dataset) if recipe["sampling"] != "online_only" else []
-        return data + ([paths["pretrained"]] if paths["pretrained"] else [])
-    return [p for p in (paths["sample"], paths["world_model"]) if p]
+    return paper(spec["recipe"]["pipeline"]).load("cell_inputs")(CFG, spec)
 
 
 def cell_runtime(wc):
-    """Minutes to ask a cluster for: paper A's TD3 at about 100 steps/s, paper B's 5-member ensembles at about 17."""
-    recipe = cell_spec(wc)["recipe"]
-    if recipe["pipeline"] == "balanced_replay":
-        return max(10, S["finetune_long_steps" if recipe["long"] else "finetune_steps"] // 1000)
-    online = S["online_long_steps"] if recipe["long"] else S["online_steps"]
-    offline = S["offline_iterations"] if recipe["offline"] else 0  # TD3 from scratch has no offline phase
-    return max(10, (offline + online) // 6000)
+    """Minutes to ask a cluster for (the paper's estimate from its budget)."""
+    spec = cell_spec(wc)
+    return paper(spec["recipe"]["pipeline"]).load("cell_minutes")(CFG, spec)
 
 
 # `--spec-json` holds one spec, or the list of a seed group's specs; `--out` one folder per seed.

@@ -1,20 +1,15 @@
 # Aggregation with rliable and the figures, one report job per study; then the claims' verdicts.
 # Every figure is marked for `snakemake --report`: grouped by paper (category) and figure (subcategory).
 
-PAPER_OF_PIPELINE = {"wmaug": "Paper A: world-model augmentation", "balanced_replay": "Paper B: balanced replay"}
-
 
 def figure_files(study):
-    from wmaug.report.build import figure_names
-
     out = S["figures_dir"]
-    names = figure_names(CFG["studies"][study]["pipeline"])
-    return [f"{out}/{study}_{name}.{ext}" for name in names for ext in ("png", "pdf", "csv")]
+    return [f"{out}/{study}_{name}.{ext}" for name in study_paper(CFG, study).figures for ext in ("png", "pdf", "csv")]
 
 
 def report_inputs(wc):
     inputs = study_summaries(wc.study) + analysis_outputs(wc.study)
-    if CFG["studies"][wc.study]["pipeline"] == "balanced_replay" and "halfcheetah" in CFG["studies"][wc.study]["envs"]:
+    if study_paper(CFG, wc.study).likelihood_shift and "halfcheetah" in CFG["studies"][wc.study]["envs"]:
         inputs.append(f"{S['results_dir']}/balanced_replay/fig1a_loglik.csv")
     return inputs
 
@@ -25,19 +20,17 @@ def report_tables(study):
 
 
 def figure_pattern(pipeline):
-    from wmaug.report.build import figure_names
-
     out = []
-    for name in figure_names(pipeline):
+    for name in paper(pipeline).figures:
         png = f"{S['figures_dir']}/{{study}}_{name}.png"
-        out.append(report(png, caption="report/figure.rst", category=PAPER_OF_PIPELINE[pipeline] + " ({study})",
+        out.append(report(png, caption="report/figure.rst", category=paper(pipeline).title + " ({study})",
                           subcategory=name, labels={"figure": name, "study": "{study}"}))
         out += [f"{S['figures_dir']}/{{study}}_{name}.{ext}" for ext in ("pdf", "csv")]
     return out
 
 
 # One report rule per pipeline (their figures differ), each matching only its own studies.
-for _pipeline in ("wmaug", "balanced_replay"):
+for _pipeline in PAPERS:
     _studies = [s for s, g in CFG["studies"].items() if g["pipeline"] == _pipeline]
     if not _studies:
         continue

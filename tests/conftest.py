@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from wmaug import config as C
+from wmaug.core import config as C
 from wmaug.data.d4rl_protocol import rollout_episodes, uniform_policy
 from wmaug.data.sample import ObsNormalizer, subsample
 from wmaug.data.transitions import Transitions
@@ -91,7 +91,7 @@ def noisy_expert(trained_td3):
     """10K transitions of the trained TD3 plus N(0, 0.1) action noise (as test_td3bc_offline...), and that noisy
     policy's own return over 10 episodes."""
     from wmaug.data.d4rl_protocol import rollout_on_env
-    from wmaug.evaluation import evaluate
+    from wmaug.core.evaluation import evaluate
 
     policy = greedy(trained_td3)
     rng = np.random.default_rng(1)
@@ -200,9 +200,9 @@ def build_report_noting(cfg: dict, study: str, cells, results: Path, figures: Pa
 
 def assert_report_files(figures: Path, results: Path, study: str) -> None:
     """Every figure of the study as png, pdf and csv, and the four tables, each non-empty."""
-    from wmaug.report.build import FIGURES
+    from wmaug.core.papers import PAPERS
 
-    for name in FIGURES[study]:
+    for name in PAPERS[study].figures:
         for ext in ("png", "pdf", "csv"):
             path = figures / f"{study}_{name}.{ext}"
             assert path.is_file() and path.stat().st_size > 0, path

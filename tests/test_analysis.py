@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from wmaug.analysis.q_auroc import auroc, q_discrimination
-from wmaug.analysis.replay_share import OfflineShare
-from wmaug.models.sa_vae import (
+from wmaug.paper_b.q_auroc import auroc, q_discrimination
+from wmaug.paper_b.replay_share import OfflineShare
+from wmaug.paper_b.sa_vae import (
     SAVAE,
     importance_weighted_log_likelihood,
     load_sa_vae,

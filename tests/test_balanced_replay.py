@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from wmaug.data.buffer import Batch
-from wmaug.data.prioritized import BalancedReplay, SumTree
+from wmaug.paper_b.prioritized import BalancedReplay, SumTree
 from wmaug.data.transitions import Transitions
-from wmaug.models.density_ratio import DensityRatio, js_loss
+from wmaug.paper_b.density_ratio import DensityRatio, js_loss
 
 OBS, ACT = 3, 2
 

@@ -13,7 +13,7 @@ from conftest import HIDDEN, ROOT, pendulum
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.data.buffer import Batch, ReplayBuffer, stack_batches as stack
 from wmaug.data.sample import ObsNormalizer
-from wmaug.evaluation import evaluate
+from wmaug.core.evaluation import evaluate
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reference import PlainTD3BC  # noqa: E402
@@ -111,7 +111,7 @@ def test_lean_fused_adam_steps_exactly_as_torchs_fused_adam():
     step goes through torch's own path) and after a state_dict round trip."""
     import copy
 
-    from wmaug.nets import FusedAdam, TwinCriticEnsemble, make_adam
+    from wmaug.core.nets import FusedAdam, TwinCriticEnsemble, make_adam
 
     torch.manual_seed(0)
     net = TwinCriticEnsemble(2, 3, 1, (16, 16))
@@ -145,10 +145,10 @@ def test_lean_fused_adam_steps_exactly_as_torchs_fused_adam():
 
 
 def test_the_allocator_setting_applies_on_linux_and_training_still_matches():
-    """wmaug's commands keep freed memory in the heap (glibc mallopt; wmaug/allocator.py). On Linux it must apply,
+    """wmaug's commands keep freed memory in the heap (glibc mallopt; wmaug/core/allocator.py). On Linux it must apply,
     and a learner's numbers must not depend on it: two TD3 updates on the same seed and batch, before and after,
     give equal losses."""
-    from wmaug.allocator import keep_freed_memory
+    from wmaug.core.allocator import keep_freed_memory
 
     batch = stack(member_batches(1, 64, seed=3))
     losses = []

@@ -12,7 +12,7 @@ import torch
 
 from wmaug.algos.sac import SAC
 from wmaug.behaviour import train_behaviour
-from wmaug.errors import Preempted
+from wmaug.core.errors import Preempted
 
 SAC_SETTINGS = {"hidden": [32, 32], "actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4, "init_alpha": 1.0,
                 "gamma": 0.99, "tau": 0.005, "batch_size": 64}
@@ -75,7 +75,7 @@ def test_periodic_checkpoints_leave_the_run_unchanged_and_another_jobs_checkpoin
                             progress=False, checkpoint=checkpoint, checkpoint_every=100)
     assert not checkpoint.exists() and other["checkpoints"]
     # a checkpoint of another job (seed 4, 400 steps) left where this job looks: ignored with a warning
-    from wmaug.io import torch_save
+    from wmaug.core.io import torch_save
 
     torch_save({"job": {"seed": 4}, "step": 10}, checkpoint)
     run = behaviour(checkpoint=checkpoint, checkpoint_every=150)

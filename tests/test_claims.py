@@ -21,8 +21,8 @@ from docutils.core import publish_parts
 
 from conftest import ROOT
 from wmaug import cli
-from wmaug import config as C
-from wmaug.analysis.critic_trace import TRACE_COLUMNS
+from wmaug.core import config as C
+from wmaug.paper_a.critic_trace import TRACE_COLUMNS
 from wmaug.report import claims as CL
 
 STEPS = np.arange(0, 1001, 100)

@@ -15,8 +15,8 @@ from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.cell import pick_compile, run_cell, run_cells
 from wmaug.data.buffer import Batch
-from wmaug.errors import InputError
-from wmaug.io import torch_load
+from wmaug.core.errors import InputError
+from wmaug.core.io import torch_load
 from torch._dynamo.utils import counters
 
 from conftest import tiny_spec, write_sample

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from wmaug import config as C
-from wmaug.methods import PAPER_A, PAPER_B
+from wmaug.core import config as C
+from wmaug.core.methods import PAPER_A, PAPER_B
 
 from conftest import ROOT
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from wmaug.analysis.critic_trace import (
+from wmaug.paper_a.critic_trace import (
     CriticTraceError,
     SUMMARY_COLUMNS,
     TRACE_COLUMNS,
@@ -23,10 +23,10 @@ from wmaug.analysis.critic_trace import (
 )
 from wmaug.data.d4rl_protocol import rollout_episodes, rollout_on_env, uniform_policy
 from wmaug.data.sample import ObsNormalizer
-from wmaug.envs import get_spec
-from wmaug.io import torch_load, torch_save
-from wmaug.nets import EnsembleDeterministicActor, QEnsemble
-from wmaug.report.critic_trace import CRITIC_PLOT_COLUMNS, plot_critic_trace
+from wmaug.core.envs import get_spec
+from wmaug.core.io import torch_load, torch_save
+from wmaug.core.nets import EnsembleDeterministicActor, QEnsemble
+from wmaug.paper_a.critic_trace_figure import CRITIC_PLOT_COLUMNS, plot_critic_trace
 
 GAMMA = 0.99
 HIDDEN = [8, 6]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from wmaug.envs import make_env
-from wmaug.evaluation import evaluate, evaluate_groups, evaluate_parallel
+from wmaug.core.envs import make_env
+from wmaug.core.evaluation import evaluate, evaluate_groups, evaluate_parallel
 
 
 def test_parallel_episodes_return_what_sequential_ones_do():

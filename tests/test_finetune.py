@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from wmaug import config as C
+from wmaug.core import config as C
 from wmaug.algos.cql import CQL, CQLConfig
 from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.cell import run_cell
-from wmaug.finetune import FinetuneRun
-from wmaug.methods import PAPER_B
-from wmaug.nets import EnsembleTanhGaussianActor, moment_matched, select_members
-from wmaug.pretrain import run_pretrain
+from wmaug.paper_b.finetune import FinetuneRun
+from wmaug.core.methods import PAPER_B
+from wmaug.core.nets import EnsembleTanhGaussianActor, moment_matched, select_members
+from wmaug.paper_b.pretrain import run_pretrain
 
 from conftest import ROOT as C_ROOT
 
@@ -195,7 +195,7 @@ def test_sigterm_stops_pretraining_with_a_checkpoint_and_the_rerun_matches(tmp_p
                                                                          monkeypatch):
     """SIGTERM during update 12 of 30: the block checkpoints at that iteration (losses since the last log row
     included) and raises Preempted; the re-run resumes to the uninterrupted block's weights and loss history."""
-    from wmaug.errors import Preempted
+    from wmaug.core.errors import Preempted
 
     cfg = small_config(base_config)
     spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
@@ -219,7 +219,7 @@ def test_a_non_finite_loss_stops_pretraining_naming_the_loss_and_iteration(tmp_p
     """The critic loss turns NaN at update 7 (injected): the block stops at its next log row with the shared
     runner's NonFiniteLoss, names the loss and the iteration, keeps the checkpoint of iteration 5 and writes no
     result."""
-    from wmaug.errors import NonFiniteLoss
+    from wmaug.core.errors import NonFiniteLoss
 
     cfg = small_config(base_config)
     spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
@@ -244,7 +244,7 @@ def test_a_non_finite_loss_stops_pretraining_naming_the_loss_and_iteration(tmp_p
 @pytest.mark.slow  # trains for seconds
 def test_sigterm_stops_a_finetune_cell_at_an_episode_end_and_the_rerun_matches(tmp_path, base_config,
                                                                              hopper_d4rl_file, cql_block, monkeypatch):
-    from wmaug.errors import Preempted
+    from wmaug.core.errors import Preempted
 
     spec = finetune_spec(base_config, "ours", hopper_d4rl_file, cql_block, seed=2, finetune_steps=400)
     run_cell(spec, tmp_path / "reference", device="cpu", progress=False)

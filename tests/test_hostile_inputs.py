@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from wmaug import cli, io
-from wmaug import config as C
+from wmaug import cli
+from wmaug.core import io
+from wmaug.core import config as C
 from wmaug.data import minari_io as mio
-from wmaug.errors import StorageError
+from wmaug.core.errors import StorageError
 
 from conftest import ROOT
 from test_minari_io import d4rl_arrays, rollout, write_h5

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from wmaug.io import atomic_path, write_text
+from wmaug.core.io import atomic_path, write_text
 
 
 def test_atomic_write_has_umask_permissions(tmp_path):

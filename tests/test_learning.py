@@ -16,7 +16,7 @@ from wmaug.algos.sac import SAC, SACConfig
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import ObsNormalizer
-from wmaug.evaluation import evaluate
+from wmaug.core.evaluation import evaluate
 
 from conftest import HIDDEN, TRAIN_STEPS, episodes_to_transitions, greedy, pendulum, train_online
 

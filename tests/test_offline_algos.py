@@ -22,8 +22,8 @@ from wmaug.algos.cql import CQL, CQLConfig
 from wmaug.algos.fqe import FQE, FQEConfig
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.data.buffer import Batch, ReplayBuffer
-from wmaug.evaluation import evaluate
-from wmaug.nets import select_members
+from wmaug.core.evaluation import evaluate
+from wmaug.core.nets import select_members
 
 from conftest import HIDDEN, greedy, pendulum
 

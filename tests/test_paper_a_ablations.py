@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from wmaug.algos.td3 import TD3, TD3Config
-from wmaug.augment import WorldModelAugmenter, latent_rollout
+from wmaug.paper_a.augment import WorldModelAugmenter, latent_rollout
 from wmaug.cell import run_cell
 from wmaug.data.buffer import Batch, ReplayBuffer
 from wmaug.data.d4rl_protocol import rollout_episodes, uniform_policy
 from wmaug.data.sample import subsample, subsample_indices
-from wmaug.envs import make_env, terminal_fn
-from wmaug.io import torch_load
-from wmaug.models.world_model import WorldModel, WorldModelConfig, save_world_model, train_reward_model
+from wmaug.core.envs import make_env, terminal_fn
+from wmaug.core.io import torch_load
+from wmaug.paper_a.world_model import WorldModel, WorldModelConfig, save_world_model, train_reward_model
 
 from conftest import episodes_to_transitions, tiny_spec, write_sample
 
@@ -151,7 +151,7 @@ def test_a_seed_groups_world_models_augment_as_each_alone(hopper_random, steps):
     rows and latent samples from its own generator, give what each model's own augmenter gives its seed's batch
     (float rounding of batched vs single matmuls: tolerance 1e-5)."""
     from wmaug.data.buffer import stack_batches
-    from wmaug.models.world_model import WorldModelGroup
+    from wmaug.paper_a.world_model import WorldModelGroup
 
     data = subsample(hopper_random, 500, seed=0)
     models = [small_world_model(subsample(hopper_random, 500, seed=k), seed=k, reward=steps > 1) for k in range(3)]
@@ -194,7 +194,7 @@ def test_td3_uses_per_row_discounts(hopper_random):
 @pytest.mark.parametrize("method,kept", [("wm_actor_only", "actor"), ("wm_critic_only", "critic")])
 def test_hand_off_keeps_only_one_part_and_the_offline_networks_are_saved(tmp_path, hopper_random, base_config,
                                                                          method, kept, monkeypatch):
-    from wmaug import pipeline
+    from wmaug.paper_a import pipeline
 
     spec = tiny_spec(base_config, tmp_path, method, seed=1, online_steps=150,
                      online_start_steps=100)

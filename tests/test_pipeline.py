@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from wmaug.augment import WorldModelAugmenter
+from wmaug.paper_a.augment import WorldModelAugmenter
 from wmaug.cell import run_cell
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.sample import subsample
-from wmaug.envs import ENV_SPECS, normalized_score
-from wmaug.models.world_model import WorldModel, WorldModelConfig, save_world_model
+from wmaug.core.envs import ENV_SPECS, normalized_score
+from wmaug.paper_a.world_model import WorldModel, WorldModelConfig, save_world_model
 
 from conftest import ROOT, tiny_spec, write_sample
 
@@ -217,7 +217,7 @@ def test_nan_loss_stops_the_cell_naming_loss_and_step_and_keeps_the_last_good_ch
     of iteration 30 stays; the one due at 60 is refused (it would hold NaN losses) and the run stops there, before
     the evaluation at 70, naming the loss and the step; no result is written."""
     from wmaug.algos.td3 import TD3
-    from wmaug.errors import NonFiniteLoss
+    from wmaug.core.errors import NonFiniteLoss
 
     spec = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=2, offline_iterations=100, eval_every=70,
                      checkpoint_every=30)
@@ -244,8 +244,8 @@ def test_a_checkpoint_of_the_previous_format_resumes_to_the_same_curve(tmp_path,
     """Version-1 checkpoints (online ones taken at an episode end, before the reset, with the env generator's state
     and no episode record) still resume: made here by stopping right after an episode end and rewriting the
     checkpoint into that format."""
-    from wmaug.errors import Preempted
-    from wmaug.pipeline import SeedRun
+    from wmaug.core.errors import Preempted
+    from wmaug.paper_a.pipeline import SeedRun
 
     spec = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=1, online_steps=300)
     _prepare(tmp_path, hopper_random, spec)

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from wmaug.algos.td3 import TD3
-from wmaug.augment import WorldModelAugmenter
+from wmaug.paper_a.augment import WorldModelAugmenter
 from wmaug.cell import run_cell
 from wmaug.data.buffer import Batch
-from wmaug.methods import PAPER_A, PAPER_B
-from wmaug.models.world_model import save_world_model
+from wmaug.core.methods import PAPER_A, PAPER_B
+from wmaug.paper_a.world_model import save_world_model
 
 from conftest import tiny_spec, write_sample
 from test_paper_a_ablations import small_world_model
@@ -103,7 +103,7 @@ def test_each_phase_of_a_paper_a_recipe_runs_the_loss_it_names(tmp_path, hopper_
 
     real_update, real_actor, real_critic = TD3.update, TD3.actor_loss, TD3.critic_loss
     real_augment = WorldModelAugmenter.__call__
-    from wmaug import pipeline
+    from wmaug.paper_a import pipeline
 
     real_batches = {name: getattr(pipeline.CellRun, name) for name in ("offline_batch", "online_batch")}
 
@@ -169,7 +169,7 @@ def test_each_phase_of_a_paper_a_recipe_runs_the_loss_it_names(tmp_path, hopper_
 def test_a_td3_cell_is_plain_td3_from_its_construction(tmp_path, base_config):
     """The bug this file was written for: the config's TD3+BC alpha reached TD3 from scratch, which has no hand-off
     to drop it."""
-    from wmaug.pipeline import CellRun
+    from wmaug.paper_a.pipeline import CellRun
 
     for method in ("td3", "td3_long"):
         spec = tiny_spec(base_config, tmp_path, method)
@@ -220,7 +220,7 @@ def test_a_paper_b_cell_builds_the_rule_its_recipe_names(tmp_path, base_config, 
     """FinetuneRun from each recipe's spec: the learner class, its members and whether CQL's term stays on."""
     from test_finetune import finetune_spec
 
-    from wmaug import finetune
+    from wmaug.paper_b import finetune
 
     rule, members, keep_cql, sampling = PAPER_B_FINETUNE[method]
     obs_dim, act_dim = 11, 3

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, assert_report_files, build_report_noting, make_cell
-from wmaug import config as C
-from wmaug.analysis.critic_trace import TRACE_COLUMNS
-from wmaug.analysis.world_model_error import BY_DIMENSION_COLUMNS, BY_DISTANCE_COLUMNS, SUMMARY_COLUMNS
+from wmaug.core import config as C
+from wmaug.paper_a.critic_trace import TRACE_COLUMNS
+from wmaug.paper_a.world_model_error import BY_DIMENSION_COLUMNS, BY_DISTANCE_COLUMNS, SUMMARY_COLUMNS
 
 STUDY = "wmaug"
 SEEDS = 3

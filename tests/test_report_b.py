@@ -1,4 +1,4 @@
-"""Paper B's report (wmaug.report.paper_b) on synthetic finished cells of study `balanced_replay`.
+"""Paper B's report (wmaug.paper_b.report) on synthetic finished cells of study `balanced_replay`.
 
 The grid is the smoke scale's (halfcheetah, hopper x random, medium-expert; Fig 1b's
 halfcheetah-medium is left out), 3 seeds, with every `ours_alt_ratio` cell and the `ours_uniform`
@@ -18,10 +18,11 @@ import scipy.stats
 import yaml
 
 from conftest import ROOT, assert_report_files, build_report_noting, make_cell
-from wmaug import config as C
-from wmaug.report import paper_b
+from wmaug.core import config as C
+from wmaug.paper_b import report as paper_b
 from wmaug.report.aggregate import collect_scores, curve_intervals, final_scores
-from wmaug.report.build import FIGURES, build_study_report
+from wmaug.core.papers import PAPERS
+from wmaug.report.build import build_study_report
 from wmaug.report.figures import CURVE_PLOT_COLUMNS
 
 STUDY = "balanced_replay"
@@ -293,7 +294,7 @@ def test_final_scores_auc_is_the_trapezoidal_mean(tmp_path):
 def test_no_cells_gives_notes_only(tmp_path):
     cfg = smoke_config()
     paper_b.build_balanced_replay_report(cfg, STUDY, [], tmp_path / "r", tmp_path / "f")
-    for name in FIGURES[STUDY]:
+    for name in PAPERS[STUDY].figures:
         assert (tmp_path / "f" / f"{STUDY}_{name}.png").is_file()
         assert pd.read_csv(tmp_path / "f" / f"{STUDY}_{name}.csv").empty
     assert pd.read_csv(tmp_path / "r" / "scores.csv").empty

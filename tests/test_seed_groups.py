@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from wmaug.cell import run_cell, run_cells
-from wmaug.errors import InputError, Preempted
-from wmaug.io import torch_load
-from wmaug.models.world_model import save_world_model, train_reward_model
-from wmaug.pipeline import SeedRun, check_seed_group
+from wmaug.core.errors import InputError, Preempted
+from wmaug.core.io import torch_load
+from wmaug.paper_a.world_model import save_world_model, train_reward_model
+from wmaug.core.runner import check_seed_group
+from wmaug.paper_a.pipeline import SeedRun
 
 from conftest import ROOT, tiny_spec, write_sample
 from test_pipeline import small_world_model

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from wmaug.data.transitions import Transitions
-from wmaug.envs import make_env
-from wmaug.models.world_model import (
+from wmaug.core.envs import make_env
+from wmaug.paper_a.world_model import (
     WorldModel,
     WorldModelConfig,
     load_world_model,

@@ -1,4 +1,4 @@
-"""The world model's held-out one-step error analysis (wmaug.analysis.world_model_error) and its figure."""
+"""The world model's held-out one-step error analysis (wmaug.paper_a.world_model_error) and its figure."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wmaug.analysis.world_model_error import (
+from wmaug.paper_a.world_model_error import (
     BY_DIMENSION_COLUMNS,
     BY_DISTANCE_COLUMNS,
     SUMMARY_COLUMNS,
@@ -17,8 +17,8 @@ from wmaug.analysis.world_model_error import (
 )
 from wmaug.data.sample import subsample_indices
 from wmaug.data.transitions import Transitions
-from wmaug.models.world_model import WorldModelConfig, one_step_error, train_world_model
-from wmaug.report.world_model_error import WORLD_MODEL_ERROR_PLOT_COLUMNS, plot_world_model_error
+from wmaug.paper_a.world_model import WorldModelConfig, one_step_error, train_world_model
+from wmaug.paper_a.world_model_error_figure import WORLD_MODEL_ERROR_PLOT_COLUMNS, plot_world_model_error
 
 # A tiny world model on 1,000 of the 3,000 real Hopper transitions (uniform random actions; ~130 terminal
 # rows), the other usable rows held out: 2x64 MLPs, batch 128, lr 1e-3, 120 epochs = 960 Adam updates, ~2 s.

@@ -3,7 +3,7 @@
 past a third of the expert's return rolls out `medium`, and what it collected until then is `medium-replay`
 (`wmaug.data.d4rl_protocol` builds those from this job's result).
 
-At paper scale it is a 1M-step job of hours, so it resumes like every other loop (`wmaug.runner`): a checkpoint at
+At paper scale it is a 1M-step job of hours, so it resumes like every other loop (`wmaug.core.runner`): a checkpoint at
 the first episode end past every `checkpoint_every` steps, or at the next episode end after SIGTERM (then exit 143).
 A resumed run continues exactly: networks, optimisers, replay buffer, recorded episodes, every random stream, and
 the environment's generator as it was before the reset that started the next episode.
@@ -22,10 +22,10 @@ import torch
 from wmaug.algos.sac import SAC, SACConfig
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.d4rl_protocol import EpisodeRecorder
-from wmaug.envs import get_spec, make_env
-from wmaug.evaluation import evaluate
-from wmaug.preemption import sigterm_handler_restored
-from wmaug.runner import JobCheckpoint, progress_bar, set_env_rng
+from wmaug.core.envs import get_spec, make_env
+from wmaug.core.evaluation import evaluate
+from wmaug.core.preemption import sigterm_handler_restored
+from wmaug.core.runner import JobCheckpoint, progress_bar, set_env_rng
 
 log = logging.getLogger("wmaug.datasets")
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 
 from wmaug.algos import compile_agent
-from wmaug.errors import InputError
-from wmaug.io import storage_error, torch_save, write_json, write_text
-from wmaug.pipeline import CellRun, check_seed_group
-from wmaug.preemption import sigterm_handler_restored
-from wmaug.provenance import provenance
+from wmaug.core.errors import InputError
+from wmaug.core.io import storage_error, torch_save, write_json, write_text
+from wmaug.core.papers import paper
+from wmaug.core.runner import check_seed_group
+from wmaug.core.preemption import sigterm_handler_restored
+from wmaug.core.provenance import provenance
 
 log = logging.getLogger("wmaug.cell")
 
@@ -37,7 +38,7 @@ COMPILE_ENV = "WMAUG_COMPILE"
 
 
 def pick_compile(choice: str | None = None) -> bool:
-    """Whether learners run their losses as compiled graphs (`wmaug.nets.compile_loss`): the `--compile` flag, else
+    """Whether learners run their losses as compiled graphs (`wmaug.core.nets.compile_loss`): the `--compile` flag, else
     the environment variable WMAUG_COMPILE (so a Snakemake run or a cluster profile switches it without changing any
     rule), else off. Compiling costs 5-30 s per learner at start; on a CPU it pays only for CQL (benchmarks/)."""
     source = "--compile"
@@ -128,16 +129,7 @@ def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto
         (out_dir / "summary.json").unlink(missing_ok=True)  # a re-run invalidates the old result before anything else
     started = time.time()
     with sigterm_handler_restored():
-        if specs[0]["recipe"]["pipeline"] == "balanced_replay":
-            from wmaug.finetune import FinetuneRun
-
-            if len(specs) > 1:
-                raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
-            run = FinetuneRun(specs[0], out_dirs[0], dev, progress=progress)
-            seed_runs = [run]
-        else:
-            run = CellRun(specs, out_dirs, dev, progress=progress)
-            seed_runs = run.seeds
+        run, seed_runs = paper(specs[0]["recipe"]["pipeline"]).load("make_run")(specs, out_dirs, dev, progress)
         compiled = compile_agent(run.agent, compile)
         info = run.run()
     seeds = [r.seed for r in seed_runs]

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wmaug import config as C
-from wmaug.allocator import keep_freed_memory
-from wmaug.errors import InputError, NonFiniteLoss, Preempted, ReportInputError, StorageError
+from wmaug.core import config as C
+from wmaug.core.allocator import keep_freed_memory
+from wmaug.core.errors import InputError, NonFiniteLoss, Preempted, ReportInputError, StorageError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def cmd_validate(args) -> None:
 
 def cmd_behaviour(args) -> None:
     from wmaug.behaviour import episodes_as_tensors, train_behaviour
-    from wmaug.io import torch_save
+    from wmaug.core.io import torch_save
 
     cfg = _load(args)
     s = C.scale_cfg(cfg)
@@ -70,7 +70,7 @@ def cmd_behaviour(args) -> None:
 
 
 def _load_behaviour(path: str) -> dict:
-    from wmaug.io import torch_load
+    from wmaug.core.io import torch_load
 
     from wmaug.behaviour import episodes_as_arrays
 
@@ -83,7 +83,7 @@ def cmd_dataset(args) -> None:
     from wmaug.behaviour import sac_policy
     from wmaug.data import d4rl_protocol as P
     from wmaug.data.minari_io import dataset_checksum, write_minari_dataset
-    from wmaug.io import write_json
+    from wmaug.core.io import write_json
 
     cfg = _load(args)
     s = C.scale_cfg(cfg)
@@ -133,7 +133,7 @@ source_for = C.full_dataset_source  # the user's source for (env, kind), else th
 def cmd_subsample(args) -> None:
     from wmaug.data.minari_io import load_source
     from wmaug.data.sample import ObsNormalizer, subsample_indices
-    from wmaug.io import atomic_path
+    from wmaug.core.io import atomic_path
 
     cfg = _load(args)
     source = source_for(cfg, args.env, args.dataset)
@@ -152,7 +152,7 @@ def cmd_subsample(args) -> None:
 
 
 def cmd_world_model(args) -> None:
-    from wmaug.models.world_model import (WorldModelConfig, one_step_error, save_world_model, train_reward_model,
+    from wmaug.paper_a.world_model import (WorldModelConfig, one_step_error, save_world_model, train_reward_model,
                                          train_world_model)
     from wmaug.data.sample import load_sample
 
@@ -209,7 +209,7 @@ def cmd_cell(args) -> None:
 
 def cmd_pretrain(args) -> None:
     from wmaug.cell import pick_compile, pick_device
-    from wmaug.pretrain import run_pretrain
+    from wmaug.paper_b.pretrain import run_pretrain
 
     spec = _spec_json(args.spec_json) if args.spec_json else C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
     missing = [k for k in ("job", "scale", "iterations", "paths") if not isinstance(spec, dict) or k not in spec]
@@ -223,7 +223,7 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_likelihood_shift(args) -> None:
-    from wmaug.analysis.likelihood_shift import likelihood_shift
+    from wmaug.paper_b.likelihood_shift import likelihood_shift
     from wmaug.cell import pick_device
 
     cfg = _load(args)
@@ -231,10 +231,10 @@ def cmd_likelihood_shift(args) -> None:
 
 
 def cmd_world_model_error(args) -> None:
-    from wmaug.analysis.world_model_error import world_model_error
+    from wmaug.paper_a.world_model_error import world_model_error
     from wmaug.data.minari_io import load_source
-    from wmaug.io import write_text
-    from wmaug.models.world_model import load_world_model
+    from wmaug.core.io import write_text
+    from wmaug.paper_a.world_model import load_world_model
 
     cfg = _load(args)
     model, _ = load_world_model(args.world_model)
@@ -255,10 +255,10 @@ def cmd_world_model_error(args) -> None:
 
 
 def cmd_critic_trace(args) -> None:
-    from wmaug.analysis.critic_trace import critic_trace, load_cell_critic, pick_episode, trace_summary
+    from wmaug.paper_a.critic_trace import critic_trace, load_cell_critic, pick_episode, trace_summary
     from wmaug.data.minari_io import load_source
-    from wmaug.io import write_text
-    from wmaug.methods import FIG5_CRITICS
+    from wmaug.core.io import write_text
+    from wmaug.core.methods import FIG5_CRITICS
 
     cfg = _load(args)
     part = {method: which for method, which, _ in FIG5_CRITICS}
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
-    keep_freed_memory()  # training allocates the same large activations every update (wmaug/allocator.py)
+    keep_freed_memory()  # training allocates the same large activations every update (wmaug/core/allocator.py)
     if args.threads:
         import torch
 

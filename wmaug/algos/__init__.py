@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import fields
 
-from wmaug.errors import InputError
+from wmaug.core.errors import InputError
 
 LOOP_KEYS = ("batch_size",)  # settings the training loop reads, not the update rule
 
@@ -24,7 +24,7 @@ def agent_class(rule: str) -> tuple[type, type]:
 
 def check_settings(rule: str, settings: dict, where: str) -> None:
     """Unknown keys of an algorithm section get the list of valid ones, before any compute."""
-    from wmaug.envs import unknown_name_message
+    from wmaug.core.envs import unknown_name_message
 
     cfg_cls = agent_class(rule)[1]
     valid = [f.name for f in fields(cfg_cls)] + list(LOOP_KEYS)

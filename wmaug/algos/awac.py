@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from wmaug.algos.common import StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam, moment_matched, soft_update
+from wmaug.core.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam, moment_matched, soft_update
 
 ACTION_CLIP = 1.0 - 1e-6  # atanh(+-1) is infinite: dataset actions are clipped to (-1 + 1e-6, 1 - 1e-6)
 

@@ -33,7 +33,7 @@ from torch import nn
 from wmaug.algos.common import StatefulAgent
 from wmaug.algos.cql import repeat_actions
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleMLP, TwinCriticEnsemble, frozen, make_adam, soft_update
+from wmaug.core.nets import EnsembleMLP, TwinCriticEnsemble, frozen, make_adam, soft_update
 
 
 @dataclass

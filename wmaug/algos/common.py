@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import compile_loss, frozen, soft_update
+from wmaug.core.nets import compile_loss, frozen, soft_update
 
 
 class StatefulAgent:
@@ -53,7 +53,7 @@ class GaussianMembers:
 
 class CompilableLosses:
     """A learner whose update computes its losses through `_critic_loss` and `_actor_loss`: the eager `critic_loss`
-    and `actor_loss`, or after :meth:`compile` their compiled graphs (`wmaug.nets.compile_loss`; random draws,
+    and `actor_loss`, or after :meth:`compile` their compiled graphs (`wmaug.core.nets.compile_loss`; random draws,
     optimiser and target steps stay outside, so a compiled learner draws what an eager one does)."""
 
     compiled = False
@@ -71,7 +71,7 @@ class CompilableLosses:
 
     def kept(self, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Outputs of a loss to keep: copies when compiled (a captured graph's outputs die at the next compiled call,
-        `wmaug.nets.compile_loss`)."""
+        `wmaug.core.nets.compile_loss`)."""
         return {key: value.clone() for key, value in metrics.items()} if self.compiled else metrics
 
 

@@ -16,8 +16,8 @@ import torch
 
 from wmaug.algos.common import GaussianMembers, SoftActorCritic, StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.errors import InputError
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam
+from wmaug.core.errors import InputError
+from wmaug.core.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 from wmaug.algos.cql import cql_penalty
 from wmaug.algos.common import GaussianMembers, SoftActorCritic, StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam
+from wmaug.core.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam
 
 
 @dataclass

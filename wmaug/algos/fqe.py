@@ -23,7 +23,7 @@ import torch
 
 from wmaug.algos.common import GaussianMembers, StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam, soft_update
+from wmaug.core.nets import EnsembleTanhGaussianActor, TwinCriticEnsemble, make_adam, soft_update
 
 
 @dataclass

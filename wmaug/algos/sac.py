@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from wmaug.algos.common import StatefulAgent
 from wmaug.data.buffer import Batch
-from wmaug.nets import QEnsemble, TanhGaussianActor, frozen, make_adam, soft_update
+from wmaug.core.nets import QEnsemble, TanhGaussianActor, frozen, make_adam, soft_update
 
 
 TEMPERATURE_UPDATES = ("log_alpha_after_actor", "alpha_before_actor")

@@ -4,7 +4,7 @@ independent agents at once.
 Numbers: docs/protocol.md, paper A (the TD3 / TD3+BC reference code).
 
 E members (independent agents: the seeds of one cell) are one batched computation: every layer is one weight
-tensor with a leading member axis (``wmaug.nets``), each member reads its own minibatch, and the loss is the sum
+tensor with a leading member axis (``wmaug.core.nets``), each member reads its own minibatch, and the loss is the sum
 of the members' losses. Member i's loss depends only on its own weights and batch, so the sum hands each member
 exactly its own gradient, and Adam, being elementwise, makes exactly its own step: members trained together follow
 the update rule of agents trained alone. Batches carry the member axis first, (E, B, ...), and losses come out
@@ -20,7 +20,7 @@ import torch
 
 from wmaug.algos.common import CompilableLosses, optimiser_step
 from wmaug.data.buffer import Batch
-from wmaug.nets import EnsembleDeterministicActor, TwinCriticEnsemble, frozen, make_adam, soft_update
+from wmaug.core.nets import EnsembleDeterministicActor, TwinCriticEnsemble, frozen, make_adam, soft_update
 
 
 @dataclass

@@ -1,2 +1,2 @@
-# D4RL dataset kinds the protocol builds (docs/protocol.md, common ground).
-DATASET_KINDS = ["random", "medium", "expert", "medium-replay", "medium-expert"]
+"""Datasets and what carries them: transitions, replay buffers, per-cell samples and their normalisation, Minari and
+D4RL file I/O, and the D4RL protocol's rollouts. It imports the core only."""

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from wmaug.envs import get_spec, make_env
+from wmaug.core.envs import get_spec, make_env
 
 
 class EpisodeRecorder:

@@ -36,8 +36,8 @@ import numpy as np
 from h5py import h5d, h5g, h5s
 
 from wmaug.data.transitions import Transitions
-from wmaug.errors import InputError
-from wmaug.envs import get_spec
+from wmaug.core.errors import InputError
+from wmaug.core.envs import get_spec
 
 MINARI_DATA_FILE = "main_data.hdf5"
 MINARI_METADATA_FILE = "metadata.json"

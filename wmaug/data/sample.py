@@ -10,7 +10,7 @@ import torch
 
 from wmaug.data.buffer import Batch
 from wmaug.data.transitions import Transitions
-from wmaug.errors import InputError
+from wmaug.core.errors import InputError
 
 
 def subsample_indices(n_total: int, n: int, seed: int, where: str = "dataset") -> np.ndarray:

@@ -1,5 +1,5 @@
 """Score collection and rliable-based aggregation of finished cells (paper A's `wmaug` study and
-paper B's `balanced_replay`, whose report lives in :mod:`wmaug.report.paper_b`).
+paper B's `balanced_replay`, whose report lives in :mod:`wmaug.paper_b.report`).
 
 Inputs are finished training cells: directories with ``summary.json`` and ``curve.csv``
 (see :func:`collect_scores`). Every interval here is a 95% percentile interval from
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from rliable import library as rly
 
-from wmaug.errors import ReportInputError
+from wmaug.core.errors import ReportInputError
 from rliable import metrics as rlm
 
 __all__ = [

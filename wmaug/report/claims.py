@@ -28,11 +28,12 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from wmaug import config as C
-from wmaug.data import DATASET_KINDS
-from wmaug.envs import ENV_SPECS, unknown_name_message
-from wmaug.errors import InputError
-from wmaug.methods import METHODS
+from wmaug.core import config as C
+from wmaug.core.envs import DATASET_KINDS
+from wmaug.core.envs import ENV_SPECS, unknown_name_message
+from wmaug.core.errors import InputError
+from wmaug.core.papers import BY_CLAIM_PREFIX, study_paper
+from wmaug.core.methods import METHODS
 
 log = logging.getLogger("wmaug.claims")
 
@@ -54,7 +55,6 @@ METRICS = {
     "critic_gap": ({"ref": None, "tail": 0}, "mean |Q - Q_{ref}| / mean |G_t| along the Fig 5 expert episode"),
 }
 CRITIC_METRICS = ("critic_error", "critic_gap")
-PAPERS = {"A": "wmaug", "B": "balanced_replay"}  # paper -> pipeline
 SCORE_COLUMN = "normalized_score"
 CLAIM_KEYS = ("id", "paper", "figure", "says", "checks")
 CHECK_KEYS = ("check", "x", "y", "metric", "op", "threshold", "scope", "over_tasks", "envs", "datasets", "tasks",
@@ -123,7 +123,7 @@ class Claim:
 
     @property
     def pipeline(self) -> str:
-        return PAPERS[self.paper]
+        return BY_CLAIM_PREFIX[self.paper].pipeline
 
 
 @dataclass(frozen=True)
@@ -257,8 +257,6 @@ def parse_claims(data, where: str = "claims") -> Claims:
     if not isinstance(data["claims"], list) or not data["claims"]:
         raise ClaimsError(f"{where}: 'claims' must be a non-empty list")
     claims, seen = [], set()
-    from wmaug.report.build import figure_names
-
     for i, obj in enumerate(data["claims"]):
         w = f"{where}: claims[{i}]"
         obj = _keys(obj, CLAIM_KEYS, w, required=CLAIM_KEYS)
@@ -269,13 +267,13 @@ def parse_claims(data, where: str = "claims") -> Claims:
             raise ClaimsError(f"{w}.id: claim {cid!r} appears twice")
         seen.add(cid)
         w = f"{where}: claim {cid}"
-        paper = _name("paper", obj["paper"], list(PAPERS), f"{w}.paper")
-        figure = _name("figure", obj["figure"], figure_names(PAPERS[paper]), f"{w}.figure")
+        paper = _name("paper", obj["paper"], list(BY_CLAIM_PREFIX), f"{w}.paper")
+        figure = _name("figure", obj["figure"], list(BY_CLAIM_PREFIX[paper].figures), f"{w}.figure")
         if not isinstance(obj["says"], str) or not obj["says"].strip():
             raise ClaimsError(f"{w}.says: expected the claim in words")
         if not isinstance(obj["checks"], list) or not obj["checks"]:
             raise ClaimsError(f"{w}.checks: expected a non-empty list of checks")
-        checks = tuple(_check(c, PAPERS[paper], f"{w}.checks[{j}]") for j, c in enumerate(obj["checks"]))
+        checks = tuple(_check(c, BY_CLAIM_PREFIX[paper].pipeline, f"{w}.checks[{j}]") for j, c in enumerate(obj["checks"]))
         claims.append(Claim(cid, paper, figure, " ".join(obj["says"].split()), checks))
     return Claims(min_seeds, tuple(claims), where)
 
@@ -539,15 +537,13 @@ def study_evidence(cfg: dict, study: str, figures_dir: Path) -> StudyEvidence:
         raise ClaimsError(f"{path}: scores of scale(s) {sorted(set(scores['scale'].astype(str)))}, the claims "
                           f"are evaluated for scale {cfg['scale']!r}")
     traces = {}
-    pipeline = cfg["studies"][study]["pipeline"]
-    if pipeline == "wmaug":
+    paper = study_paper(cfg, study)
+    if paper.world_model_analyses:
         for job in C.critic_trace_jobs(cfg, study):
             p = Path(C.critic_trace_path(cfg, study, job["env"], job["dataset"]))
             if p.is_file():
                 traces[(job["env"], job["dataset"])] = pd.read_csv(p)
-    from wmaug.report.build import figure_names
-
-    figures = {name: f"{study}_{name}.png" for name in figure_names(pipeline)
+    figures = {name: f"{study}_{name}.png" for name in paper.figures
                if (Path(figures_dir) / f"{study}_{name}.png").is_file()}
     grid = {k: cfg["studies"][study][k] for k in ("envs", "datasets")}
     return StudyEvidence(study, scores, traces, grid, figures)
@@ -568,14 +564,14 @@ def claim_inputs(cfg: dict) -> list[str]:
     s = C.scale_cfg(cfg)
     paths = [f"{s['results_dir']}/{study}/scores.csv" for study in cfg["studies"]]
     for study, grid in cfg["studies"].items():
-        if grid["pipeline"] == "wmaug":
+        if study_paper(cfg, study).world_model_analyses:
             paths += [C.critic_trace_path(cfg, study, j["env"], j["dataset"]) for j in C.critic_trace_jobs(cfg, study)]
     return paths
 
 
 def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path) -> list[dict]:
     """Evaluate every claim on the results at hand and write claims.json, claims.md and claims.rst to out_dir."""
-    from wmaug.io import write_json, write_text
+    from wmaug.core.io import write_json, write_text
 
     claims = load_claims(claims_path)
     out_dir = Path(out_dir)

@@ -1,7 +1,7 @@
 """Figures of the studies: learning curves with CI bands and rliable-style aggregate intervals.
 
 Paper A (`wmaug`) uses :func:`plot_learning_curves` and :func:`plot_aggregate_metrics` as they
-are; paper B (:mod:`wmaug.report.paper_b`) also uses their options (labels, colours, panel notes,
+are; paper B (:mod:`wmaug.paper_b.report`) also uses their options (labels, colours, panel notes,
 side panels of across-task aggregates, extra metric panels) and :func:`plot_curve_grid` for
 panels that are not (dataset, env) grids, and :func:`plot_note` for figures it cannot draw.
 
@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from wmaug.io import atomic_path
+from wmaug.core.io import atomic_path
 
 __all__ = [
     "METHOD_COLORS",
@@ -105,12 +105,12 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
 
 
 def _label(key: str, labels: dict[str, str] | None = None) -> str:
-    """Display name: the caller's, else this module's, else wmaug.methods', else the key."""
+    """Display name: the caller's, else this module's, else wmaug.core.methods', else the key."""
     if labels and key in labels:
         return labels[key]
     if key in METHOD_LABELS:
         return METHOD_LABELS[key]
-    from wmaug.methods import METHOD_LABELS as ALL_LABELS
+    from wmaug.core.methods import METHOD_LABELS as ALL_LABELS
 
     return ALL_LABELS.get(key, str(key))
 

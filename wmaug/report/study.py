@@ -11,9 +11,9 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from wmaug import config as C
-from wmaug.errors import ReportInputError
-from wmaug.io import write_text
+from wmaug.core import config as C
+from wmaug.core.errors import ReportInputError
+from wmaug.core.io import write_text
 from wmaug.report.aggregate import (
     CURVE_COLUMNS,
     METRIC_COLUMNS,

@@ -2,7 +2,7 @@
 
 One panel per critic (paper's layout: (a) 10K with augmentation, (b) 10K without, (c) 50K without,
 (d) online only), each with its own y-axis: the point of the figure is the scale of Q. Input is
-:func:`wmaug.analysis.critic_trace.critic_trace`'s long table.
+:func:`wmaug.paper_a.critic_trace.critic_trace`'s long table.
 """
 
 from __future__ import annotations

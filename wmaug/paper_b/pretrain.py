@@ -17,16 +17,16 @@ import numpy as np
 import torch
 
 from wmaug.algos import LOOP_KEYS, build_agent, compile_agent
-from wmaug.config import minari_root_of
+from wmaug.core.config import minari_root_of
 from wmaug.data.buffer import ReplayBuffer
-from wmaug.envs import get_spec, make_env, normalized_score
-from wmaug.evaluation import evaluate_members
-from wmaug.io import torch_load, torch_save
-from wmaug.preemption import sigterm_handler_restored
-from wmaug.provenance import provenance
-from wmaug.runner import JobCheckpoint, as_floats, loss_means, progress_bar
+from wmaug.core.envs import get_spec, make_env, normalized_score
+from wmaug.core.evaluation import evaluate_members
+from wmaug.core.io import torch_load, torch_save
+from wmaug.core.preemption import sigterm_handler_restored
+from wmaug.core.provenance import provenance
+from wmaug.core.runner import JobCheckpoint, as_floats, loss_means, progress_bar
 
-log = logging.getLogger("wmaug.pretrain")
+log = logging.getLogger("wmaug.paper_b.pretrain")
 
 BLOCK_SEED_OFFSET = 7_000_000  # pre-training streams never coincide with a cell's (seeded by the cell seed)
 
@@ -39,7 +39,7 @@ def load_full_dataset(source: str, env: str):
 
 def load_block(path: str | Path, members: int | None = None) -> dict:
     """A pre-trained block, cut to its first `members` agents when asked."""
-    from wmaug.nets import select_members
+    from wmaug.core.nets import select_members
 
     block = torch_load(path, "pre-trained agents")
     if members is not None:

@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 
 from wmaug.data.sample import ObsNormalizer
-from wmaug.errors import InputError
-from wmaug.nets import QEnsemble
+from wmaug.core.errors import InputError
+from wmaug.core.nets import QEnsemble
 
 __all__ = [
     "CriticTraceError",
@@ -209,7 +209,7 @@ def load_cell_critic(cell_dir, label: str, part: str) -> dict:
     import json
     from pathlib import Path
 
-    from wmaug.io import torch_load
+    from wmaug.core.io import torch_load
 
     cell_dir = Path(cell_dir)
     summary_path = cell_dir / "summary.json"

@@ -19,16 +19,16 @@ import numpy as np
 import torch
 
 from wmaug.algos.td3 import TD3, TD3Config
-from wmaug.augment import WorldModelAugmenter
+from wmaug.paper_a.augment import WorldModelAugmenter
 from wmaug.data.buffer import Batch, ReplayGroup
 from wmaug.data.sample import ObsNormalizer, load_sample
-from wmaug.envs import make_env, terminal_fn
-from wmaug.errors import InputError
-from wmaug.evaluation import evaluate_groups
-from wmaug.io import torch_save
-from wmaug.nets import join_members, select_members
-from wmaug.preemption import SigtermFlag
-from wmaug.runner import Progress, Run
+from wmaug.core.envs import make_env, terminal_fn
+from wmaug.core.errors import InputError
+from wmaug.core.evaluation import evaluate_groups
+from wmaug.core.io import torch_save
+from wmaug.core.nets import join_members, select_members
+from wmaug.core.preemption import SigtermFlag
+from wmaug.core.runner import Progress, Run, check_seed_group
 
 log = logging.getLogger("wmaug.cell")
 
@@ -70,7 +70,7 @@ class SeedRun(Run):
                     f"{self.env_name} needs {self.obs_dim}/{self.act_dim}")
             self.offline_data = data  # the CellRun puts it in its buffers
             if recipe["augment"]:
-                from wmaug.models.world_model import load_world_model
+                from wmaug.paper_a.world_model import load_world_model
 
                 with torch.random.fork_rng(devices=[]):  # building it must not move the learner's stream
                     self.world_model, _ = load_world_model(spec["paths"]["world_model"], device=device)
@@ -180,23 +180,6 @@ class SeedRun(Run):
         return model
 
 
-def check_seed_group(specs: list[dict]) -> None:
-    """Seeds trained together must be one cell: the same spec up to the seed and the seed's input files."""
-    def without_seed(spec):
-        return {**spec, "cell": {k: v for k, v in spec["cell"].items() if k != "seed"}, "paths": None}
-
-    seeds = [spec["cell"]["seed"] for spec in specs]
-    if len(set(seeds)) != len(seeds):
-        raise InputError(f"a seed group lists a seed twice: {seeds}")
-    first = without_seed(specs[0])
-    for spec in specs[1:]:
-        other = without_seed(spec)
-        if other != first:
-            keys = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
-            raise InputError(f"seeds {seeds[0]} and {spec['cell']['seed']} of a seed group are not one cell: "
-                             f"their specs differ in {keys}")
-
-
 class CellRun:
     """Paper A: TD3+BC offline (optionally augmented) -> hand-off -> online TD3, for one or more seeds of a cell.
 
@@ -237,7 +220,7 @@ class CellRun:
         self.normalizer = ObsNormalizer.stacked([s.normalizer for s in self.seeds])
         self.augmenter = None
         if self.recipe["augment"]:  # the seeds' world models as one batched model, each seed drawing from its stream
-            from wmaug.models.world_model import WorldModelGroup
+            from wmaug.paper_a.world_model import WorldModelGroup
 
             spec, recipe = specs[0], self.recipe
             models = WorldModelGroup([s.world_model for s in self.seeds],
@@ -452,3 +435,9 @@ class CellRun:
         self.add_time("online", time.perf_counter() - t0)
         for s in self.seeds:
             s.p.phase = "done"
+
+
+def make_run(specs: list[dict], out_dirs: list, device: torch.device, progress: bool) -> tuple[CellRun, list[SeedRun]]:
+    """Paper A's entry in the paper registry: the seeds of one cell as one batched run."""
+    run = CellRun(specs, out_dirs, device, progress=progress)
+    return run, run.seeds

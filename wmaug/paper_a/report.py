@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from wmaug import config as C
-from wmaug.methods import FIG5_CRITICS, METHODS
+from wmaug.core import config as C
+from wmaug.core.methods import FIG5_CRITICS, METHODS
 from wmaug.report.figures import plot_curve_grid, plot_learning_curves
 from wmaug.report.study import StudyReport
 
@@ -79,7 +79,7 @@ def _fig4(r: StudyReport) -> None:
 
 
 def _fig5(r: StudyReport) -> None:
-    from wmaug.report.critic_trace import plot_critic_trace
+    from wmaug.paper_a.critic_trace_figure import plot_critic_trace
 
     name, paper_fig = "fig5", "Fig 5"
     what = "critic value Q(s, a) along one expert episode vs its discounted return-to-go"
@@ -143,7 +143,7 @@ def _stochastic(r: StudyReport) -> None:
 
 
 def _world_model_error(r: StudyReport) -> None:
-    from wmaug.report.world_model_error import plot_world_model_error
+    from wmaug.paper_a.world_model_error_figure import plot_world_model_error
 
     name, paper_fig = "world_model_error", "open question"
     what = "the world models' held-out one-step error, and where in the state space it is largest"
@@ -176,12 +176,12 @@ FIGURE_BUILDERS: dict[str, Callable[[StudyReport], None]] = {
 
 def build_wmaug_report(cfg: dict, study: str, cell_dirs: Sequence[Path], results_out: Path,
                        figures_out: Path) -> None:
-    """Every figure of FIGURES['wmaug'] and the four tables, from the study's finished cells."""
-    from wmaug.report.build import FIGURES
+    """Every figure of paper A's registry entry and the four tables, from the study's finished cells."""
+    from wmaug.core.papers import paper
 
     r = StudyReport.of_cells(cfg, study, cell_dirs, results_out, figures_out, paper="Paper A")
     if r.scores is not None:
         r.add_curves("normalized_score", r.scores)
-    for name in FIGURES["wmaug"]:
+    for name in paper("wmaug").figures:
         FIGURE_BUILDERS[name](r)
     r.write_tables()

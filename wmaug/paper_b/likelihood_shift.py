@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wmaug import config as C
+from wmaug.core import config as C
 from wmaug.data.d4rl_protocol import rollout_episodes
-from wmaug.io import write_text
-from wmaug.models.sa_vae import importance_weighted_log_likelihood, train_sa_vae
-from wmaug.pretrain import load_block, load_full_dataset
+from wmaug.core.io import write_text
+from wmaug.paper_b.sa_vae import importance_weighted_log_likelihood, train_sa_vae
+from wmaug.paper_b.pretrain import load_block, load_full_dataset
 
 log = logging.getLogger("wmaug.analysis")
 

@@ -58,8 +58,8 @@ class Balanced(OnlineOnly):
     whole buffer instead of the offline data alone)."""
 
     def __init__(self, offline: Transitions, capacity: int, settings: dict, device, alternative: bool = False):
-        from wmaug.data.prioritized import BalancedReplay
-        from wmaug.models.density_ratio import DensityRatio
+        from wmaug.paper_b.prioritized import BalancedReplay
+        from wmaug.paper_b.density_ratio import DensityRatio
 
         super().__init__(offline.obs_dim, offline.act_dim, 1, device)  # the online ring lives in the replay
         self.replay = BalancedReplay(offline, offline.obs_dim, offline.act_dim, capacity, device,

@@ -2,8 +2,8 @@
 (kept on the device, checked finite), and a checkpoint file that a re-run resumes from, written at the loop's
 checkpointable points and at once after SIGTERM (SLURM's warning before a kill), after which the job exits 143.
 
-The loops that use it: paper A's cells (`wmaug.pipeline`), paper B's fine-tuning (`wmaug.finetune`) through
-:class:`Run`; paper B's pre-training blocks (`wmaug.pretrain`) and the behaviour SAC of the D4RL protocol
+The loops that use it: paper A's cells (`wmaug.paper_a.pipeline`), paper B's fine-tuning (`wmaug.paper_b.finetune`) through
+:class:`Run`; paper B's pre-training blocks (`wmaug.paper_b.pretrain`) and the behaviour SAC of the D4RL protocol
 (`wmaug.behaviour`) through :class:`JobCheckpoint`, :func:`loss_means` and :func:`progress_bar`.
 """
 
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wmaug.envs import get_spec, make_env, normalized_score
-from wmaug.errors import NonFiniteLoss
-from wmaug.evaluation import evaluate_parallel
-from wmaug.io import torch_load, torch_save
-from wmaug.preemption import SigtermFlag
+from wmaug.core.envs import get_spec, make_env, normalized_score
+from wmaug.core.errors import InputError, NonFiniteLoss
+from wmaug.core.evaluation import evaluate_parallel
+from wmaug.core.io import torch_load, torch_save
+from wmaug.core.preemption import SigtermFlag
 
 log = logging.getLogger("wmaug.cell")
 
@@ -266,3 +266,20 @@ def set_env_rng(env, seed: int, state: dict) -> None:
     uninterrupted run started there."""
     env.reset(seed=seed)  # creates the generator, then its state is overwritten
     env.unwrapped.np_random.bit_generator.state = state
+
+
+def check_seed_group(specs: list[dict]) -> None:
+    """Seeds trained together must be one cell: the same spec up to the seed and the seed's input files."""
+    def without_seed(spec):
+        return {**spec, "cell": {k: v for k, v in spec["cell"].items() if k != "seed"}, "paths": None}
+
+    seeds = [spec["cell"]["seed"] for spec in specs]
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"a seed group lists a seed twice: {seeds}")
+    first = without_seed(specs[0])
+    for spec in specs[1:]:
+        other = without_seed(spec)
+        if other != first:
+            keys = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+            raise InputError(f"seeds {seeds[0]} and {spec['cell']['seed']} of a seed group are not one cell: "
+                             f"their specs differ in {keys}")

@@ -29,8 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from wmaug.data.transitions import Transitions
-from wmaug.io import torch_save
-from wmaug.nets import EnsembleMLP, make_adam, mlp
+from wmaug.core.io import torch_save
+from wmaug.core.nets import EnsembleMLP, make_adam, mlp
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Paper A's world model, held out: one figure of its one-step error per (env, dataset) and where it is largest.
 
-Reads the tables of :func:`wmaug.analysis.world_model_error.world_model_error`, one set per world model
+Reads the tables of :func:`wmaug.paper_a.world_model_error.world_model_error`, one set per world model
 (env, dataset, seed), concatenated by the caller with ``env``, ``dataset`` and ``seed`` columns added.
 """
 
@@ -66,7 +66,7 @@ def plot_world_model_error(tables: dict[str, pd.DataFrame], out_prefix: Path, *,
     """Writes ``out_prefix``.png/.pdf/.csv: three panels of the world models' held-out one-step error.
 
     ``tables``: {"summary", "by_distance", "by_dimension"} as returned by
-    :func:`~wmaug.analysis.world_model_error.world_model_error`, each concatenated over world models with
+    :func:`~wmaug.paper_a.world_model_error.world_model_error`, each concatenated over world models with
     columns ``env``, ``dataset``, ``seed`` added (anywhere). All errors are MSEs on states z-scored with
     each model's training-sample statistics, averaged over rows and state dims.
 

@@ -4,7 +4,7 @@ Numbers are from docs/protocol.md, section "Paper B". A transition i is drawn wi
 
     P(i) = p_i / sum_j p_j,        p_i = w(s_i, a_i)^(1/T) / mean_offline_batch(w_off^(1/T)),  clamped to [1e-3, 1e3]
 
-with w the density ratio d_online / d_offline (wmaug.models.density_ratio); no importance weights. Offline
+with w the density ratio d_online / d_offline (wmaug.paper_b.density_ratio); no importance weights. Offline
 transitions enter with p = 1; online ones with the running-max priority, which starts at p0 = M f / ((1 - f) N),
 so that once N online transitions are in, their share of the draws is N p0 / (M + N p0) = f.
 """

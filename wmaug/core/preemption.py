@@ -1,5 +1,5 @@
 """SIGTERM, what SLURM sends before it kills a job (time limit, preemption), as a flag that long loops read at their
-checkpointable points: they save a checkpoint and raise :class:`wmaug.errors.Preempted`; the CLI exits 143 and a
+checkpointable points: they save a checkpoint and raise :class:`wmaug.core.errors.Preempted`; the CLI exits 143 and a
 re-run resumes from that checkpoint."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
-from wmaug.errors import Preempted
+from wmaug.core.errors import Preempted
 
 log = logging.getLogger("wmaug")
 

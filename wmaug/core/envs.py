@@ -1,4 +1,4 @@
-"""Environment specs: Gymnasium ids, shapes and D4RL's reference scores."""
+"""Environment specs: Gymnasium ids, shapes and D4RL's reference scores; the D4RL dataset kinds."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+
+# D4RL dataset kinds the protocol builds (docs/protocol.md, common ground).
+DATASET_KINDS = ["random", "medium", "expert", "medium-replay", "medium-expert"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ every other row of the full dataset is a held-out transition. This module measur
 Units. Unless a column says ``_raw``, errors are on states z-scored with the model's own statistics
 (``model.obs_mean``, ``model.obs_std + model.cfg.std_eps``: the training sample's), so every state dimension
 weighs the same; an MSE is averaged over rows and state dimensions. These are the units of
-`wmaug.models.world_model.one_step_error`'s ``*_normalized`` keys: on the same rows the numbers agree.
+`wmaug.paper_a.world_model.one_step_error`'s ``*_normalized`` keys: on the same rows the numbers agree.
 
 Rows that are terminal or time-outs are left out everywhere (their s' is no successor of s: the world model
 is not trained on them either). Everything is deterministic given ``seed``.

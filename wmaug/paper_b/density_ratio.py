@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wmaug.data.buffer import Batch
-from wmaug.nets import make_adam, mlp
+from wmaug.core.nets import make_adam, mlp
 
 LOG_EPS = 1e-10  # inside both logs, as in the paper's loss
 

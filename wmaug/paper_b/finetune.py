@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from wmaug.algos import build_agent
+from wmaug.core.errors import InputError
 from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
-from wmaug.evaluation import evaluate_steps
-from wmaug.runner import Progress, Run
-from wmaug.pretrain import load_block, load_full_dataset
-from wmaug.samplers import make_sampler
+from wmaug.core.evaluation import evaluate_steps
+from wmaug.core.runner import Progress, Run
+from wmaug.paper_b.pretrain import load_block, load_full_dataset
+from wmaug.paper_b.samplers import make_sampler
 
 log = logging.getLogger("wmaug.cell")
 
@@ -84,7 +85,7 @@ class FinetuneRun(Run):
 
     def q_analysis(self, step: int) -> dict:
         """Fig 4b: AUROC of the ensemble's Q and of its first member's at real vs uniform-random actions."""
-        from wmaug.analysis.q_auroc import q_discrimination
+        from wmaug.paper_b.q_auroc import q_discrimination
 
         if self.p.env_steps == 0:
             return {"auroc_ensemble": float("nan"), "auroc_single": float("nan")}
@@ -166,3 +167,10 @@ class FinetuneRun(Run):
         state = self.agent.state_dict()
         return {"actor": state["actor"], "critic": state["critic"], "members": self.members}
 
+
+def make_run(specs: list[dict], out_dirs: list, device: torch.device, progress: bool) -> tuple[FinetuneRun, list[FinetuneRun]]:
+    """Paper B's entry in the paper registry: one seed per job (its five agents are one batched ensemble already)."""
+    if len(specs) > 1:
+        raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
+    run = FinetuneRun(specs[0], out_dirs[0], device, progress=progress)
+    return run, [run]

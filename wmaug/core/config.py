@@ -15,10 +15,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from wmaug.data import DATASET_KINDS
-from wmaug.envs import ENV_SPECS, unknown_name_message
-from wmaug.errors import InputError
-from wmaug.methods import METHODS
+from wmaug.core.envs import DATASET_KINDS
+from wmaug.core.envs import ENV_SPECS, unknown_name_message
+from wmaug.core.errors import InputError
+from wmaug.core.papers import DEFAULT_PIPELINE, PAPERS, paper, study_paper
+from wmaug.core.methods import METHODS
 
 SCALE_KEYS_INT = [
     "seeds", "behaviour_steps", "behaviour_start_steps", "behaviour_eval_every", "behaviour_eval_episodes",
@@ -80,7 +81,7 @@ SCHEMA = {
                 "required": ["envs", "datasets", "methods"],
                 "additionalProperties": False,
                 "properties": {
-                    "pipeline": {"enum": ["wmaug", "balanced_replay"]},
+                    "pipeline": {"enum": list(PAPERS)},
                     "envs": _name_list, "datasets": _name_list, "methods": _name_list,
                     "ablations": {
                         "type": "object",
@@ -251,7 +252,7 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
     for study, grid in config["studies"].items():
         if study in config["scales"]:
             raise ConfigError(f"{where}: study name '{study}' clashes with a scale name")
-        pipeline = grid.setdefault("pipeline", "wmaug")
+        pipeline = grid.setdefault("pipeline", DEFAULT_PIPELINE)
         blocks = [(f"studies.{study}", grid)] + [
             (f"studies.{study}.ablations.{name}", block) for name, block in grid.get("ablations", {}).items()]
         for prefix, block in blocks:
@@ -315,7 +316,7 @@ def _check_sample_sizes(config: dict, where: str) -> None:
     medium-replay's size is only known once its behaviour policy has run; its check is the subsample's."""
     for name, s in config["scales"].items():
         for study, grid in config["studies"].items():
-            if grid["pipeline"] != "wmaug":
+            if not paper(grid["pipeline"]).sized_samples:
                 continue
             methods = {m for b in [grid, *grid.get("ablations", {}).values()] for m in b["methods"]}
             for method in sorted(methods):
@@ -457,13 +458,16 @@ def cell_spec(config: dict, study: str, env: str, dataset: str, method: str, see
             raise ConfigError(unknown_name_message(key[:-1], value, valid, f"study '{study}'"))
     if (env, dataset, method) not in cells:
         raise ConfigError(f"study '{study}' has no cell {env}/{dataset}/{method} in its grid or ablations")
-    s = scale_cfg(config)
     recipe = METHODS[method]
-    if recipe.pipeline == "balanced_replay":
-        cell = {"study": study, "env": env, "dataset": dataset, "method": method, "seed": seed}
-        return finetune_cell_spec(config, cell, recipe)
+    cell = {"study": study, "env": env, "dataset": dataset, "method": method, "seed": seed}
+    return paper(recipe.pipeline).load("cell_spec")(config, cell, recipe)
+
+
+def paper_a_cell_spec(config: dict, cell: dict, recipe) -> dict:
+    s = scale_cfg(config)
+    env, dataset, seed = cell["env"], cell["dataset"], cell["seed"]
     spec = {
-        "cell": {"study": study, "env": env, "dataset": dataset, "method": method, "seed": seed},
+        "cell": cell,
         "scale": config["scale"],
         "budget": {k: s[k] for k in (
             "offline_samples", "offline_iterations", "online_steps", "online_long_steps", "online_start_steps",
@@ -537,7 +541,7 @@ def seed_groups(config: dict) -> dict[str, list[list[int]]]:
         return {}
     groups = {}
     for study, grid in config["studies"].items():
-        if grid.get("pipeline", "wmaug") == "balanced_replay":
+        if not study_paper(config, study).seed_groups:  # paper B: five agents per seed are one job already
             continue
         seeds = list(range(study_seeds(config, study)))
         groups[study] = [seeds[i: i + size] for i in range(0, len(seeds), size)]
@@ -564,7 +568,7 @@ FIG5_BLOCK = "fig5_critics"
 
 def critic_trace_jobs(config: dict, study: str) -> list[dict]:
     """The tasks of the study's Fig 5 block (at this scale), each with the cells whose critics it traces."""
-    from wmaug.methods import FIG5_CRITICS
+    from wmaug.core.methods import FIG5_CRITICS
 
     block = grid_blocks(config, study).get(FIG5_BLOCK)
     if block is None:
@@ -599,7 +603,7 @@ def full_dataset_source(config: dict, env: str, kind: str) -> str:
 
 def pretrain_spec(config: dict, algo: str, env: str, kind: str, block: int) -> dict:
     """Everything a pre-training job needs: BLOCK_AGENTS independent agents trained as one batch."""
-    from wmaug.methods import PRETRAINERS
+    from wmaug.core.methods import PRETRAINERS
 
     if algo not in PRETRAINERS:
         raise ConfigError(unknown_name_message("pre-training rule", algo, list(PRETRAINERS), "pretrain job"))
@@ -636,6 +640,32 @@ def finetune_cell_spec(config: dict, cell: dict, recipe) -> dict:
     }
     spec["config_hash"] = config_hash(spec)
     return spec
+
+
+# ---- what a cell's job reads and how long to ask for, per paper (the registry names these) -----------
+
+def paper_a_cell_inputs(config: dict, spec: dict) -> list[str]:
+    return [p for p in (spec["paths"]["sample"], spec["paths"]["world_model"]) if p]
+
+
+def finetune_cell_inputs(config: dict, spec: dict) -> list[str]:
+    paths, recipe, cell = spec["paths"], spec["recipe"], spec["cell"]
+    data = dataset_input(config, cell["env"], cell["dataset"]) if recipe["sampling"] != "online_only" else []
+    return data + ([paths["pretrained"]] if paths["pretrained"] else [])
+
+
+def paper_a_cell_minutes(config: dict, spec: dict) -> int:
+    """Paper A's TD3 at about 100 steps/s."""
+    s, recipe = scale_cfg(config), spec["recipe"]
+    online = s["online_long_steps"] if recipe["long"] else s["online_steps"]
+    offline = s["offline_iterations"] if recipe["offline"] else 0  # TD3 from scratch has no offline phase
+    return max(10, (offline + online) // 6000)
+
+
+def finetune_cell_minutes(config: dict, spec: dict) -> int:
+    """Paper B's 5-member ensembles at about 17 steps/s."""
+    s = scale_cfg(config)
+    return max(10, s["finetune_long_steps" if spec["recipe"]["long"] else "finetune_steps"] // 1000)
 
 
 def minari_env() -> dict:

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from wmaug.io import torch_load, torch_save
-from wmaug.nets import make_adam, mlp
+from wmaug.core.io import torch_load, torch_save
+from wmaug.core.nets import make_adam, mlp
 
 LOG_2PI = math.log(2 * math.pi)
 # Floor / ceiling on the decoder's log sigma (standardised units): a dimension that is (nearly) constant in the

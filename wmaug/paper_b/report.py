@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from wmaug import config as C
+from wmaug.core import config as C
 from wmaug.report.figures import plot_curve_grid, plot_learning_curves, save_figure, wrap_title
 from wmaug.report.study import StudyReport
 
@@ -226,11 +226,11 @@ FIGURE_BUILDERS: dict[str, Callable[[StudyReport], None]] = {
 # --------------------------------------------------------------------------- entry point
 def build_balanced_replay_report(cfg: dict, study: str, cell_dirs: Sequence[Path], results_out: Path,
                                  figures_out: Path) -> None:
-    """Every figure of FIGURES['balanced_replay'] and the four tables, from the study's finished cells."""
-    from wmaug.report.build import FIGURES
+    """Every figure of paper B's registry entry and the four tables, from the study's finished cells."""
+    from wmaug.core.papers import paper
 
     r = StudyReport.of_cells(cfg, study, cell_dirs, results_out, figures_out, ANALYSIS_COLUMNS, paper="Paper B")
     _compute_curves(r)
-    for name in FIGURES["balanced_replay"]:
+    for name in paper("balanced_replay").figures:
         FIGURE_BUILDERS[name](r)
     r.write_tables(ANALYSIS_COLUMNS)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from wmaug.errors import StorageError
+from wmaug.core.errors import StorageError
 
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EFBIG)
 # What torch.save raises when a write fails (it hides the OSError): "[enforce fail at inline_container.cc] ...
