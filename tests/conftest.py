@@ -208,3 +208,17 @@ def assert_report_files(figures: Path, results: Path, study: str) -> None:
             assert path.is_file() and path.stat().st_size > 0, path
     for table in ("scores", "curve_intervals", "aggregate_metrics", "probability_of_improvement"):
         assert (results / f"{table}.csv").stat().st_size > 0
+
+
+def critic_loss_turns_nan(learner_cls, from_update: int, monkeypatch) -> None:
+    """Patch a learner so that its logged critic loss is NaN from its `from_update`-th update on (a real divergence
+    takes unpredictably long to appear)."""
+    real = learner_cls.update
+
+    def diverging(self, batch):
+        out = real(self, batch)
+        if self.updates >= from_update:
+            out["critic_loss"] = out["critic_loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(learner_cls, "update", diverging)

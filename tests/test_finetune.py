@@ -21,6 +21,7 @@ from wmaug.core.nets import EnsembleTanhGaussianActor, moment_matched, select_me
 from wmaug.paper_b.pretrain import run_pretrain
 
 from conftest import ROOT as C_ROOT
+from conftest import critic_loss_turns_nan
 
 
 # ---- the ensemble policy -----------------------------------------------------------------------
@@ -225,15 +226,7 @@ def test_a_non_finite_loss_stops_pretraining_naming_the_loss_and_iteration(tmp_p
     spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
     spec["paths"]["dataset"] = f"d4rl:{hopper_d4rl_file}"
     spec["iterations"] = 20  # a log row every iteration
-    real = CQL.update
-
-    def diverging(self, batch):
-        out = real(self, batch)
-        if self.updates >= 7:
-            out["critic_loss"] = out["critic_loss"] * float("nan")
-        return out
-
-    monkeypatch.setattr(CQL, "update", diverging)
+    critic_loss_turns_nan(CQL, 7, monkeypatch)
     out = tmp_path / "block0.pt"
     with pytest.raises(NonFiniteLoss, match=r"critic_loss became nan before iteration 7 .*last good checkpoint .* kept"):
         run_pretrain(spec, out, torch.device("cpu"), progress=False)

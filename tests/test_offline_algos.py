@@ -259,3 +259,38 @@ def test_fqe_recovers_the_value_of_a_fixed_policy():
             rmse = (q[i, j] - truth).pow(2).mean().sqrt().item()
             print(f"FQE member {i} twin {j}: RMSE {rmse:.3f} (true Q mean {truth.mean():.2f})")
             assert rmse < 0.15, f"FQE member {i} twin {j}: RMSE {rmse:.3f} to its policy's true Q"
+
+
+@pytest.mark.parametrize("rule", ["td3", "sac", "ensemble_sac", "cql", "awac", "bcq", "fqe"])
+def test_build_agent_builds_every_learner_whose_update_returns_device_tensors(rule):
+    """One constructor for all seven rules, from a config section; `update` hands back detached tensors on the
+    learner's device (a float would mean a host sync on every update)."""
+    from wmaug.algos import AGENTS, SINGLE_AGENT, build_agent
+    from wmaug.data.transitions import Transitions
+
+    assert rule in AGENTS
+    rng = np.random.default_rng(0)
+    n, obs_dim, act_dim = 64, 3, 2
+    data = Transitions(rng.normal(size=(n, obs_dim)).astype(np.float32),
+                       rng.uniform(-1, 1, (n, act_dim)).astype(np.float32), rng.normal(size=n).astype(np.float32),
+                       rng.normal(size=(n, obs_dim)).astype(np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32))
+    buffer = ReplayBuffer.of(data)
+    members = 1 if rule in SINGLE_AGENT else 2
+    agent = build_agent(rule, obs_dim, act_dim, {"hidden": [8, 8]}, members)
+    shared = rule in ("sac", "ensemble_sac")  # one minibatch for the whole learner
+    metrics = agent.update(buffer.sample(16, rng) if shared else buffer.sample(16, rng, members=members))
+    assert metrics and all(isinstance(v, torch.Tensor) and not v.requires_grad and v.device == torch.device("cpu")
+                           for v in metrics.values()), {k: type(v).__name__ for k, v in metrics.items()}
+    if rule in SINGLE_AGENT:
+        with pytest.raises(ValueError, match="single agent"):
+            build_agent(rule, obs_dim, act_dim, {"hidden": [8, 8]}, 2)
+
+
+def test_build_agent_names_an_unknown_rule_and_setting():
+    from wmaug.algos import build_agent
+    from wmaug.core.errors import InputError
+
+    with pytest.raises(InputError, match="'cq1'.*cql"):
+        build_agent("cq1", 3, 2, {})
+    with pytest.raises(InputError, match="'hiden'.*hidden"):
+        build_agent("awac", 3, 2, {"hiden": [8]})

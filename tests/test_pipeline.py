@@ -20,7 +20,7 @@ from wmaug.data.sample import subsample
 from wmaug.core.envs import ENV_SPECS, normalized_score
 from wmaug.paper_a.world_model import WorldModel, WorldModelConfig, save_world_model
 
-from conftest import ROOT, tiny_spec, write_sample
+from conftest import ROOT, critic_loss_turns_nan, tiny_spec, write_sample
 
 
 # D4RL's reference returns, copied from d4rl/infos.py (REF_MIN_SCORE / REF_MAX_SCORE, the v2 locomotion sets).
@@ -222,15 +222,7 @@ def test_nan_loss_stops_the_cell_naming_loss_and_step_and_keeps_the_last_good_ch
     spec = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=2, offline_iterations=100, eval_every=70,
                      checkpoint_every=30)
     _prepare(tmp_path, hopper_random, spec)
-    real_update = TD3.update
-
-    def diverging(self, batch):
-        out = real_update(self, batch)
-        if self.updates >= 40:
-            out["critic_loss"] = out["critic_loss"] * float("nan")
-        return out
-
-    monkeypatch.setattr(TD3, "update", diverging)
+    critic_loss_turns_nan(TD3, 40, monkeypatch)
     out = tmp_path / "cell"
     with pytest.raises(NonFiniteLoss, match=r"critic_loss became nan before offline step 60 .* last good checkpoint"):
         run_cell(spec, out, device="cpu", progress=False)

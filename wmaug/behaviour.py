@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from wmaug.algos.sac import SAC, SACConfig
+from wmaug.algos import build_agent
+from wmaug.algos.sac import SACConfig
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.d4rl_protocol import EpisodeRecorder
 from wmaug.core.envs import get_spec, make_env
@@ -38,7 +39,7 @@ def as_batch(obs: np.ndarray) -> torch.Tensor:
 def sac_policy(actor_state: dict, env_name: str, hidden, deterministic: bool, seed: int) -> Callable:
     """A behaviour checkpoint's actor as a policy on one state, stochastic as D4RL's rollouts are."""
     spec = get_spec(env_name)
-    sac = SAC(spec.obs_dim, spec.act_dim, SACConfig(hidden=tuple(hidden)))
+    sac = build_agent("sac", spec.obs_dim, spec.act_dim, SACConfig(hidden=tuple(hidden)))
     sac.actor.load_state_dict(actor_state)
     gen = torch.Generator().manual_seed(seed)
 
@@ -69,8 +70,7 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
     spec = get_spec(env_name)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    cfg = SACConfig(**{k: v for k, v in sac.items() if k in SACConfig.__dataclass_fields__} | {"hidden": tuple(sac["hidden"])})
-    agent = SAC(spec.obs_dim, spec.act_dim, cfg)
+    agent = build_agent("sac", spec.obs_dim, spec.act_dim, sac)
     buffer = ReplayBuffer(spec.obs_dim, spec.act_dim, steps)
     env, eval_env = make_env(env_name), make_env(env_name)
     rec = EpisodeRecorder()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wmaug.algos import build_agent
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.paper_a.augment import WorldModelAugmenter
 from wmaug.data.buffer import Batch, ReplayGroup
@@ -50,7 +51,7 @@ class SeedRun(Run):
         self.offline_model: dict | None = None  # the networks at the hand-off (Fig 5 reads their critic)
         # This seed's own initial networks, drawn from its own torch stream (seeded by Run), so a seed starts from
         # the same weights whether it trains alone or beside others.
-        self.initial_agent = TD3(self.obs_dim, self.act_dim, td3_config(td3), device=device).state_dict()
+        self.initial_agent = build_agent("td3", self.obs_dim, self.act_dim, td3_config(td3), device=device).state_dict()
         # The seed's own torch streams, continuing where its initialisation left the stream it was seeded into: its
         # draws (target noise, augmentation; fresh networks at a partial hand-off) are the same alone or in a group.
         # On a CPU one stream serves both, as torch's default one did; on a GPU the draws come from a device stream
@@ -93,7 +94,7 @@ class SeedRun(Run):
         """New networks for a partial hand-off, drawn from this seed's own stream."""
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.init_stream.get_state())
-            state = TD3(self.obs_dim, self.act_dim, self.agent.cfg, device=self.device).state_dict()
+            state = build_agent("td3", self.obs_dim, self.act_dim, self.agent.cfg, device=self.device).state_dict()
             self.init_stream.set_state(torch.get_rng_state())
         return state
 
@@ -198,7 +199,7 @@ class CellRun:
         self.online_steps = first.online_steps
         self.obs_dim, self.act_dim = first.obs_dim, first.act_dim
         K = len(self.seeds)
-        self.agent = TD3(self.obs_dim, self.act_dim, td3_config(specs[0]["td3"]), device=device, members=K)
+        self.agent = build_agent("td3", self.obs_dim, self.act_dim, td3_config(specs[0]["td3"]), K, device)
         self.agent.load_state_dict(join_members([s.initial_agent for s in self.seeds]))
         self.set_phase_loss(first.p.phase)
         self.agent.noise_generators = [s.draw_stream for s in self.seeds]

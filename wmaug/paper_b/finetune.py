@@ -18,7 +18,7 @@ import torch
 
 from wmaug.algos import build_agent
 from wmaug.core.errors import InputError
-from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
+from wmaug.algos.ensemble_sac import EnsembleSACConfig
 from wmaug.core.evaluation import evaluate_steps
 from wmaug.core.runner import Progress, Run
 from wmaug.paper_b.pretrain import load_block, load_full_dataset
@@ -59,7 +59,7 @@ class FinetuneRun(Run):
             cfg = EnsembleSACConfig(hidden=tuple(cql["hidden"]), actor_lr=ft["actor_lr"], critic_lr=ft["critic_lr"],
                                     alpha_lr=ft["actor_lr"], init_alpha=ft["init_alpha"], gamma=cql["gamma"], tau=cql["tau"],
                                     cql_weight=cql["min_q_weight"] if r["keep_cql"] else 0.0, n_actions=cql["n_actions"])
-            self.agent = EnsembleSAC(self.obs_dim, self.act_dim, cfg, self.members, device)
+            self.agent = build_agent("ensemble_sac", self.obs_dim, self.act_dim, cfg, self.members, device)
             if block is not None:
                 self.agent.load_pretrained(block["state"])
             self.batch_size, self.shared_batch = ft["batch_size"], True

@@ -35,11 +35,12 @@ def likelihood_shift(cfg: dict, env: str, dataset: str, agents_path: str, out: s
     x_val, x_train = x[order[:n_val]], x[order[n_val:]]
     model, stats = train_sa_vae(x_train, epochs=cfg["algorithms"]["analysis"]["sa_vae_epochs"], seed=seed, device=device)
 
-    from wmaug.algos.cql import CQL, CQLConfig
+    from wmaug.algos import build_agent
+    from wmaug.algos.cql import CQLConfig
 
     block = load_block(agents_path, members=1)
     settings = cfg["algorithms"]["cql"]
-    agent = CQL(data.obs_dim, data.act_dim, CQLConfig(hidden=tuple(settings["hidden"])), members=1, device=device)
+    agent = build_agent("cql", data.obs_dim, data.act_dim, CQLConfig(hidden=tuple(settings["hidden"])), 1, device)
     agent.actor.load_state_dict(block["state"]["actor"])
     torch.manual_seed(seed)
 

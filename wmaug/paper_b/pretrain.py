@@ -51,13 +51,13 @@ def load_block(path: str | Path, members: int | None = None) -> dict:
 
 
 def _fqe_agent(spec: dict, obs_dim: int, act_dim: int, members: int, device):
-    from wmaug.algos.fqe import FQE, FQEConfig
+    from wmaug.algos.fqe import FQEConfig
 
     cql_block = load_block(spec["paths"]["cql"])
     hidden = tuple(spec["cql"]["hidden"])
     settings = {k: v for k, v in spec["algorithm"].items() if k not in LOOP_KEYS}
-    agent = FQE(obs_dim, act_dim, FQEConfig(hidden=hidden, gamma=spec["cql"]["gamma"], tau=spec["cql"]["tau"], **settings),
-                members=members, device=device)
+    cfg = FQEConfig(hidden=hidden, gamma=spec["cql"]["gamma"], tau=spec["cql"]["tau"], **settings)
+    agent = build_agent("fqe", obs_dim, act_dim, cfg, members, device)
     agent.policy.load_state_dict(cql_block["state"]["actor"])
     return agent, cql_block
 
