@@ -26,7 +26,7 @@ from wmaug.data.d4rl_protocol import EpisodeRecorder
 from wmaug.core.envs import get_spec, make_env
 from wmaug.core.evaluation import evaluate
 from wmaug.core.preemption import sigterm_handler_restored
-from wmaug.core.runner import JobCheckpoint, progress_bar, set_env_rng
+from wmaug.core.runner import JobCheckpoint, progress_bar, run_loop, set_env_rng
 
 log = logging.getLogger("wmaug.datasets")
 
@@ -92,10 +92,12 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
         obs, _ = env.reset()
         log.info("resumed %s at step %d", saved.path, start)
     rec.start(obs)
-    next_checkpoint = (start // checkpoint_every + 1) * checkpoint_every
+    at = {"obs": obs, "episode_end": False, "env_rng": None}  # the loop's state between its steps
     t0 = time.perf_counter()
     bar = progress_bar(steps, start, f"behaviour SAC {env_name}", progress)
-    for t in range(start + 1, steps + 1):
+
+    def step(t: int) -> None:
+        obs = at["obs"]
         if t <= start_steps:
             action = rng.uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
         else:
@@ -103,29 +105,31 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated)
         rec.step(action, reward, next_obs, terminated, truncated)
-        obs = next_obs
-        episode_end = terminated or truncated
-        if episode_end:
-            env_rng = env.unwrapped.np_random.bit_generator.state  # before the reset: a resume repeats that reset
-            obs, _ = env.reset()
-            rec.start(obs)
+        at["obs"], at["episode_end"] = next_obs, terminated or truncated
+        if at["episode_end"]:
+            at["env_rng"] = env.unwrapped.np_random.bit_generator.state  # before the reset: a resume repeats it
+            at["obs"], _ = env.reset()
+            rec.start(at["obs"])
         if t > start_steps:
             agent.update(buffer.sample(int(sac["batch_size"]), rng))
-        bar.update(1)
-        if t % eval_every == 0 or t == steps:  # the last checkpoint is the final (expert) policy
-            returns = evaluate(eval_env, lambda o: agent.act(as_batch(o), True).squeeze(0).numpy(),
-                               eval_episodes, seed=10_000 + seed)
-            checkpoints.append({"step": t, "return": float(returns.mean()),
-                                "actor": {k: v.clone() for k, v in agent.actor.state_dict().items()}})
-            log.info("behaviour %s step %d: return %.1f", env_name, t, returns.mean())
-            bar.set_postfix(ret=f"{returns.mean():.0f}")
-        if saved is not None and episode_end and (t >= next_checkpoint or saved.stop_requested) and t < steps:
-            saved.save({"agent": agent.state_dict(), "buffer": buffer.state_dict(), "rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "env_rng": env_rng, "step": t, "checkpoints": checkpoints,
-                        "episodes": episodes_as_tensors(rec.episodes),
-                        "wall_time_s": wall_before + time.perf_counter() - t0})
-            saved.stop_if_requested(f"step {t}")
-            next_checkpoint = (t // checkpoint_every + 1) * checkpoint_every
+
+    def evaluation(t: int) -> None:  # the last one is the final (expert) policy
+        returns = evaluate(eval_env, lambda o: agent.act(as_batch(o), True).squeeze(0).numpy(), eval_episodes,
+                           seed=10_000 + seed)
+        checkpoints.append({"step": t, "return": float(returns.mean()),
+                            "actor": {k: v.clone() for k, v in agent.actor.state_dict().items()}})
+        log.info("behaviour %s step %d: return %.1f", env_name, t, returns.mean())
+        bar.set_postfix(ret=f"{returns.mean():.0f}")
+
+    def save(t: int) -> None:
+        saved.save({"agent": agent.state_dict(), "buffer": buffer.state_dict(), "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(), "env_rng": at["env_rng"], "step": t, "checkpoints": checkpoints,
+                    "episodes": episodes_as_tensors(rec.episodes), "wall_time_s": wall_before + time.perf_counter() - t0})
+
+    run_loop(start, steps, step, bar=bar, eval_every=eval_every, evaluate=evaluation,
+             checkpoint_every=checkpoint_every if saved is not None else steps + 1,
+             checkpointable=lambda t: saved is not None and at["episode_end"],
+             stop_requested=lambda: saved.stop_requested, save=save, stop=lambda t: saved.stop_if_requested(f"step {t}"))
     bar.close()
     rec.close(cut=True)  # the episode in flight at the end was in the replay buffer too
     if saved is not None:

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -64,6 +64,35 @@ def loss_means(sums: dict[str, list], names, where: str, checkpoint: Path | None
                     else "no checkpoint had been saved")
             raise NonFiniteLoss(f"{name} became {means[name]} before {where} (mean since the previous log row); {kept}")
     return means
+
+
+def run_loop(start: int, total: int, step: Callable[[int], None], *, bar: tqdm, checkpoint_every: int,
+             stop_requested: Callable[[], bool], save: Callable[[int], None], stop: Callable[[int], None],
+             eval_every: int | None = None, evaluate: Callable[[int], None] | None = None,
+             checkpointable: Callable[[int], bool] | None = None, finish_step: Callable[[int], None] | None = None
+             ) -> None:
+    """The skeleton every training loop of the harness runs, for steps (or iterations) start+1 .. total:
+
+        step(t)                            the loop's own work: acting, environment steps, updates
+        evaluate(t)                        every `eval_every` steps and at the last (an evaluation, or a log row)
+        checkpointable(t)                  whether t may be checkpointed (e.g. only at an episode end)
+        save(t), then stop(t)              at the first checkpointable t at or past each `checkpoint_every`, or at
+                                           once after SIGTERM (`stop_requested`): stop(t) leaves with Preempted then
+        finish_step(t)                     what follows a checkpoint's point (e.g. the next episode's reset)
+
+    The last step is never checkpointed: the job writes its result instead."""
+    next_checkpoint = (start // checkpoint_every + 1) * checkpoint_every
+    for t in range(start + 1, total + 1):
+        step(t)
+        bar.update(1)
+        if eval_every and (t % eval_every == 0 or t == total):
+            evaluate(t)
+        if (checkpointable is None or checkpointable(t)) and (t >= next_checkpoint or stop_requested()) and t < total:
+            save(t)
+            stop(t)
+            next_checkpoint = (t // checkpoint_every + 1) * checkpoint_every
+        if finish_step is not None:
+            finish_step(t)
 
 
 class JobCheckpoint:

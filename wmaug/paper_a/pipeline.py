@@ -29,7 +29,7 @@ from wmaug.core.evaluation import evaluate_groups
 from wmaug.core.io import torch_save
 from wmaug.core.nets import join_members, select_members
 from wmaug.core.preemption import SigtermFlag
-from wmaug.core.runner import Progress, Run, check_seed_group
+from wmaug.core.runner import Progress, Run, check_seed_group, run_loop
 
 log = logging.getLogger("wmaug.cell")
 
@@ -351,20 +351,25 @@ class CellRun:
         b = self.budget
         if self.p.step == 0:
             self.evaluate("offline", 0)
-        t0 = time.perf_counter()
-        for it in range(self.p.step + 1, b["offline_iterations"] + 1):
-            self.update(self.offline_batch())
-            for s in self.seeds:
-                s.p.step = it
-            self.bar.update(1)
-            if it % b["eval_every"] == 0 or it == b["offline_iterations"]:
-                self.add_time("offline", time.perf_counter() - t0)
-                self.evaluate("offline", it)
-                t0 = time.perf_counter()
-            if (it % b["checkpoint_every"] == 0 and it < b["offline_iterations"]) or self.sigterm.requested:
-                self.save_checkpoint()
-                self.stop_if_requested()
-        self.add_time("offline", time.perf_counter() - t0)
+        self.t0 = time.perf_counter()
+        run_loop(self.p.step, b["offline_iterations"], self.offline_step, bar=self.bar, eval_every=b["eval_every"],
+                 evaluate=self.timed("offline", lambda it: self.evaluate("offline", it)),
+                 checkpoint_every=b["checkpoint_every"], stop_requested=lambda: self.sigterm.requested,
+                 save=lambda it: self.save_checkpoint(), stop=lambda it: self.stop_if_requested())
+        self.add_time("offline", time.perf_counter() - self.t0)
+
+    def offline_step(self, it: int) -> None:
+        self.update(self.offline_batch())
+        for s in self.seeds:
+            s.p.step = it
+
+    def timed(self, phase: str, fn):
+        """fn, its time kept out of the phase's training time."""
+        def call(t: int) -> None:
+            self.add_time(phase, time.perf_counter() - self.t0)
+            fn(t)
+            self.t0 = time.perf_counter()
+        return call
 
     def hand_off(self) -> None:
         """Actor, critics, targets and optimiser states carry over (the BC term goes with the phase); the offline
@@ -383,11 +388,34 @@ class CellRun:
         for s in self.seeds:
             s.p.phase, s.p.step = "online", 0  # run() then sets the online phase's loss
 
+    def online_step(self, t: int) -> None:
+        """Every seed acts and steps its environment; then one update once the start steps are over. A pre-trained
+        run collects its start steps with its actor plus noise, also when that actor is a fresh one (critic-only
+        hand-off: paper A's Fig 4b blames its dip on exactly this buffer); from scratch they are uniform."""
+        if t <= self.budget["online_start_steps"] and not self.recipe["offline"]:
+            actions = [s.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32) for s in self.seeds]
+        else:
+            greedy = self.policy(np.stack([s.obs for s in self.seeds])[:, None])[:, 0]
+            actions = [np.clip(g + s.rng.normal(0.0, self.exploration_noise, self.act_dim), -1.0, 1.0)
+                       .astype(np.float32) for g, s in zip(greedy, self.seeds)]
+        transitions, self.ended = zip(*(s.env_step(a) for s, a in zip(self.seeds, actions)))
+        self.online_replay.add(transitions)
+        if t > self.budget["online_start_steps"]:
+            self.update(self.online_batch())
+        for s in self.seeds:
+            s.p.step = t
+
+    def start_next_episodes(self, t: int) -> bool:
+        """Seeds whose episode ended start the next; a checkpoint may fall at any step (it replays the episode)."""
+        for s, end in zip(self.seeds, self.ended):
+            if end:
+                s.p.episodes += 1
+                s.p.episode_return = 0.0
+                s.start_episode()
+        return True
+
     def online_phase(self, resumed_mid_online: bool) -> None:
         b = self.budget
-        # A pre-trained run collects its start steps with its actor plus noise, also when that actor is a fresh
-        # one (critic-only hand-off: paper A's Fig 4b blames its dip on exactly this buffer).
-        pretrained = self.recipe["offline"]
         if not resumed_mid_online:
             last = self.p.curve[-1] if self.p.curve else None
             if last is not None and last["phase"] == "offline" and self.recipe["keep_actor"]:
@@ -401,39 +429,13 @@ class CellRun:
         else:
             for s in self.seeds:
                 s.replay_episode()  # the checkpoint may fall inside an episode
-        next_checkpoint = (self.p.step // b["checkpoint_every"] + 1) * b["checkpoint_every"]
-        t0 = time.perf_counter()
-        for t in range(self.p.step + 1, self.online_steps + 1):
-            if t <= b["online_start_steps"] and not pretrained:
-                actions = [s.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32) for s in self.seeds]
-            else:
-                # Start steps of a pre-trained run use its actor plus noise (and no updates, below).
-                greedy = self.policy(np.stack([s.obs for s in self.seeds])[:, None])[:, 0]
-                actions = [np.clip(g + s.rng.normal(0.0, self.exploration_noise, self.act_dim), -1.0, 1.0)
-                           .astype(np.float32) for g, s in zip(greedy, self.seeds)]
-            transitions, ended = zip(*(s.env_step(a) for s, a in zip(self.seeds, actions)))
-            self.online_replay.add(transitions)
-            if t > b["online_start_steps"]:
-                self.update(self.online_batch())
-            for s in self.seeds:
-                s.p.step = t
-            self.bar.update(1)
-            if t % b["eval_every"] == 0 or t == self.online_steps:
-                self.add_time("online", time.perf_counter() - t0)
-                self.evaluate("online", t)
-                t0 = time.perf_counter()
-            for s, end in zip(self.seeds, ended):
-                if end:
-                    s.p.episodes += 1
-                    s.p.episode_return = 0.0
-                    s.start_episode()
-            if (t >= next_checkpoint or self.sigterm.requested) and t < self.online_steps:
-                self.add_time("online", time.perf_counter() - t0)
-                self.save_checkpoint()
-                self.stop_if_requested()
-                t0 = time.perf_counter()
-                next_checkpoint = (t // b["checkpoint_every"] + 1) * b["checkpoint_every"]
-        self.add_time("online", time.perf_counter() - t0)
+        self.t0 = time.perf_counter()
+        run_loop(self.p.step, self.online_steps, self.online_step, bar=self.bar, eval_every=b["eval_every"],
+                 evaluate=self.timed("online", lambda t: self.evaluate("online", t)),
+                 checkpointable=self.start_next_episodes, checkpoint_every=b["checkpoint_every"],
+                 stop_requested=lambda: self.sigterm.requested,
+                 save=self.timed("online", lambda t: self.save_checkpoint()), stop=lambda t: self.stop_if_requested())
+        self.add_time("online", time.perf_counter() - self.t0)
         for s in self.seeds:
             s.p.phase = "done"
 

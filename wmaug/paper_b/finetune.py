@@ -20,7 +20,7 @@ from wmaug.algos import build_agent
 from wmaug.core.errors import InputError
 from wmaug.algos.ensemble_sac import EnsembleSACConfig
 from wmaug.core.evaluation import evaluate_steps
-from wmaug.core.runner import Progress, Run
+from wmaug.core.runner import Progress, Run, run_loop
 from wmaug.paper_b.pretrain import load_block, load_full_dataset
 from wmaug.paper_b.samplers import make_sampler
 
@@ -119,6 +119,41 @@ class FinetuneRun(Run):
         self.sampler.load_state_dict(state["sampler"])
 
     # ---- the online phase -------------------------------------------------------------------------
+    def online_step(self, t: int) -> None:
+        """One environment step, then the schedule's updates: none before `first_updates_after`, `first_updates` at
+        once there, then one per step."""
+        action = self._act(self.obs, deterministic=False)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.sampler.add(self.obs, action, reward, next_obs, terminated)
+        self.obs, self.episode_over = next_obs, terminated or truncated
+        self.p.env_steps += 1
+        self.p.episode_return += reward
+        if t == self.first_updates_after:
+            for _ in range(self.first_updates):
+                self.update()
+        elif t > self.first_updates_after:
+            self.update()
+        self.p.step = t
+
+    def episode_ended(self, t: int) -> bool:
+        """Checkpoints fall at episode ends, before the next reset (a resume makes that reset)."""
+        if self.episode_over:
+            self.p.episodes += 1
+            self.p.episode_return = 0.0
+        return self.episode_over
+
+    def next_episode(self, t: int) -> None:
+        if self.episode_over:
+            self.obs, _ = self.env.reset()
+
+    def timed(self, fn):
+        """fn, its time kept out of the online phase's training time."""
+        def call(t: int) -> None:
+            self.p.train_time["online"] += time.perf_counter() - self.t0
+            fn(t)
+            self.t0 = time.perf_counter()
+        return call
+
     def run(self) -> dict:
         resumed = self.try_resume()
         self.bar = self.progress_bar(self.steps, self.p.step)
@@ -127,38 +162,13 @@ class FinetuneRun(Run):
             self.obs, _ = self.env.reset(seed=self.seed)
         else:
             self.obs, _ = self.env.reset()  # the checkpoint was taken at an episode end, before this reset
-        every, ckpt_every = self.budget["finetune_eval_every"], self.budget["checkpoint_every"]
-        next_checkpoint = (self.p.step // ckpt_every + 1) * ckpt_every
-        t0 = time.perf_counter()
-        for t in range(self.p.step + 1, self.steps + 1):
-            action = self._act(self.obs, deterministic=False)
-            next_obs, reward, terminated, truncated, _ = self.env.step(action)
-            self.sampler.add(self.obs, action, reward, next_obs, terminated)
-            self.obs = next_obs
-            self.p.env_steps += 1
-            self.p.episode_return += reward
-            if t == self.first_updates_after:
-                for _ in range(self.first_updates):
-                    self.update()
-            elif t > self.first_updates_after:
-                self.update()
-            self.p.step = t
-            self.bar.update(1)
-            if t % every == 0 or t == self.steps:
-                self.p.train_time["online"] += time.perf_counter() - t0
-                self.evaluate_online(t)
-                t0 = time.perf_counter()
-            if terminated or truncated:
-                self.p.episodes += 1
-                self.p.episode_return = 0.0
-                if (t >= next_checkpoint or self.stop_requested) and t < self.steps:
-                    self.p.train_time["online"] += time.perf_counter() - t0
-                    self.save_checkpoint()
-                    self.stop_if_requested()
-                    t0 = time.perf_counter()
-                    next_checkpoint = (t // ckpt_every + 1) * ckpt_every
-                self.obs, _ = self.env.reset()
-        self.p.train_time["online"] += time.perf_counter() - t0
+        self.t0 = time.perf_counter()
+        run_loop(self.p.step, self.steps, self.online_step, bar=self.bar, eval_every=self.budget["finetune_eval_every"],
+                 evaluate=self.timed(self.evaluate_online), checkpointable=self.episode_ended,
+                 checkpoint_every=self.budget["checkpoint_every"], stop_requested=lambda: self.stop_requested,
+                 save=self.timed(lambda t: self.save_checkpoint()), stop=lambda t: self.stop_if_requested(),
+                 finish_step=self.next_episode)
+        self.p.train_time["online"] += time.perf_counter() - self.t0
         self.p.phase = "done"
         self.bar.close()
         return {"resumed": resumed}

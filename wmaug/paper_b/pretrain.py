@@ -24,7 +24,7 @@ from wmaug.core.evaluation import evaluate_members
 from wmaug.core.io import torch_load, torch_save
 from wmaug.core.preemption import sigterm_handler_restored
 from wmaug.core.provenance import provenance
-from wmaug.core.runner import JobCheckpoint, as_floats, loss_means, progress_bar
+from wmaug.core.runner import JobCheckpoint, as_floats, loss_means, progress_bar, run_loop
 
 log = logging.getLogger("wmaug.paper_b.pretrain")
 
@@ -98,21 +98,24 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
     log_every = max(1, min(1000, iterations // 20))
     checkpoint_every = max(log_every, min(50_000, iterations // 4))
     bar = progress_bar(iterations, start, f"{algo} {env}/{job['dataset']} block {block}", progress, unit="upd")
-    t0 = time.perf_counter()
-    for it in range(start + 1, iterations + 1):
-        metrics = agent.update(buffer.sample(batch_size, rng, members=members))
-        for k, v in metrics.items():
+
+    def step(it: int) -> None:
+        for k, v in agent.update(buffer.sample(batch_size, rng, members=members)).items():
             sums.setdefault(k, []).append(v)
-        bar.update(1)
-        if it % log_every == 0 or it == iterations:
-            history.append({"iteration": it, **loss_means(sums, list(sums), f"iteration {it}", checkpoint.path)})
-            sums = {}
-        if (it % checkpoint_every == 0 or checkpoint.stop_requested) and it < iterations:
-            loss_means(sums, list(sums), f"iteration {it}", checkpoint.path)  # only finite losses are kept
-            checkpoint.save({"agent": agent.state_dict(), "rng": rng.bit_generator.state,
-                             "torch_rng": torch.get_rng_state(), "iteration": it, "history": history,
-                             "sums": {k: as_floats(v).tolist() for k, v in sums.items()}})
-            checkpoint.stop_if_requested(f"iteration {it}")
+
+    def log_row(it: int) -> None:
+        history.append({"iteration": it, **loss_means(sums, list(sums), f"iteration {it}", checkpoint.path)})
+        sums.clear()
+
+    def save(it: int) -> None:
+        loss_means(sums, list(sums), f"iteration {it}", checkpoint.path)  # only finite losses are kept
+        checkpoint.save({"agent": agent.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                         "iteration": it, "history": history, "sums": {k: as_floats(v).tolist() for k, v in sums.items()}})
+
+    t0 = time.perf_counter()
+    run_loop(start, iterations, step, bar=bar, eval_every=log_every, evaluate=log_row, checkpoint_every=checkpoint_every,
+             stop_requested=lambda: checkpoint.stop_requested, save=save,
+             stop=lambda it: checkpoint.stop_if_requested(f"iteration {it}"))
     bar.close()
     train_time = time.perf_counter() - t0
 
