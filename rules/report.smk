@@ -79,3 +79,11 @@ rule claims:
         mem_mb=4000,
     shell:
         "wmaug claims {CFG_ARG} --claims {input.claims} --out-dir {S[figures_dir]} > {log} 2>&1"
+
+
+rule plan:
+    """`snakemake plan`: what the DAG of this config will cost (jobs per rule, updates, environment steps, core-hours
+    at measured rates), printed without running anything else; `wmaug plan --claim ID` does the same for claims."""
+    localrule: True
+    shell:
+        "wmaug plan {CFG_ARG}"

@@ -297,6 +297,17 @@ def cmd_claims(args) -> None:
     print(f"written: {out / 'claims.md'}, {out / 'claims.json'}, {out / 'claims.rst'}")
 
 
+def cmd_plan(args) -> None:
+    from wmaug.report.plan import plan, plan_text
+
+    p = plan(_load(args), args.claim, args.device, args.rates, args.claims)
+    print(plan_text(p))
+    if args.json:
+        from wmaug.core.io import write_json
+
+        write_json(args.json, p)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="wmaug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -405,6 +416,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
     p.add_argument("--out-dir", default=None, help="where claims.md/.json/.rst go (default: the scale's figures_dir)")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("plan", help="jobs, updates, environment steps and hours of the DAG (or of named claims), "
+                                    "without running anything")
+    _common(p)
+    p.add_argument("--claim", nargs="+", default=None, metavar="ID", help="only what these claims' checks read")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="whose measured rates: core-hours or GPU-hours")
+    p.add_argument("--rates", default=None, help="a benchmarks/speed.py JSON (default: config/rates.yaml)")
+    p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
+    p.add_argument("--json", default=None, help="also write the plan as JSON here")
+    p.set_defaults(func=cmd_plan)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

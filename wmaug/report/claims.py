@@ -33,7 +33,7 @@ from wmaug.core.envs import DATASET_KINDS
 from wmaug.core.envs import ENV_SPECS, unknown_name_message
 from wmaug.core.errors import InputError
 from wmaug.core.papers import BY_CLAIM_PREFIX, study_paper
-from wmaug.core.methods import METHODS
+from wmaug.core.methods import FIG5_CRITICS, METHODS
 
 log = logging.getLogger("wmaug.claims")
 
@@ -449,6 +449,32 @@ def check_tasks(check: Check, grid: dict) -> list[tuple[str, str]]:
     envs = check.envs or tuple(grid.get("envs", ()))
     datasets = check.datasets or tuple(grid.get("datasets", ()))
     return [(e, d) for e in envs for d in datasets]
+
+
+def cells_needed(cfg: dict, claim: Claim) -> tuple[set[tuple], set[tuple]]:
+    """What a claim's checks read, as the config's grid has it: cells (study, env, dataset, method), every seed of
+    each, and Fig 5's critic traces (study, env, dataset) for the critic metrics. A task the grid lacks at this scale
+    is left out (the check will say it had no runs)."""
+    cells, traces = set(), set()
+    for study, grid in cfg["studies"].items():
+        if study_paper(cfg, study).pipeline != claim.pipeline:
+            continue
+        have = {(c["env"], c["dataset"], c["method"]) for c in C.grid_cells(cfg, study)}
+        main = {k: grid[k] for k in ("envs", "datasets")}
+        for check in claim.checks:
+            for env, dataset in check_tasks(check, main):
+                if check.metric in CRITIC_METRICS:
+                    traces.add((study, env, dataset))
+                    continue
+                for side in (check.x, check.y):
+                    if side is not None and (env, side.dataset or dataset, side.method) in have:
+                        cells.add((study, env, side.dataset or dataset, side.method))
+        for study_, env, dataset in [t for t in traces if t[0] == study]:
+            for job in C.critic_trace_jobs(cfg, study):
+                if (job["env"], job["dataset"]) == (env, dataset):
+                    cells |= {(study, env, dataset, m) for m in {m for m, _, _ in FIG5_CRITICS}
+                              if (env, dataset, m) in have}
+    return cells, traces
 
 
 def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, seed: int, key: tuple) -> dict:

@@ -1,0 +1,76 @@
+"""`wmaug plan`: the jobs a DAG (or a claim) needs and their cost, before anything runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from wmaug.core import config as C
+from wmaug.core.errors import InputError
+from wmaug.report.plan import plan
+
+from conftest import ROOT
+
+CLAIMS = ROOT / "config" / "claims.yaml"
+
+
+def paper_config() -> dict:
+    return C.load_config(ROOT / "config" / "config.yaml", "paper")
+
+
+def test_a_claim_plans_only_the_cells_its_checks_read_and_what_they_need():
+    """A6 compares actor-only hand-offs on ant medium-replay: wm_actor_only, td3bc_actor_only and td3, every seed,
+    plus their world models (wm_actor_only augments), samples, the dataset and its behaviour policy."""
+    from wmaug.report.plan import cells_of
+
+    cfg = paper_config()
+    cells, traces = cells_of(cfg, ["A6"], CLAIMS)
+    seeds = C.study_seeds(cfg, "wmaug")
+    assert {(c["env"], c["dataset"], c["method"]) for c in cells} == {
+        ("ant", "medium-replay", m) for m in ("wm_actor_only", "td3bc_actor_only", "td3")}
+    assert len(cells) == 3 * seeds and not traces
+    p = plan(cfg, ["A6"], claims_file=CLAIMS)
+    rules = {rule: r["jobs"] for rule, r in p["rules"].items()}
+    assert rules == {"behaviour": 1, "dataset": 1, "subsample": seeds, "world_model": seeds, "cell": 3 * seeds,
+                     "report": 1, "claims": 1}
+    assert p["total"]["hours"] > 0 and p["total"]["updates"] > 0
+
+
+def test_every_claim_plans_a_part_of_the_grid_and_rates_can_come_from_a_speed_json():
+    cfg = paper_config()
+    whole = plan(cfg, claims_file=CLAIMS)
+    from wmaug.report.claims import load_claims
+
+    for claim in load_claims(CLAIMS).claims:
+        p = plan(cfg, [claim.id], claims_file=CLAIMS)
+        assert 0 < p["cells"] <= whole["cells"], claim.id
+        assert p["total"]["hours"] <= whole["total"]["hours"], claim.id
+    gpu = plan(cfg, ["A6"], device="cuda", rates_file=ROOT / "benchmarks" / "gpu" / "speed_gpu.json", claims_file=CLAIMS)
+    table = plan(cfg, ["A6"], device="cuda", claims_file=CLAIMS)
+    assert "speed_gpu.json" in gpu["rates"] and "config/rates.yaml" in table["rates"]
+    assert gpu["total"]["hours"] == pytest.approx(table["total"]["hours"], rel=0.01)  # the table holds that JSON's rates
+
+
+def test_an_unknown_claim_is_named():
+    with pytest.raises(InputError, match="'A66'.*A6"):
+        plan(paper_config(), ["A66"], claims_file=CLAIMS)
+
+
+@pytest.mark.slow  # starts Snakemake
+def test_the_whole_plan_has_the_jobs_snakemake_plans():
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "figures", "--config", "scale=paper", "--quiet",
+                          "rules"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = {}
+    for line in out.stdout.splitlines():  # the first "Job stats" table (Snakemake may print it twice)
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            rule = "report" if parts[0].startswith("report_") else parts[0]
+            counts[rule] = counts.get(rule, 0) + int(parts[1])
+    counts.pop("figures")
+    p = plan(paper_config(), claims_file=CLAIMS)
+    assert {rule: r["jobs"] for rule, r in p["rules"].items()} == counts

@@ -1,0 +1,180 @@
+"""What a run of the DAG will cost, before anything runs: its jobs per rule, the updates and environment steps they
+make, and the hours those take at measured rates. For the whole config or for named claims only (the cells their
+checks read, and what those cells need: samples, world models, datasets, behaviour policies, pre-trained blocks).
+
+Rates: a `benchmarks/speed.py` JSON the user measured (`--rates FILE.json`), else the committed table
+`config/rates.yaml`. Evaluation episodes, report and analysis jobs are left out of the hours (they are minutes)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from wmaug.core import config as C
+from wmaug.core.methods import METHODS
+from wmaug.core.papers import study_paper
+
+RATES_TABLE = Path(__file__).resolve().parents[2] / "config" / "rates.yaml"
+RULE_ORDER = ("behaviour", "dataset", "subsample", "world_model", "pretrain", "cell", "world_model_error",
+              "critic_trace", "likelihood_shift", "report", "claims")
+# speed.py JSON rows -> the rates table's names
+SPEED_ROWS = {"td3": "wmaug TD3+BC, 1 agent", "td3_batched": "wmaug TD3+BC, 8 agents batched",
+              "cql_block": "wmaug CQL, 5 agents batched (a paper B block)",
+              "ensemble_sac": "wmaug SAC on a 5-member Q-ensemble (paper B fine-tuning)",
+              "sac": "wmaug SAC, 1 agent (behaviour policy)", "world_model": "wmaug world model, batch 4096, 1 model"}
+
+
+@dataclass
+class Job:
+    rule: str
+    updates: float = 0.0  # learner updates (a batched block's update counts once)
+    rate: str | None = None  # which rate its updates run at
+    env_steps: float = 0.0
+    env: str | None = None
+
+
+def load_rates(device: str, path: str | Path | None = None) -> tuple[dict, str]:
+    """The rates for `device` and a line saying where they come from."""
+    table = yaml.safe_load(RATES_TABLE.read_text())
+    if path is None:
+        rates = table[device]
+        return rates, f"committed table config/rates.yaml ({device}: {rates['measured']})"
+    data = json.loads(Path(path).read_text())
+    rows = {r["learner"]: r for r in data.get("rows", [])}
+    rates = dict(table[device])  # environment steps come from the table
+    for name, row in SPEED_ROWS.items():
+        if row in rows:
+            key = "agent_updates_per_s" if name == "td3_batched" else "updates_per_s"
+            rates[name] = rows[row][key]
+    return rates, f"{path} (benchmarks/speed.py on {data.get('gpu') or data.get('processor', '?')}, device {data.get('device', '?')})"
+
+
+def cells_of(cfg: dict, claim_ids: list[str] | None, claims_file: str | Path) -> tuple[list[dict], set[tuple]]:
+    """The cells to run (every seed) and Fig 5 traces to make: the whole grid, or what the named claims read."""
+    all_cells = [c for study in cfg["studies"] for c in C.grid_cells(cfg, study)]
+    if not claim_ids:
+        traces = {(study, j["env"], j["dataset"]) for study in cfg["studies"] for j in C.critic_trace_jobs(cfg, study)}
+        return all_cells, traces
+    from wmaug.report.claims import cells_needed, load_claims
+
+    claims = {c.id: c for c in load_claims(claims_file).claims}
+    wanted, traces = set(), set()
+    for cid in claim_ids:
+        if cid not in claims:
+            from wmaug.core.envs import unknown_name_message
+            from wmaug.core.errors import InputError
+
+            raise InputError(unknown_name_message("claim", cid, list(claims), str(claims_file)))
+        cells, t = cells_needed(cfg, claims[cid])
+        wanted |= cells
+        traces |= t
+    return [c for c in all_cells if (c["study"], c["env"], c["dataset"], c["method"]) in wanted], traces
+
+
+def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> dict[tuple, Job]:
+    """Every job the cells need, once each, keyed by what identifies it."""
+    s, algos = C.scale_cfg(cfg), cfg["algorithms"]
+    jobs: dict[tuple, Job] = {}
+
+    def dataset(env: str, kind: str) -> None:
+        if C.dataset_source(cfg, env, kind) or ("dataset", env, kind) in jobs:
+            return  # a user's source needs no job
+        rollout = kind in ("random", "medium", "expert")
+        jobs[("dataset", env, kind)] = Job("dataset", env_steps=s["dataset_transitions"] if rollout else 0, env=env)
+        if kind == "medium-expert":
+            dataset(env, "medium")
+            dataset(env, "expert")
+        elif kind != "random" and ("behaviour", env) not in jobs:
+            jobs[("behaviour", env)] = Job("behaviour", updates=s["behaviour_steps"] - s["behaviour_start_steps"],
+                                           rate="sac", env_steps=s["behaviour_steps"], env=env)
+
+    def pretrain(algo: str, env: str, kind: str, block: int) -> None:
+        key = ("pretrain", algo, env, kind, block)
+        if key in jobs:
+            return
+        iterations = s["fqe_iterations"] if algo == "fqe" else s["pretrain_iterations"]
+        jobs[key] = Job("pretrain", updates=iterations, rate="cql_block", env=env)
+        dataset(env, kind)
+        if algo == "fqe":
+            pretrain("cql", env, kind, block)
+
+    for c in cells:
+        r, env, kind, seed = METHODS[c["method"]], c["env"], c["dataset"], c["seed"]
+        if study_paper(cfg, c["study"]).sized_samples:
+            online = s["online_long_steps"] if r.long else s["online_steps"]
+            offline = s["offline_iterations"] if r.offline else 0
+            jobs[("cell", *c.values())] = Job("cell", updates=offline + max(0, online - s["online_start_steps"]),
+                                              rate="td3", env_steps=online, env=env)
+            if r.offline:
+                n = C.sample_size(s, r)
+                jobs[("subsample", env, kind, n, seed)] = Job("subsample")
+                dataset(env, kind)
+                if r.augment:
+                    wm = algos["world_model"]
+                    jobs[("world_model", env, kind, n, seed)] = Job(
+                        "world_model", updates=s["world_model_epochs"] * math.ceil(n / wm["batch_size"]),
+                        rate="world_model")
+        else:
+            steps = s["finetune_long_steps"] if r.long else s["finetune_steps"]
+            ft = algos["finetune"]
+            updates = max(0, steps - ft["first_updates_after"]) + ft["first_updates"]
+            jobs[("cell", *c.values())] = Job("cell", updates=updates, rate="ensemble_sac", env_steps=steps, env=env)
+            if r.sampling != "online_only":
+                dataset(env, kind)
+            if r.pretrain:
+                pretrain(r.pretrain, env, kind, seed)
+    for study, env, kind in traces:
+        jobs[("critic_trace", study, env, kind)] = Job("critic_trace")
+    if whole:
+        for study in cfg["studies"]:
+            paper = study_paper(cfg, study)
+            for j in C.world_model_error_jobs(cfg, study) if paper.world_model_analyses else []:
+                jobs[("world_model_error", study, *j.values())] = Job("world_model_error")
+            if paper.likelihood_shift and "halfcheetah" in cfg["studies"][study]["envs"]:
+                jobs[("likelihood_shift",)] = Job("likelihood_shift")
+    studies = {c["study"] for c in cells}
+    for study in studies:
+        jobs[("report", study)] = Job("report")
+    if studies:
+        jobs[("claims",)] = Job("claims")
+    return jobs
+
+
+def plan(cfg: dict, claim_ids: list[str] | None = None, device: str = "cpu", rates_file: str | Path | None = None,
+         claims_file: str | Path = "config/claims.yaml") -> dict:
+    rates, source = load_rates(device, rates_file)
+    cells, traces = cells_of(cfg, claim_ids, claims_file)
+    jobs = jobs_of(cfg, cells, traces, whole=not claim_ids)
+    by_rule = defaultdict(lambda: {"jobs": 0, "updates": 0.0, "env_steps": 0.0, "hours": 0.0})
+    for job in jobs.values():
+        row = by_rule[job.rule]
+        row["jobs"] += 1
+        row["updates"] += job.updates
+        row["env_steps"] += job.env_steps
+        seconds = job.updates / rates[job.rate] if job.updates else 0.0
+        if job.env_steps:
+            seconds += job.env_steps / rates["env_steps_per_s"][job.env]
+        row["hours"] += seconds / 3600
+    rows = {rule: by_rule[rule] for rule in RULE_ORDER if rule in by_rule}
+    total = {k: sum(r[k] for r in rows.values()) for k in ("jobs", "updates", "env_steps", "hours")}
+    return {"scale": cfg["scale"], "claims": claim_ids or "all", "device": device, "rates": source,
+            "cells": len(cells), "rules": rows, "total": total}
+
+
+def plan_text(p: dict) -> str:
+    unit = "GPU-hours" if p["device"] == "cuda" else "core-hours"
+    what = "the whole grid" if p["claims"] == "all" else "claim(s) " + ", ".join(p["claims"])
+    lines = [f"plan for {what} at scale {p['scale']}: {p['cells']} cells (nothing is run)",
+             f"rates: {p['rates']}", "",
+             f"{'rule':<18} {'jobs':>6} {'updates':>14} {'env steps':>14} {unit:>12}"]
+    for rule, r in [*p["rules"].items(), ("total", p["total"])]:
+        lines.append(f"{rule:<18} {r['jobs']:>6} {r['updates']:>14,.0f} {r['env_steps']:>14,.0f} {r['hours']:>12,.1f}")
+    lines += ["", "One process per job at the measured rates; evaluation episodes and the minutes of report, analysis"
+              " and sample jobs are left out. Learner jobs (cells, pre-training, world models, behaviour) on the device"
+              f" named; environment steps at the CPU's rate. {'GPU-hours assume one job per GPU.' if p['device'] == 'cuda' else ''}"]
+    return "\n".join(lines).rstrip()
