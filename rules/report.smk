@@ -87,3 +87,28 @@ rule plan:
     localrule: True
     shell:
         "wmaug plan {CFG_ARG}"
+
+
+# `snakemake claim_A2`: one claim on its own. Only the cells its checks read run (and what they need: samples,
+# world models, datasets, behaviour policies, pre-trained blocks, Fig 5's traces), then a report of those cells and
+# the claim's verdict page go to <figures_dir>/claims/<ID>/.
+for _claim in C_claims.load_claims(CLAIMS_FILE).claims:
+    rule:
+        name:
+            f"claim_{_claim.id}"
+        input:
+            C_claims.claim_cell_inputs(CFG, _claim),
+        output:
+            md=f"{S['figures_dir']}/claims/{_claim.id}/claims.md",
+            json=f"{S['figures_dir']}/claims/{_claim.id}/claims.json",
+        log:
+            f"{LOGS}/report/claim_{_claim.id}.log",
+        params:
+            claim=_claim.id,
+        threads: 1
+        resources:
+            runtime=30,
+            mem_mb=8000,
+        shell:
+            "wmaug claim {CFG_ARG} --claim {params.claim} --claims " + CLAIMS_FILE
+            + " --out-dir " + f"{S['figures_dir']}/claims/{_claim.id}" + " > {log} 2>&1"

@@ -74,3 +74,23 @@ def test_the_whole_plan_has_the_jobs_snakemake_plans():
     counts.pop("figures")
     p = plan(paper_config(), claims_file=CLAIMS)
     assert {rule: r["jobs"] for rule, r in p["rules"].items()} == counts
+
+
+@pytest.mark.slow  # starts Snakemake
+def test_a_claim_target_plans_only_what_its_checks_read():
+    """`snakemake -n claim_A6` at paper scale: A6's 15 cells (three methods on ant medium-replay, 5 seeds) and what
+    they need, nothing else; the same jobs `wmaug plan --claim A6` counts (its report is the claim's own job)."""
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "claim_A6", "--config", "scale=paper", "--quiet",
+                          "rules"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    planned = {rule: r["jobs"] for rule, r in plan(paper_config(), ["A6"], claims_file=CLAIMS)["rules"].items()}
+    assert counts.pop("claim_A6") == 1
+    assert counts == {k: v for k, v in planned.items() if k not in ("report", "claims")}
+    assert counts["cell"] == 15

@@ -297,6 +297,16 @@ def cmd_claims(args) -> None:
     print(f"written: {out / 'claims.md'}, {out / 'claims.json'}, {out / 'claims.rst'}")
 
 
+def cmd_claim(args) -> None:
+    from wmaug.report.claims import audit_claim
+
+    cfg = _load(args)
+    out = Path(args.out_dir or Path(C.scale_cfg(cfg)["figures_dir"]) / "claims" / args.claim)
+    r = audit_claim(cfg, args.claims, args.claim, out)
+    print(f"{r['id']:>4}  {r['verdict']:<13} {r['says'][:90]}")
+    print(f"written: {out / 'claims.md'}, {out / 'claims.json'}, {out / 'claims.rst'}")
+
+
 def cmd_plan(args) -> None:
     from wmaug.report.plan import plan, plan_text
 
@@ -416,6 +426,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
     p.add_argument("--out-dir", default=None, help="where claims.md/.json/.rst go (default: the scale's figures_dir)")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("claim", help="one claim on its own: a report of only the cells it reads, then its verdict")
+    _common(p)
+    p.add_argument("--claim", required=True, metavar="ID")
+    p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
+    p.add_argument("--out-dir", default=None, help="default: <figures_dir>/claims/<ID>")
+    p.set_defaults(func=cmd_claim)
 
     p = sub.add_parser("plan", help="jobs, updates, environment steps and hours of the DAG (or of named claims), "
                                     "without running anything")

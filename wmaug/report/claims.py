@@ -585,6 +585,44 @@ def _missing_scores_message(cfg: dict, studies: list[str]) -> str:
             f"`snakemake --cores 2 figures --config scale={cfg['scale']}` (or `wmaug report --study <study> ...`)")
 
 
+def claim_cell_inputs(cfg: dict, claim: Claim) -> list[str]:
+    """What `snakemake claim_<ID>` waits for: the summary of every seed of each cell the claim reads, and the critic
+    traces of its critic metrics."""
+    cells, traces = cells_needed(cfg, claim)
+    out = [f"{C.cell_dir(cfg, study, env, dataset, method, seed)}/summary.json"
+           for study, env, dataset, method in sorted(cells) for seed in range(C.study_seeds(cfg, study))]
+    return out + [C.critic_trace_path(cfg, study, env, dataset) for study, env, dataset in sorted(traces)]
+
+
+def audit_claim(cfg: dict, claims_path: str | Path, claim_id: str, out_dir: str | Path) -> dict:
+    """One claim on its own: each study it reads is reported from only the cells the claim needs (tables under
+    <results_dir>/claims/<ID>/, figures in out_dir), then the claim alone is evaluated into out_dir's claims.md /
+    .json / .rst."""
+    import copy
+    import shutil
+
+    from wmaug.report.build import build_study_report
+
+    claims = {c.id: c for c in load_claims(claims_path).claims}
+    if claim_id not in claims:
+        raise ClaimsError(unknown_name_message("claim", claim_id, list(claims), str(claims_path)))
+    claim = claims[claim_id]
+    cells, traces = cells_needed(cfg, claim)
+    s = C.scale_cfg(cfg)
+    sub = copy.deepcopy(cfg)  # the same config, its results read from the claim's own folder
+    sub["scales"][cfg["scale"]]["results_dir"] = str(Path(s["results_dir"]) / "claims" / claim_id)
+    out_dir = Path(out_dir)
+    for study in sorted({c[0] for c in cells}):
+        dirs = [Path(C.cell_dir(cfg, study, env, dataset, method, seed)) for st, env, dataset, method in sorted(cells)
+                if st == study for seed in range(C.study_seeds(cfg, study))]
+        build_study_report(cfg, study, dirs, Path(C.scale_cfg(sub)["results_dir"]) / study, out_dir)
+    for study, env, dataset in traces:
+        target = Path(C.critic_trace_path(sub, study, env, dataset))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(C.critic_trace_path(cfg, study, env, dataset), target)
+    return build_claims(sub, claims_path, out_dir, only=[claim_id])[0]
+
+
 def claim_inputs(cfg: dict) -> list[str]:
     """What the claims rule reads: each study's scores table and paper A's critic traces."""
     s = C.scale_cfg(cfg)
@@ -595,19 +633,24 @@ def claim_inputs(cfg: dict) -> list[str]:
     return paths
 
 
-def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path) -> list[dict]:
-    """Evaluate every claim on the results at hand and write claims.json, claims.md and claims.rst to out_dir."""
+def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: list[str] | None = None) -> list[dict]:
+    """Evaluate every claim (or those `only` names) on the results at hand and write claims.json, claims.md and
+    claims.rst to out_dir."""
     from wmaug.core.io import write_json, write_text
 
     claims = load_claims(claims_path)
+    if only:
+        claims = Claims(claims.min_seeds, tuple(c for c in claims.claims if c.id in only), claims.path)
+    pipelines = {c.pipeline for c in claims.claims}
+    studies = [study for study in cfg["studies"] if study_paper(cfg, study).pipeline in pipelines]
     out_dir = Path(out_dir)
     results_dir = Path(C.scale_cfg(cfg)["results_dir"])
-    missing = [study for study in cfg["studies"] if not (results_dir / study / "scores.csv").is_file()]
+    missing = [study for study in studies if not (results_dir / study / "scores.csv").is_file()]
     if missing:
         raise ClaimsError(_missing_scores_message(cfg, missing))
     evidence = {}
-    for study, grid in cfg["studies"].items():
-        evidence.setdefault(grid["pipeline"], study_evidence(cfg, study, out_dir))
+    for study in studies:
+        evidence.setdefault(study_paper(cfg, study).pipeline, study_evidence(cfg, study, out_dir))
     s = C.scale_cfg(cfg)
     results = evaluate_claims(claims, evidence, scale=cfg["scale"], reps=int(s["bootstrap_reps"]))
     doc = {"scale": cfg["scale"], "min_seeds": claims.min_seeds, "claims_file": str(claims_path),
