@@ -37,7 +37,10 @@ LOGS = f"logs/{SCALE}"
 
 # The claims file is checked here too, so that a typo in it stops the run before any compute.
 CLAIMS_FILE = "config/claims.yaml"
-C_claims.load_claims(CLAIMS_FILE)
+_claim_ids = [c.id for c in C_claims.load_claims(CLAIMS_FILE).claims]
+for _id in CFG.get("claims") or []:  # `--config claims=[A2,B3]`: named claims only, checked before any job
+    if _id not in _claim_ids:
+        raise C.ConfigError(C.unknown_name_message("claim", _id, _claim_ids, "--config claims"))
 
 # `snakemake --report`: its first page is the claims table once the claims rule has written it.
 _claims_page = Path(S["figures_dir"]) / "claims.rst"
@@ -63,9 +66,16 @@ include: "rules/analysis.smk"
 include: "rules/report.smk"
 
 
+def figures_inputs(wc):
+    """The whole grid's figures and verdicts; with `--config claims=[...]`, those claims' targets only."""
+    if CFG.get("claims"):
+        return [f"{S['figures_dir']}/claims/{cid}/claims.md" for cid in CFG["claims"]]
+    return [f for study in CFG["studies"] for f in figure_files(study)] + list(rules.claims.output)
+
+
 rule figures:
-    """Every figure of every study in the config (and the CSVs of the numbers plotted), and the claims' verdicts."""
+    """Every figure of every study in the config (and the CSVs of the numbers plotted), and the claims' verdicts;
+    with `--config claims=[A2,B3]`, only what those claims need and their verdict pages."""
     input:
-        [figure_files(study) for study in CFG["studies"]],
-        rules.claims.output,
+        figures_inputs,
     default_target: True

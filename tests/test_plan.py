@@ -76,6 +76,28 @@ def test_the_whole_plan_has_the_jobs_snakemake_plans():
     assert {rule: r["jobs"] for rule, r in p["rules"].items()} == counts
 
 
+def snakemake_jobs(*args: str) -> dict[str, int]:
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", *args, "--quiet", "rules"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = {}
+    for line in out.stdout.splitlines():  # the first "Job stats" table
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.slow  # starts Snakemake
+def test_figures_for_named_claims_runs_their_targets_only():
+    jobs = snakemake_jobs("figures", "--config", "scale=paper", "claims=[A6,B7]")
+    assert jobs.pop("claim_A6") == jobs.pop("claim_B7") == jobs.pop("figures") == 1
+    planned = plan(paper_config(), ["A6", "B7"], claims_file=CLAIMS)["rules"]
+    assert jobs == {rule: r["jobs"] for rule, r in planned.items() if rule not in ("report", "claims")}
+
+
 @pytest.mark.slow  # starts Snakemake
 def test_a_claim_target_plans_only_what_its_checks_read():
     """`snakemake -n claim_A6` at paper scale: A6's 15 cells (three methods on ant medium-replay, 5 seeds) and what

@@ -310,7 +310,8 @@ def cmd_claim(args) -> None:
 def cmd_plan(args) -> None:
     from wmaug.report.plan import plan, plan_text
 
-    p = plan(_load(args), args.claim, args.device, args.rates, args.claims)
+    cfg = _load(args)
+    p = plan(cfg, args.claim or cfg.get("claims"), args.device, args.rates, args.claims)
     print(plan_text(p))
     if args.json:
         from wmaug.core.io import write_json

@@ -73,6 +73,8 @@ SCHEMA = {
         "scale": {"type": "string"},
         # paper A: seeds of one cell trained together in one job (one batched TD3); 1 = a job per seed
         "seeds_per_job": _pos_int,
+        # `--config claims=[A2,B3]`: the figures target makes only these claims (snakemake claim_<ID> each)
+        "claims": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "studies": {
             "type": "object",
             "minProperties": 1,
