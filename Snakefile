@@ -14,6 +14,7 @@ from wmaug.core.papers import PAPERS, paper, study_paper
 from wmaug.core.envs import DATASET_KINDS
 from wmaug.core.envs import ENV_SPECS
 from wmaug.report import claims as C_claims
+from wmaug.report.claim_targets import claim_cell_inputs
 
 
 configfile: "config/config.yaml"

@@ -97,7 +97,7 @@ for _claim in C_claims.load_claims(CLAIMS_FILE).claims:
         name:
             f"claim_{_claim.id}"
         input:
-            C_claims.claim_cell_inputs(CFG, _claim),
+            claim_cell_inputs(CFG, _claim),
         output:
             md=f"{S['figures_dir']}/claims/{_claim.id}/claims.md",
             json=f"{S['figures_dir']}/claims/{_claim.id}/claims.json",

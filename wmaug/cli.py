@@ -298,7 +298,7 @@ def cmd_claims(args) -> None:
 
 
 def cmd_claim(args) -> None:
-    from wmaug.report.claims import audit_claim
+    from wmaug.report.claim_targets import audit_claim
 
     cfg = _load(args)
     out = Path(args.out_dir or Path(C.scale_cfg(cfg)["figures_dir"]) / "claims" / args.claim)

@@ -33,7 +33,7 @@ from wmaug.core.envs import DATASET_KINDS
 from wmaug.core.envs import ENV_SPECS, unknown_name_message
 from wmaug.core.errors import InputError
 from wmaug.core.papers import BY_CLAIM_PREFIX, study_paper
-from wmaug.core.methods import FIG5_CRITICS, METHODS
+from wmaug.core.methods import METHODS
 
 log = logging.getLogger("wmaug.claims")
 
@@ -451,32 +451,6 @@ def check_tasks(check: Check, grid: dict) -> list[tuple[str, str]]:
     return [(e, d) for e in envs for d in datasets]
 
 
-def cells_needed(cfg: dict, claim: Claim) -> tuple[set[tuple], set[tuple]]:
-    """What a claim's checks read, as the config's grid has it: cells (study, env, dataset, method), every seed of
-    each, and Fig 5's critic traces (study, env, dataset) for the critic metrics. A task the grid lacks at this scale
-    is left out (the check will say it had no runs)."""
-    cells, traces = set(), set()
-    for study, grid in cfg["studies"].items():
-        if study_paper(cfg, study).pipeline != claim.pipeline:
-            continue
-        have = {(c["env"], c["dataset"], c["method"]) for c in C.grid_cells(cfg, study)}
-        main = {k: grid[k] for k in ("envs", "datasets")}
-        for check in claim.checks:
-            for env, dataset in check_tasks(check, main):
-                if check.metric in CRITIC_METRICS:
-                    traces.add((study, env, dataset))
-                    continue
-                for side in (check.x, check.y):
-                    if side is not None and (env, side.dataset or dataset, side.method) in have:
-                        cells.add((study, env, side.dataset or dataset, side.method))
-        for study_, env, dataset in [t for t in traces if t[0] == study]:
-            for job in C.critic_trace_jobs(cfg, study):
-                if (job["env"], job["dataset"]) == (env, dataset):
-                    cells |= {(study, env, dataset, m) for m in {m for m, _, _ in FIG5_CRITICS}
-                              if (env, dataset, m) in have}
-    return cells, traces
-
-
 def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, seed: int, key: tuple) -> dict:
     """A check's verdict with its evidence: per-task (or pooled) estimate, 95% interval and seed counts."""
     sides = [check.x] + ([check.y] if check.y is not None else [])
@@ -585,44 +559,6 @@ def _missing_scores_message(cfg: dict, studies: list[str]) -> str:
             f"`snakemake --cores 2 figures --config scale={cfg['scale']}` (or `wmaug report --study <study> ...`)")
 
 
-def claim_cell_inputs(cfg: dict, claim: Claim) -> list[str]:
-    """What `snakemake claim_<ID>` waits for: the summary of every seed of each cell the claim reads, and the critic
-    traces of its critic metrics."""
-    cells, traces = cells_needed(cfg, claim)
-    out = [f"{C.cell_dir(cfg, study, env, dataset, method, seed)}/summary.json"
-           for study, env, dataset, method in sorted(cells) for seed in range(C.study_seeds(cfg, study))]
-    return out + [C.critic_trace_path(cfg, study, env, dataset) for study, env, dataset in sorted(traces)]
-
-
-def audit_claim(cfg: dict, claims_path: str | Path, claim_id: str, out_dir: str | Path) -> dict:
-    """One claim on its own: each study it reads is reported from only the cells the claim needs (tables under
-    <results_dir>/claims/<ID>/, figures in out_dir), then the claim alone is evaluated into out_dir's claims.md /
-    .json / .rst."""
-    import copy
-    import shutil
-
-    from wmaug.report.build import build_study_report
-
-    claims = {c.id: c for c in load_claims(claims_path).claims}
-    if claim_id not in claims:
-        raise ClaimsError(unknown_name_message("claim", claim_id, list(claims), str(claims_path)))
-    claim = claims[claim_id]
-    cells, traces = cells_needed(cfg, claim)
-    s = C.scale_cfg(cfg)
-    sub = copy.deepcopy(cfg)  # the same config, its results read from the claim's own folder
-    sub["scales"][cfg["scale"]]["results_dir"] = str(Path(s["results_dir"]) / "claims" / claim_id)
-    out_dir = Path(out_dir)
-    for study in sorted({c[0] for c in cells}):
-        dirs = [Path(C.cell_dir(cfg, study, env, dataset, method, seed)) for st, env, dataset, method in sorted(cells)
-                if st == study for seed in range(C.study_seeds(cfg, study))]
-        build_study_report(cfg, study, dirs, Path(C.scale_cfg(sub)["results_dir"]) / study, out_dir)
-    for study, env, dataset in traces:
-        target = Path(C.critic_trace_path(sub, study, env, dataset))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(C.critic_trace_path(cfg, study, env, dataset), target)
-    return build_claims(sub, claims_path, out_dir, only=[claim_id])[0]
-
-
 def claim_inputs(cfg: dict) -> list[str]:
     """What the claims rule reads: each study's scores table and paper A's critic traces."""
     s = C.scale_cfg(cfg)
@@ -637,6 +573,7 @@ def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: 
     """Evaluate every claim (or those `only` names) on the results at hand and write claims.json, claims.md and
     claims.rst to out_dir."""
     from wmaug.core.io import write_json, write_text
+    from wmaug.report.claims_pages import claims_markdown, claims_rst
 
     claims = load_claims(claims_path)
     if only:
@@ -681,96 +618,3 @@ def _jsonable(obj):
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
-
-
-# --------------------------------------------------------------------------- claims.md / claims.rst
-def _num(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    return f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
-
-
-def _estimate_text(r: dict) -> str:
-    if "value" not in r:
-        return r.get("why", "")
-    seeds = f"{r['n_seeds_x']}" + (f"/{r['n_seeds_y']}" if r.get("n_seeds_y") is not None else "")
-    return f"{_num(r['value'])} [{_num(r['lo'])}, {_num(r['hi'])}], {seeds} seeds"
-
-
-def _evidence_lines(claim: dict) -> list[str]:
-    if not claim["checks"]:
-        return [claim.get("why", "")]
-    lines = []
-    for i, c in enumerate(claim["checks"], 1):
-        text = f"check {i}: {c['verdict']} ({c['summary']}"
-        ran = [r for r in c["tasks"] if "value" in r]
-        if c["scope"] == "aggregate" and "value" in c:
-            text += f"; {_estimate_text(c)}"
-        elif len(ran) == 1:
-            text += f"; {_estimate_text(ran[0])}"
-        whys = list(dict.fromkeys(r["why"] for r in ran if r.get("why")))
-        if whys:
-            text += "; " + "; ".join(whys)
-        if c.get("why"):
-            text += f"; {c['why']}"
-        lines.append(text + ")")
-    return lines
-
-
-def claims_markdown(doc: dict) -> str:
-    out = [f"# Claims audit (scale `{doc['scale']}`)", "",
-           "Each claim of docs/protocol.md checked against the results this harness regenerated (claims file "
-           f"`{doc['claims_file']}`). Estimates are IQMs over seeds (unless a check says mean) with rliable's 95% "
-           f"stratified-bootstrap intervals; a check with fewer than {doc['min_seeds']} seeds per cell is "
-           "inconclusive whatever its interval. `not run`: the cells a check needs are not in the results at this "
-           "scale.", "",
-           "| claim | figure | verdict | seeds | evidence |", "|---|---|---|---|---|"]
-    for c in doc["claims"]:
-        fig = f"[{c['figure']}]({c['figure_file']})" if c.get("figure_file") else c["figure"]
-        out.append(f"| {c['id']} | {c['paper']}: {fig} | **{c['verdict']}** | {c.get('n_seeds', 0) or '-'} | "
-                   + "<br>".join(_evidence_lines(c)).replace("|", "\\|") + " |")
-    for c in doc["claims"]:
-        out += ["", f"## {c['id']}: {c['verdict']}", "", f"> {c['says']}", ""]
-        if c.get("figure_file"):
-            out += [f"Figure: [{c['figure_file']}]({c['figure_file']})", ""]
-        if not c["checks"]:
-            out.append(c.get("why", ""))
-        for i, chk in enumerate(c["checks"], 1):
-            out += [f"{i}. `{chk['check']}`: **{chk['verdict']}** ({chk['summary']})", ""]
-            rows = chk["tasks"] if chk["scope"] == "per_task" else (
-                [{"env": "pooled", "dataset": "", **{k: chk[k] for k in ("value", "lo", "hi", "n_seeds_x",
-                                                                          "n_seeds_y") if k in chk},
-                  "verdict": chk["verdict"], "why": chk.get("why", "")}] + chk["tasks"])
-            out += ["   | env | dataset | estimate [95% interval], seeds (x/y) | verdict |",
-                    "   |---|---|---|---|"]
-            for r in rows:
-                why = f" ({r['why']})" if r.get("why") and "value" in r else ""
-                out.append(f"   | {r['env']} | {r['dataset']} | {_estimate_text(r)} | {r['verdict']}{why} |")
-            out.append("")
-    return "\n".join(out) + "\n"
-
-
-def _rst(text: str) -> str:
-    """Plain text safe inside RST (and inside Snakemake's Jinja pass, which the raw block below covers)."""
-    for ch in "\\*`|_":
-        text = text.replace(ch, "\\" + ch)
-    return text
-
-
-def claims_rst(doc: dict) -> str:
-    """The first page of ``snakemake --report``: the claims table, each claim linking to its figure."""
-    title = f"Claims audit (scale {doc['scale']})"
-    out = ["{% raw %}", title, "=" * len(title), "",
-           _rst(f"Every claim of both papers (docs/protocol.md) checked against the regenerated results: verdict, "
-                f"evidence (IQM over seeds, rliable 95% stratified-bootstrap interval, seeds per side), and the "
-                f"figure that shows it. Fewer than {doc['min_seeds']} seeds per cell: inconclusive. The figures "
-                f"follow, grouped by paper and figure; claims.md and claims.json hold the per-task evidence."), "",
-           ".. list-table::", "   :header-rows: 1", "   :widths: 6 10 40 12 32", "",
-           "   * - claim", "     - figure", "     - says", "     - verdict", "     - evidence"]
-    for c in doc["claims"]:
-        fig = f"`{c['figure_file']}`_" if c.get("figure_file") else _rst(c["figure"])
-        evidence = _rst("; ".join(_evidence_lines(c)))
-        out += [f"   * - {_rst(c['id'])}", f"     - {_rst('Paper ' + c['paper'])}: {fig}",
-                f"     - {_rst(c['says'])}", f"     - **{c['verdict']}**", f"     - {evidence or '-'}"]
-    out += ["", "{% endraw %}", ""]
-    return "\n".join(out)

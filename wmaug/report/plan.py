@@ -60,7 +60,8 @@ def cells_of(cfg: dict, claim_ids: list[str] | None, claims_file: str | Path) ->
     if not claim_ids:
         traces = {(study, j["env"], j["dataset"]) for study in cfg["studies"] for j in C.critic_trace_jobs(cfg, study)}
         return all_cells, traces
-    from wmaug.report.claims import cells_needed, load_claims
+    from wmaug.report.claim_targets import cells_needed
+    from wmaug.report.claims import load_claims
 
     claims = {c.id: c for c in load_claims(claims_file).claims}
     wanted, traces = set(), set()

@@ -1,0 +1,97 @@
+"""The claims audit's pages: claims.md (the table, then each claim's checks with their per-task evidence) and
+claims.rst (the first page of `snakemake --report`)."""
+
+from __future__ import annotations
+
+import math
+
+def _num(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
+
+
+def _estimate_text(r: dict) -> str:
+    if "value" not in r:
+        return r.get("why", "")
+    seeds = f"{r['n_seeds_x']}" + (f"/{r['n_seeds_y']}" if r.get("n_seeds_y") is not None else "")
+    return f"{_num(r['value'])} [{_num(r['lo'])}, {_num(r['hi'])}], {seeds} seeds"
+
+
+def _evidence_lines(claim: dict) -> list[str]:
+    if not claim["checks"]:
+        return [claim.get("why", "")]
+    lines = []
+    for i, c in enumerate(claim["checks"], 1):
+        text = f"check {i}: {c['verdict']} ({c['summary']}"
+        ran = [r for r in c["tasks"] if "value" in r]
+        if c["scope"] == "aggregate" and "value" in c:
+            text += f"; {_estimate_text(c)}"
+        elif len(ran) == 1:
+            text += f"; {_estimate_text(ran[0])}"
+        whys = list(dict.fromkeys(r["why"] for r in ran if r.get("why")))
+        if whys:
+            text += "; " + "; ".join(whys)
+        if c.get("why"):
+            text += f"; {c['why']}"
+        lines.append(text + ")")
+    return lines
+
+
+def claims_markdown(doc: dict) -> str:
+    out = [f"# Claims audit (scale `{doc['scale']}`)", "",
+           "Each claim of docs/protocol.md checked against the results this harness regenerated (claims file "
+           f"`{doc['claims_file']}`). Estimates are IQMs over seeds (unless a check says mean) with rliable's 95% "
+           f"stratified-bootstrap intervals; a check with fewer than {doc['min_seeds']} seeds per cell is "
+           "inconclusive whatever its interval. `not run`: the cells a check needs are not in the results at this "
+           "scale.", "",
+           "| claim | figure | verdict | seeds | evidence |", "|---|---|---|---|---|"]
+    for c in doc["claims"]:
+        fig = f"[{c['figure']}]({c['figure_file']})" if c.get("figure_file") else c["figure"]
+        out.append(f"| {c['id']} | {c['paper']}: {fig} | **{c['verdict']}** | {c.get('n_seeds', 0) or '-'} | "
+                   + "<br>".join(_evidence_lines(c)).replace("|", "\\|") + " |")
+    for c in doc["claims"]:
+        out += ["", f"## {c['id']}: {c['verdict']}", "", f"> {c['says']}", ""]
+        if c.get("figure_file"):
+            out += [f"Figure: [{c['figure_file']}]({c['figure_file']})", ""]
+        if not c["checks"]:
+            out.append(c.get("why", ""))
+        for i, chk in enumerate(c["checks"], 1):
+            out += [f"{i}. `{chk['check']}`: **{chk['verdict']}** ({chk['summary']})", ""]
+            rows = chk["tasks"] if chk["scope"] == "per_task" else (
+                [{"env": "pooled", "dataset": "", **{k: chk[k] for k in ("value", "lo", "hi", "n_seeds_x",
+                                                                          "n_seeds_y") if k in chk},
+                  "verdict": chk["verdict"], "why": chk.get("why", "")}] + chk["tasks"])
+            out += ["   | env | dataset | estimate [95% interval], seeds (x/y) | verdict |",
+                    "   |---|---|---|---|"]
+            for r in rows:
+                why = f" ({r['why']})" if r.get("why") and "value" in r else ""
+                out.append(f"   | {r['env']} | {r['dataset']} | {_estimate_text(r)} | {r['verdict']}{why} |")
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _rst(text: str) -> str:
+    """Plain text safe inside RST (and inside Snakemake's Jinja pass, which the raw block below covers)."""
+    for ch in "\\*`|_":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def claims_rst(doc: dict) -> str:
+    """The first page of ``snakemake --report``: the claims table, each claim linking to its figure."""
+    title = f"Claims audit (scale {doc['scale']})"
+    out = ["{% raw %}", title, "=" * len(title), "",
+           _rst(f"Every claim of both papers (docs/protocol.md) checked against the regenerated results: verdict, "
+                f"evidence (IQM over seeds, rliable 95% stratified-bootstrap interval, seeds per side), and the "
+                f"figure that shows it. Fewer than {doc['min_seeds']} seeds per cell: inconclusive. The figures "
+                f"follow, grouped by paper and figure; claims.md and claims.json hold the per-task evidence."), "",
+           ".. list-table::", "   :header-rows: 1", "   :widths: 6 10 40 12 32", "",
+           "   * - claim", "     - figure", "     - says", "     - verdict", "     - evidence"]
+    for c in doc["claims"]:
+        fig = f"`{c['figure_file']}`_" if c.get("figure_file") else _rst(c["figure"])
+        evidence = _rst("; ".join(_evidence_lines(c)))
+        out += [f"   * - {_rst(c['id'])}", f"     - {_rst('Paper ' + c['paper'])}: {fig}",
+                f"     - {_rst(c['says'])}", f"     - **{c['verdict']}**", f"     - {evidence or '-'}"]
+    out += ["", "{% endraw %}", ""]
+    return "\n".join(out)
