@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10])
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per interval (paper scale: 2000)")
     parser.add_argument("--scenarios", nargs="+", default=["level_at_threshold", "difference_null", "aggregate_null"])
+    parser.add_argument("--interval", default="calibrated", choices=CL.INTERVALS,
+                        help="calibrated: the audit's (Bonferroni over the check's intervals, t with the bootstrap's "
+                             "standard error); percentile: rliable's 95%% percentile interval, as before 2026-12-04")
     parser.add_argument("--out", default="benchmarks/results/claims_calibration.csv")
     args = parser.parse_args(argv)
     out_rows = []
@@ -88,9 +91,11 @@ def main(argv: list[str] | None = None) -> None:
                 ev = CL.StudyEvidence("s", scores(rng, tasks, methods, n), {},
                                       {"envs": sorted({e for e, _ in tasks}), "datasets": sorted({d for _, d in tasks})})
                 check_tasks = CL.Check(**{**check.__dict__, "tasks": tuple(tasks)})
-                r = CL.evaluate_check(check_tasks, ev, min_seeds=min(3, n), reps=args.reps, seed=draw, key=(name,))
+                m = len(tasks) if check.scope == "per_task" else 1  # the intervals this verdict rests on
+                r = CL.evaluate_check(check_tasks, ev, min_seeds=min(3, n), reps=args.reps, seed=draw, key=(name,),
+                                      interval=args.interval, m=m)
                 counts[r["verdict"]] += 1
-            row = {"scenario": name, "seeds": n, "draws": args.draws, "reps": args.reps}
+            row = {"scenario": name, "interval": args.interval, "seeds": n, "draws": args.draws, "reps": args.reps}
             for v in ("supported", "contradicted"):
                 lo, hi = wilson(counts[v], args.draws)
                 row[f"false_{v}"] = counts[v] / args.draws

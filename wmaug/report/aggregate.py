@@ -146,12 +146,12 @@ def _poi_estimates(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.concatenate([[per_task.mean()], per_task])
 
 
-def _interval(score_dict, func, reps: int, seed: int, key: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """One seeded rliable call for a single-entry score dict -> (point, (2, k) interval)."""
+def _interval(score_dict, func, reps: int, seed: int, key: tuple, size: float = CI_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One seeded rliable call for a single-entry score dict -> (point, (2, k) interval of coverage `size`)."""
     (name,) = score_dict
     with _seeded_global_rng(seed, *key):
         point, ci = rly.get_interval_estimates(
-            score_dict, func, reps=reps, confidence_interval_size=CI_SIZE)
+            score_dict, func, reps=reps, confidence_interval_size=size)
     point_arr = np.atleast_1d(point[name]).astype(float)
     return point_arr, np.asarray(ci[name], dtype=float).reshape(2, -1)
 

@@ -131,6 +131,41 @@ class Claims:
     min_seeds: int
     claims: tuple[Claim, ...]
     path: str = ""
+    interval: str = "calibrated"  # or "percentile": rliable's 95% percentile interval per check, unadjusted
+
+
+# How a check's interval is made (docs/claims.md, "Calibration"). "calibrated": the claim's false-verdict rate is held
+# at ALPHA as a whole (Bonferroni over its m intervals, each at 1 - ALPHA / m), and each interval is Student's t
+# around the estimate with the stratified bootstrap's standard error, that error scaled by sqrt(n / (n - 1)) for n runs
+# (the bootstrap's own n-divisor; for a mean this is exactly the t interval). A percentile interval cannot be wider
+# than the data's range, so at 3-5 seeds it undercovers whatever its level. "percentile": rliable's 95% percentile
+# interval per check, unadjusted: the audit before 2026-12-04, kept to compare (benchmarks/claims_calibration.py).
+INTERVALS = ("calibrated", "percentile")
+ALPHA = 0.05
+
+
+def _t_interval(func: Callable, mats: list[np.ndarray], reps: int, seed: int, key: tuple,
+                m: int) -> tuple[float, float]:
+    """The calibrated interval over (runs, tasks) matrices. The stratified bootstrap resamples runs within each task,
+    so its variance carries each task's (n - 1) / n with n runs: undone by n / (n - 1); the t quantile has the
+    within-task degrees of freedom, tasks x (n - 1), of the smaller side."""
+    import warnings
+
+    from rliable import library as rly
+    from scipy import stats
+
+    from wmaug.report.aggregate import derive_seed
+
+    point = float(func(*mats)[0])
+    n = min(mat.shape[0] for mat in mats)
+    df = min(mat.shape[1] * (mat.shape[0] - 1) for mat in mats)
+    cls = rly.StratifiedBootstrap if len(mats) == 1 else rly.StratifiedIndependentBootstrap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arch's random_state keyword, still what rliable passes
+        boot = cls(*mats, random_state=np.random.RandomState(derive_seed(seed, *key)))
+        se = math.sqrt(float(boot.var(func, reps=reps)[0]) * n / (n - 1))
+    half = float(stats.t.ppf(1 - ALPHA / (2 * max(m, 1)), df)) * se
+    return point - half, point + half
 
 
 def _name(kind: str, value, valid: Sequence[str], where: str) -> str:
@@ -250,7 +285,8 @@ def _check(obj, pipeline: str, where: str) -> Check:
 def parse_claims(data, where: str = "claims") -> Claims:
     """Check a loaded claims file (names, types, required keys) and build :class:`Claims`; raises
     :class:`ClaimsError` naming the claim, the key and the bad value."""
-    data = _keys(data, ("min_seeds", "claims"), where, required=("claims",))
+    data = _keys(data, ("min_seeds", "interval", "claims"), where, required=("claims",))
+    interval = _name("interval", data.get("interval", "calibrated"), INTERVALS, f"{where}: interval")
     min_seeds = data.get("min_seeds", 3)
     if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
         raise ClaimsError(f"{where}: min_seeds must be a whole number >= 1, got {min_seeds!r}")
@@ -275,7 +311,7 @@ def parse_claims(data, where: str = "claims") -> Claims:
             raise ClaimsError(f"{w}.checks: expected a non-empty list of checks")
         checks = tuple(_check(c, BY_CLAIM_PREFIX[paper].pipeline, f"{w}.checks[{j}]") for j, c in enumerate(obj["checks"]))
         claims.append(Claim(cid, paper, figure, " ".join(obj["says"].split()), checks))
-    return Claims(min_seeds, tuple(claims), where)
+    return Claims(min_seeds, tuple(claims), where, interval)
 
 
 def load_claims(path: str | Path) -> Claims:
@@ -422,7 +458,7 @@ def _fewest_seeds(est: dict) -> int:
 
 
 def _estimate_with_interval(check: Check, xs: list[np.ndarray], ys: list[np.ndarray] | None, reps: int,
-                            seed: int, key: tuple) -> dict:
+                            seed: int, key: tuple, interval: str = "percentile", m: int = 1) -> dict:
     from wmaug.report.aggregate import _interval
 
     mx, nx = _matrix(xs)
@@ -433,13 +469,17 @@ def _estimate_with_interval(check: Check, xs: list[np.ndarray], ys: list[np.ndar
         mats.append(my)
     func = _statistic(check)
     point = float(func(*mats)[0])
-    if min(nx, n_y or nx) < 2 or reps < 1:
+    n = min(nx, n_y or nx)
+    level = 1 - ALPHA / max(m, 1) if interval == "calibrated" else 0.95
+    if n < 2 or reps < 1:
         lo = hi = point
+    elif interval == "calibrated":
+        lo, hi = _t_interval(func, mats, reps, seed, key, m)
     else:
         score = {"|".join(map(str, key)): mats[0] if ys is None else mats}
         p, ci = _interval(score, func, reps, seed, key)
         point, lo, hi = float(p[0]), float(ci[0, 0]), float(ci[1, 0])
-    return {"value": point, "lo": lo, "hi": hi, "n_seeds_x": nx, "n_seeds_y": n_y}
+    return {"value": point, "lo": lo, "hi": hi, "n_seeds_x": nx, "n_seeds_y": n_y, "level": level}
 
 
 def check_tasks(check: Check, grid: dict) -> list[tuple[str, str]]:
@@ -451,7 +491,13 @@ def check_tasks(check: Check, grid: dict) -> list[tuple[str, str]]:
     return [(e, d) for e in envs for d in datasets]
 
 
-def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, seed: int, key: tuple) -> dict:
+def intervals_in(claim: Claim, grid: dict) -> int:
+    """m, the intervals a claim's verdict rests on: one per task of a per-task check, one per pooled check."""
+    return sum(len(check_tasks(c, grid)) if c.scope == "per_task" else 1 for c in claim.checks)
+
+
+def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, seed: int, key: tuple,
+                   interval: str = "percentile", m: int = 1) -> dict:
     """A check's verdict with its evidence: per-task (or pooled) estimate, 95% interval and seed counts."""
     sides = [check.x] + ([check.y] if check.y is not None else [])
     rows, xs, ys, ran = [], [], [], []
@@ -470,7 +516,7 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
             ys.append(values[1])
         if check.scope == "per_task":
             est = _estimate_with_interval(check, [values[0]], [values[1]] if len(values) > 1 else None, reps, seed,
-                                          (*key, env, ds))
+                                          (*key, env, ds), interval, m)
             rows.append({**label, **est, **_verdict(check, est, min_seeds)})
     result = {"check": check.describe(), "scope": check.scope, "tasks": rows}
     if check.scope == "per_task":
@@ -484,7 +530,7 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
     if not ran:
         result.update(verdict="not run", summary=f"none of {len(tasks)} task(s) ran")
         return result
-    est = _estimate_with_interval(check, xs, ys if check.y is not None else None, reps, seed, key)
+    est = _estimate_with_interval(check, xs, ys if check.y is not None else None, reps, seed, key, interval, m)
     verdict = _verdict(check, est, min_seeds)
     missing = [r for r in rows if r["verdict"] == "not run"]
     if missing and verdict["verdict"] != "inconclusive":
@@ -513,7 +559,8 @@ def evaluate_claims(claims: Claims, evidence: dict[str, StudyEvidence], *, scale
             out.append({**entry, "study": None, "figure_file": None, "verdict": "not run",
                         "why": f"no study of pipeline {claim.pipeline!r} in the config", "checks": []})
             continue
-        checks = [evaluate_check(c, ev, claims.min_seeds, reps, seed, (claim.id, i))
+        m = intervals_in(claim, ev.grid)
+        checks = [evaluate_check(c, ev, claims.min_seeds, reps, seed, (claim.id, i), claims.interval, m)
                   for i, c in enumerate(claim.checks)]
         verdict = combine([c["verdict"] for c in checks], "all")
         seeds = [c["n_seeds"] for c in checks if "n_seeds" in c]
@@ -590,7 +637,8 @@ def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: 
         evidence.setdefault(study_paper(cfg, study).pipeline, study_evidence(cfg, study, out_dir))
     s = C.scale_cfg(cfg)
     results = evaluate_claims(claims, evidence, scale=cfg["scale"], reps=int(s["bootstrap_reps"]))
-    doc = {"scale": cfg["scale"], "min_seeds": claims.min_seeds, "claims_file": str(claims_path),
+    doc = {"scale": cfg["scale"], "min_seeds": claims.min_seeds, "interval": claims.interval,
+           "claims_file": str(claims_path),
            "config_hash": _config_hash(evidence), "claims": results}
     write_json(out_dir / "claims.json", _jsonable(doc))
     write_text(out_dir / "claims.md", claims_markdown(doc))

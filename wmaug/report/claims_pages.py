@@ -38,13 +38,34 @@ def _evidence_lines(claim: dict) -> list[str]:
     return lines
 
 
+# What the intervals are, and how often they mislead (benchmarks/claims_calibration.py; docs/claims.md has the table)
+INTERVAL_TEXT = {
+    "calibrated": (
+        "Each interval is Student's t around the estimate with the stratified bootstrap's standard error, at level "
+        "1 - 0.05/m for a claim resting on m intervals (Bonferroni over its checks and tasks), so that a whole claim "
+        "errs rarely. Measured by simulation with the truth exactly on the threshold (1,000 draws a case): a false "
+        "`supported` or false `contradicted` {rates}."),
+    "percentile": (
+        "Intervals are rliable's 95% percentile stratified-bootstrap intervals, one per check and task, unadjusted "
+        "(the audit before 2026-12-04): with the truth on the threshold they gave a false verdict {rates}."),
+}
+MEASURED_RATES = {
+    "calibrated": "at most 5% per side at 5 seeds in every case measured (docs/claims.md, Calibration)",
+    "percentile": "11.7% / 14.8% of the time at 3 seeds and 5.3% / 4.2% at 5 (supported / contradicted, one task)",
+}
+
+
+def interval_text(doc: dict) -> str:
+    method = doc.get("interval", "percentile")
+    return INTERVAL_TEXT[method].format(rates=MEASURED_RATES[method])
+
+
 def claims_markdown(doc: dict) -> str:
     out = [f"# Claims audit (scale `{doc['scale']}`)", "",
            "Each claim of docs/protocol.md checked against the results this harness regenerated (claims file "
-           f"`{doc['claims_file']}`). Estimates are IQMs over seeds (unless a check says mean) with rliable's 95% "
-           f"stratified-bootstrap intervals; a check with fewer than {doc['min_seeds']} seeds per cell is "
-           "inconclusive whatever its interval. `not run`: the cells a check needs are not in the results at this "
-           "scale.", "",
+           f"`{doc['claims_file']}`). Estimates are IQMs over seeds (unless a check says mean). {interval_text(doc)} "
+           f"A check with fewer than {doc['min_seeds']} seeds per cell is inconclusive whatever its interval. "
+           "`not run`: the cells a check needs are not in the results at this scale.", "",
            "| claim | figure | verdict | seeds | evidence |", "|---|---|---|---|---|"]
     for c in doc["claims"]:
         fig = f"[{c['figure']}]({c['figure_file']})" if c.get("figure_file") else c["figure"]
@@ -62,7 +83,7 @@ def claims_markdown(doc: dict) -> str:
                 [{"env": "pooled", "dataset": "", **{k: chk[k] for k in ("value", "lo", "hi", "n_seeds_x",
                                                                           "n_seeds_y") if k in chk},
                   "verdict": chk["verdict"], "why": chk.get("why", "")}] + chk["tasks"])
-            out += ["   | env | dataset | estimate [95% interval], seeds (x/y) | verdict |",
+            out += ["   | env | dataset | estimate [interval], seeds (x/y) | verdict |",
                     "   |---|---|---|---|"]
             for r in rows:
                 why = f" ({r['why']})" if r.get("why") and "value" in r else ""
@@ -83,8 +104,8 @@ def claims_rst(doc: dict) -> str:
     title = f"Claims audit (scale {doc['scale']})"
     out = ["{% raw %}", title, "=" * len(title), "",
            _rst(f"Every claim of both papers (docs/protocol.md) checked against the regenerated results: verdict, "
-                f"evidence (IQM over seeds, rliable 95% stratified-bootstrap interval, seeds per side), and the "
-                f"figure that shows it. Fewer than {doc['min_seeds']} seeds per cell: inconclusive. The figures "
+                f"evidence (IQM over seeds, its interval, seeds per side), and the figure that shows it. "
+                f"{interval_text(doc)} Fewer than {doc['min_seeds']} seeds per cell: inconclusive. The figures "
                 f"follow, grouped by paper and figure; claims.md and claims.json hold the per-task evidence."), "",
            ".. list-table::", "   :header-rows: 1", "   :widths: 6 10 40 12 32", "",
            "   * - claim", "     - figure", "     - says", "     - verdict", "     - evidence"]
