@@ -491,6 +491,43 @@ def check_tasks(check: Check, grid: dict) -> list[tuple[str, str]]:
     return [(e, d) for e in envs for d in datasets]
 
 
+MAX_SEEDS = 1000  # beyond this many seeds per cell, "indistinguishable from the threshold"
+POWER_Z = 0.8416  # the standard normal's 80% quantile: decided with 80% probability
+
+
+def seeds_to_decide(est: dict, check: Check, m: int, interval: str, tasks: int = 1) -> int | None:
+    """Seeds per cell that would decide an inconclusive estimate with 80% probability, if the observed effect and
+    spread are the truth (a normal approximation): the smallest n with
+        |estimate - threshold| >= (q(n) + z_0.8) * s / sqrt(n),
+    s the per-run spread the interval implies, q(n) the interval's quantile at n runs. None when no n up to
+    MAX_SEEDS does: the effect is indistinguishable from the threshold."""
+    from scipy import stats
+
+    n_obs = _fewest_seeds(est)
+    if n_obs < 2 or est["hi"] <= est["lo"]:
+        return None
+    alpha = ALPHA / max(m, 1) if interval == "calibrated" else 0.05
+
+    def quantile(n: int) -> float:
+        return float(stats.t.ppf(1 - alpha / 2, tasks * (n - 1))) if interval == "calibrated" else 1.96
+
+    spread = (est["hi"] - est["lo"]) / (2 * quantile(n_obs)) * math.sqrt(n_obs)  # one run's sd
+    t = check.threshold
+    v = est["value"]
+    gap = abs(abs(v) - t) if check.op == "within" else abs(v - t)
+    for n in range(max(n_obs, 2), MAX_SEEDS + 1):
+        if gap >= (quantile(n) + POWER_Z) * spread / math.sqrt(n):
+            return n
+    return None
+
+
+def _needed(est: dict, check: Check, m: int, interval: str, tasks: int, min_seeds: int) -> int | None:
+    """Seeds to decide, at least min_seeds; None: the spread is unknown (one seed) or the effect indistinguishable
+    from the threshold."""
+    n = seeds_to_decide(est, check, m, interval, tasks)
+    return None if n is None else max(n, min_seeds)
+
+
 def intervals_in(claim: Claim, grid: dict) -> int:
     """m, the intervals a claim's verdict rests on: one per task of a per-task check, one per pooled check."""
     return sum(len(check_tasks(c, grid)) if c.scope == "per_task" else 1 for c in claim.checks)
@@ -517,7 +554,10 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
         if check.scope == "per_task":
             est = _estimate_with_interval(check, [values[0]], [values[1]] if len(values) > 1 else None, reps, seed,
                                           (*key, env, ds), interval, m)
-            rows.append({**label, **est, **_verdict(check, est, min_seeds)})
+            row = {**label, **est, **_verdict(check, est, min_seeds)}
+            if row["verdict"] == "inconclusive":
+                row["seeds_needed"] = _needed(est, check, m, interval, 1, min_seeds)
+            rows.append(row)
     result = {"check": check.describe(), "scope": check.scope, "tasks": rows}
     if check.scope == "per_task":
         result["verdict"] = combine([r["verdict"] for r in rows], check.over_tasks)
@@ -526,6 +566,10 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
                                       if any(r["verdict"] == v for r in rows)) + f" of {len(rows)} task(s)"
         if decided:
             result["n_seeds"] = min(_fewest_seeds(r) for r in decided)
+        needed = [r["seeds_needed"] for r in rows if "seeds_needed" in r]
+        if result["verdict"] == "inconclusive" and needed:
+            # the most any of its undecided tasks needs; None if one of them cannot be decided
+            result["seeds_needed"] = None if None in needed else max(needed)
         return result
     if not ran:
         result.update(verdict="not run", summary=f"none of {len(tasks)} task(s) ran")
@@ -536,6 +580,8 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
     if missing and verdict["verdict"] != "inconclusive":
         # a pooled statistic over fewer tasks than claimed is a different claim
         verdict = {"verdict": "inconclusive", "why": f"{len(missing)} of {len(tasks)} task(s) not run"}
+    if verdict["verdict"] == "inconclusive" and not missing:
+        result["seeds_needed"] = _needed(est, check, m, interval, len(xs), min_seeds)
     result.update(est, **verdict, n_seeds=_fewest_seeds(est),
                   summary=f"pooled over {len(ran)} of {len(tasks)} task(s)")
     return result
@@ -564,8 +610,13 @@ def evaluate_claims(claims: Claims, evidence: dict[str, StudyEvidence], *, scale
                   for i, c in enumerate(claim.checks)]
         verdict = combine([c["verdict"] for c in checks], "all")
         seeds = [c["n_seeds"] for c in checks if "n_seeds" in c]
-        out.append({**entry, "study": ev.study, "figure_file": ev.figures.get(claim.figure), "verdict": verdict,
-                    "n_seeds": min(seeds) if seeds else 0, "min_seeds": claims.min_seeds, "checks": checks})
+        row = {**entry, "study": ev.study, "figure_file": ev.figures.get(claim.figure), "verdict": verdict,
+               "n_seeds": min(seeds) if seeds else 0, "min_seeds": claims.min_seeds, "checks": checks}
+        if verdict == "inconclusive":
+            needed = [c["seeds_needed"] for c in checks if c["verdict"] == "inconclusive" and "seeds_needed" in c]
+            if needed and len(needed) == sum(c["verdict"] == "inconclusive" for c in checks):
+                row["seeds_needed"] = None if None in needed else max(needed)
+        out.append(row)
     return out
 
 
@@ -637,6 +688,7 @@ def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: 
         evidence.setdefault(study_paper(cfg, study).pipeline, study_evidence(cfg, study, out_dir))
     s = C.scale_cfg(cfg)
     results = evaluate_claims(claims, evidence, scale=cfg["scale"], reps=int(s["bootstrap_reps"]))
+    _add_seed_costs(cfg, results, claims_path)
     doc = {"scale": cfg["scale"], "min_seeds": claims.min_seeds, "interval": claims.interval,
            "claims_file": str(claims_path),
            "config_hash": _config_hash(evidence), "claims": results}
@@ -646,6 +698,18 @@ def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: 
     counts = {v: sum(r["verdict"] == v for r in results) for v in VERDICTS}
     log.info("claims (scale %s): %s", cfg["scale"], ", ".join(f"{n} {v}" for v, n in counts.items()))
     return results
+
+
+def _add_seed_costs(cfg: dict, results: list[dict], claims_path: str | Path) -> None:
+    """What the seeds that would decide each inconclusive claim cost at this scale: the claim's planned hours
+    (wmaug plan --claim, CPU rates) per seed per cell, times the seeds needed."""
+    from wmaug.report.plan import plan
+
+    for r in results:
+        if r.get("seeds_needed"):
+            p = plan(cfg, [r["id"]], "cpu", claims_file=claims_path)
+            seeds = C.study_seeds(cfg, r["study"])
+            r["seeds_needed_core_hours"] = p["total"]["hours"] / seeds * r["seeds_needed"]
 
 
 def _config_hash(evidence: dict[str, StudyEvidence]) -> dict:

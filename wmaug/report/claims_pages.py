@@ -60,6 +60,21 @@ def interval_text(doc: dict) -> str:
     return INTERVAL_TEXT[method].format(rates=MEASURED_RATES[method])
 
 
+def seeds_needed_text(c: dict) -> str:
+    """What would decide an inconclusive claim: seeds per cell and their cost, or why no number is given."""
+    if "seeds_needed" not in c:
+        return "Seeds to decide it: not estimated (a check was not run)."
+    if c["seeds_needed"] is None:
+        if c.get("n_seeds", 0) < 2:
+            return "Seeds to decide it: unknown until a cell has 2 seeds (one seed shows no spread)."
+        return ("Seeds to decide it: none within 1,000 per cell; the observed effect is indistinguishable from the "
+                "threshold.")
+    cost = c.get("seeds_needed_core_hours")
+    cost_text = f", about {cost:,.0f} core-hours at this scale's planned rates" if cost is not None else ""
+    return (f"Seeds to decide it with 80% probability, were the observed effect and spread the truth: "
+            f"{c['seeds_needed']} per cell{cost_text} (normal approximation; `wmaug plan --claim {c['id']}`).")
+
+
 def claims_markdown(doc: dict) -> str:
     out = [f"# Claims audit (scale `{doc['scale']}`)", "",
            "Each claim of docs/protocol.md checked against the results this harness regenerated (claims file "
@@ -75,6 +90,8 @@ def claims_markdown(doc: dict) -> str:
         out += ["", f"## {c['id']}: {c['verdict']}", "", f"> {c['says']}", ""]
         if c.get("figure_file"):
             out += [f"Figure: [{c['figure_file']}]({c['figure_file']})", ""]
+        if c["verdict"] == "inconclusive":
+            out += [seeds_needed_text(c), ""]
         if not c["checks"]:
             out.append(c.get("why", ""))
         for i, chk in enumerate(c["checks"], 1):
