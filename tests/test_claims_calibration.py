@@ -31,7 +31,7 @@ def test_false_verdicts_stay_at_or_below_5_percent_at_5_seeds(scenario):
     draws = 1000
     for draw in range(draws):
         ev = CL.StudyEvidence("s", cal.scores(rng, tasks, methods, 5), {}, {})
-        counts[CL.evaluate_check(check, ev, 3, 200, draw, (scenario,), "calibrated", m)["verdict"]] += 1
+        counts[CL.evaluate_check(check, ev, 3, 100, draw, (scenario,), "calibrated", m)["verdict"]] += 1  # 100 resamples: a standard error
     assert counts["supported"] / draws <= 0.05 and counts["contradicted"] / draws <= 0.05, counts
     assert counts["not run"] == 0
 
