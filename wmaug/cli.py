@@ -291,7 +291,9 @@ def cmd_claims(args) -> None:
 
     cfg = _load(args)
     out = Path(args.out_dir or C.scale_cfg(cfg)["figures_dir"])
-    results = build_claims(cfg, args.claims, out)
+    from wmaug.report.plan import claim_hours
+
+    results = build_claims(cfg, args.claims, out, claim_hours=claim_hours(cfg, args.claims))
     for r in results:
         print(f"{r['id']:>4}  {r['verdict']:<13} {r['says'][:90]}")
     print(f"written: {out / 'claims.md'}, {out / 'claims.json'}, {out / 'claims.rst'}")

@@ -7,35 +7,9 @@ from pathlib import Path
 
 from wmaug.core import config as C
 from wmaug.core.envs import unknown_name_message
-from wmaug.core.methods import FIG5_CRITICS
 from wmaug.core.papers import study_paper
-from wmaug.report.claims import CRITIC_METRICS, Claim, ClaimsError, build_claims, check_tasks, load_claims
-
-
-def cells_needed(cfg: dict, claim: Claim) -> tuple[set[tuple], set[tuple]]:
-    """What a claim's checks read, as the config's grid has it: cells (study, env, dataset, method), every seed of
-    each, and Fig 5's critic traces (study, env, dataset) for the critic metrics. A task the grid lacks at this scale
-    is left out (the check will say it had no runs)."""
-    cells, traces = set(), set()
-    for study, grid in cfg["studies"].items():
-        if study_paper(cfg, study).pipeline != claim.pipeline:
-            continue
-        have = {(c["env"], c["dataset"], c["method"]) for c in C.grid_cells(cfg, study)}
-        main = {k: grid[k] for k in ("envs", "datasets")}
-        for check in claim.checks:
-            for env, dataset in check_tasks(check, main):
-                if check.metric in CRITIC_METRICS:
-                    traces.add((study, env, dataset))
-                    continue
-                for side in (check.x, check.y):
-                    if side is not None and (env, side.dataset or dataset, side.method) in have:
-                        cells.add((study, env, side.dataset or dataset, side.method))
-        for study_, env, dataset in [t for t in traces if t[0] == study]:
-            for job in C.critic_trace_jobs(cfg, study):
-                if (job["env"], job["dataset"]) == (env, dataset):
-                    cells |= {(study, env, dataset, m) for m in {m for m, _, _ in FIG5_CRITICS}
-                              if (env, dataset, m) in have}
-    return cells, traces
+from wmaug.report.claims import Claim, ClaimsError, build_claims, load_claims
+from wmaug.report.plan import cells_needed, claim_hours
 
 
 def claim_cell_inputs(cfg: dict, claim: Claim) -> list[str]:
@@ -73,4 +47,4 @@ def audit_claim(cfg: dict, claims_path: str | Path, claim_id: str, out_dir: str 
         target = Path(C.critic_trace_path(sub, study, env, dataset))
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(C.critic_trace_path(cfg, study, env, dataset), target)
-    return build_claims(sub, claims_path, out_dir, only=[claim_id])[0]
+    return build_claims(sub, claims_path, out_dir, only=[claim_id], claim_hours=claim_hours(cfg, claims_path))[0]

@@ -667,7 +667,8 @@ def claim_inputs(cfg: dict) -> list[str]:
     return paths
 
 
-def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: list[str] | None = None) -> list[dict]:
+def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: list[str] | None = None,
+                 claim_hours=None) -> list[dict]:
     """Evaluate every claim (or those `only` names) on the results at hand and write claims.json, claims.md and
     claims.rst to out_dir."""
     from wmaug.core.io import write_json, write_text
@@ -688,7 +689,7 @@ def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: 
         evidence.setdefault(study_paper(cfg, study).pipeline, study_evidence(cfg, study, out_dir))
     s = C.scale_cfg(cfg)
     results = evaluate_claims(claims, evidence, scale=cfg["scale"], reps=int(s["bootstrap_reps"]))
-    _add_seed_costs(cfg, results, claims_path)
+    _add_seed_costs(cfg, results, claim_hours)
     doc = {"scale": cfg["scale"], "min_seeds": claims.min_seeds, "interval": claims.interval,
            "claims_file": str(claims_path),
            "config_hash": _config_hash(evidence), "claims": results}
@@ -700,16 +701,12 @@ def build_claims(cfg: dict, claims_path: str | Path, out_dir: str | Path, only: 
     return results
 
 
-def _add_seed_costs(cfg: dict, results: list[dict], claims_path: str | Path) -> None:
+def _add_seed_costs(cfg: dict, results: list[dict], claim_hours) -> None:
     """What the seeds that would decide each inconclusive claim cost at this scale: the claim's planned hours
-    (wmaug plan --claim, CPU rates) per seed per cell, times the seeds needed."""
-    from wmaug.report.plan import plan
-
+    (`claim_hours`, from wmaug plan) per seed per cell, times the seeds needed."""
     for r in results:
-        if r.get("seeds_needed"):
-            p = plan(cfg, [r["id"]], "cpu", claims_file=claims_path)
-            seeds = C.study_seeds(cfg, r["study"])
-            r["seeds_needed_core_hours"] = p["total"]["hours"] / seeds * r["seeds_needed"]
+        if r.get("seeds_needed") and claim_hours is not None:
+            r["seeds_needed_core_hours"] = claim_hours(r["id"]) / C.study_seeds(cfg, r["study"]) * r["seeds_needed"]
 
 
 def _config_hash(evidence: dict[str, StudyEvidence]) -> dict:

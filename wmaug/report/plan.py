@@ -16,8 +16,9 @@ from pathlib import Path
 import yaml
 
 from wmaug.core import config as C
-from wmaug.core.methods import METHODS
+from wmaug.core.methods import FIG5_CRITICS, METHODS
 from wmaug.core.papers import study_paper
+from wmaug.report.claims import CRITIC_METRICS, Claim, check_tasks
 
 RATES_TABLE = Path(__file__).resolve().parents[2] / "config" / "rates.yaml"
 RULE_ORDER = ("behaviour", "dataset", "subsample", "world_model", "pretrain", "cell", "world_model_error",
@@ -54,13 +55,38 @@ def load_rates(device: str, path: str | Path | None = None) -> tuple[dict, str]:
     return rates, f"{path} (benchmarks/speed.py on {data.get('gpu') or data.get('processor', '?')}, device {data.get('device', '?')})"
 
 
+def cells_needed(cfg: dict, claim: Claim) -> tuple[set[tuple], set[tuple]]:
+    """What a claim's checks read, as the config's grid has it: cells (study, env, dataset, method), every seed of
+    each, and Fig 5's critic traces (study, env, dataset) for the critic metrics. A task the grid lacks at this scale
+    is left out (the check will say it had no runs)."""
+    cells, traces = set(), set()
+    for study, grid in cfg["studies"].items():
+        if study_paper(cfg, study).pipeline != claim.pipeline:
+            continue
+        have = {(c["env"], c["dataset"], c["method"]) for c in C.grid_cells(cfg, study)}
+        main = {k: grid[k] for k in ("envs", "datasets")}
+        for check in claim.checks:
+            for env, dataset in check_tasks(check, main):
+                if check.metric in CRITIC_METRICS:
+                    traces.add((study, env, dataset))
+                    continue
+                for side in (check.x, check.y):
+                    if side is not None and (env, side.dataset or dataset, side.method) in have:
+                        cells.add((study, env, side.dataset or dataset, side.method))
+        for study_, env, dataset in [t for t in traces if t[0] == study]:
+            for job in C.critic_trace_jobs(cfg, study):
+                if (job["env"], job["dataset"]) == (env, dataset):
+                    cells |= {(study, env, dataset, m) for m in {m for m, _, _ in FIG5_CRITICS}
+                              if (env, dataset, m) in have}
+    return cells, traces
+
+
 def cells_of(cfg: dict, claim_ids: list[str] | None, claims_file: str | Path) -> tuple[list[dict], set[tuple]]:
     """The cells to run (every seed) and Fig 5 traces to make: the whole grid, or what the named claims read."""
     all_cells = [c for study in cfg["studies"] for c in C.grid_cells(cfg, study)]
     if not claim_ids:
         traces = {(study, j["env"], j["dataset"]) for study in cfg["studies"] for j in C.critic_trace_jobs(cfg, study)}
         return all_cells, traces
-    from wmaug.report.claim_targets import cells_needed
     from wmaug.report.claims import load_claims
 
     claims = {c.id: c for c in load_claims(claims_file).claims}
@@ -179,3 +205,8 @@ def plan_text(p: dict) -> str:
               " and sample jobs are left out. Learner jobs (cells, pre-training, world models, behaviour) on the device"
               f" named; environment steps at the CPU's rate. {'GPU-hours assume one job per GPU.' if p['device'] == 'cuda' else ''}"]
     return "\n".join(lines).rstrip()
+
+
+def claim_hours(cfg: dict, claims_file: str | Path):
+    """claim id -> the core-hours its cells take at this scale (CPU rates): what the claims pages price seeds with."""
+    return lambda claim_id: plan(cfg, [claim_id], "cpu", claims_file=claims_file)["total"]["hours"]
