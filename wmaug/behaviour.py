@@ -127,8 +127,7 @@ def train_behaviour(env_name: str, steps: int, start_steps: int, eval_every: int
                     "episodes": episodes_as_tensors(rec.episodes), "wall_time_s": wall_before + time.perf_counter() - t0})
 
     run_loop(start, steps, step, bar=bar, eval_every=eval_every, evaluate=evaluation,
-             checkpoint_every=checkpoint_every if saved is not None else steps + 1,
-             checkpointable=lambda t: saved is not None and at["episode_end"],
+             checkpoint_every=checkpoint_every, checkpointable=lambda t: saved is not None and at["episode_end"],
              stop_requested=lambda: saved.stop_requested, save=save, stop=lambda t: saved.stop_if_requested(f"step {t}"))
     bar.close()
     rec.close(cut=True)  # the episode in flight at the end was in the replay buffer too

@@ -4,7 +4,8 @@ checkpointable points and at once after SIGTERM (SLURM's warning before a kill),
 
 The loops that use it: paper A's cells (`wmaug.paper_a.pipeline`), paper B's fine-tuning (`wmaug.paper_b.finetune`) through
 :class:`Run`; paper B's pre-training blocks (`wmaug.paper_b.pretrain`) and the behaviour SAC of the D4RL protocol
-(`wmaug.behaviour`) through :class:`JobCheckpoint`, :func:`loss_means` and :func:`progress_bar`.
+(`wmaug.behaviour`) through :class:`JobCheckpoint`, :func:`loss_means` and :func:`progress_bar`. All five loop
+bodies (paper A's offline and online phases too) run in one skeleton, :func:`run_loop`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from wmaug.core import config as C
 from wmaug.core.envs import unknown_name_message
-from wmaug.core.papers import study_paper
 from wmaug.report.claims import Claim, ClaimsError, build_claims, load_claims
 from wmaug.report.plan import cells_needed, claim_hours
 

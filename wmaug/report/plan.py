@@ -16,9 +16,11 @@ from pathlib import Path
 import yaml
 
 from wmaug.core import config as C
+from wmaug.core.envs import unknown_name_message
+from wmaug.core.errors import InputError
 from wmaug.core.methods import FIG5_CRITICS, METHODS
 from wmaug.core.papers import study_paper
-from wmaug.report.claims import CRITIC_METRICS, Claim, check_tasks
+from wmaug.report.claims import CRITIC_METRICS, Claim, check_tasks, load_claims
 
 RATES_TABLE = Path(__file__).resolve().parents[2] / "config" / "rates.yaml"
 RULE_ORDER = ("behaviour", "dataset", "subsample", "world_model", "pretrain", "cell", "world_model_error",
@@ -87,15 +89,10 @@ def cells_of(cfg: dict, claim_ids: list[str] | None, claims_file: str | Path) ->
     if not claim_ids:
         traces = {(study, j["env"], j["dataset"]) for study in cfg["studies"] for j in C.critic_trace_jobs(cfg, study)}
         return all_cells, traces
-    from wmaug.report.claims import load_claims
-
     claims = {c.id: c for c in load_claims(claims_file).claims}
     wanted, traces = set(), set()
     for cid in claim_ids:
         if cid not in claims:
-            from wmaug.core.envs import unknown_name_message
-            from wmaug.core.errors import InputError
-
             raise InputError(unknown_name_message("claim", cid, list(claims), str(claims_file)))
         cells, t = cells_needed(cfg, claims[cid])
         wanted |= cells
