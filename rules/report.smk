@@ -81,10 +81,21 @@ rule claims:
         "wmaug claims {CFG_ARG} --claims {input.claims} --out-dir {S[figures_dir]} > {log} 2>&1"
 
 
+def _plan_text(wildcards) -> str:
+    from wmaug.report.plan import plan, plan_text
+
+    return plan_text(plan(CFG, CFG.get("claims")))
+
+
 rule plan:
     """`snakemake plan`: what the DAG of this config will cost (jobs per rule, updates, environment steps, core-hours
-    at measured rates), printed without running anything else; `wmaug plan --claim ID` does the same for claims."""
+    at measured rates), printed without running anything else; `wmaug plan --claim ID` does the same for claims.
+    `snakemake -n plan` prints the same table as the job's message (computed only when plan is in the DAG)."""
     localrule: True
+    params:
+        text=_plan_text,
+    message:
+        "{params.text}"
     shell:
         "wmaug plan {CFG_ARG}"
 

@@ -109,3 +109,16 @@ def test_a_claim_target_plans_only_what_its_checks_read():
     assert counts.pop("claim_A6") == 1
     assert counts == {k: v for k, v in planned.items() if k not in ("report", "claims")}
     assert counts["cell"] == 15
+
+
+@pytest.mark.slow  # starts Snakemake
+def test_a_dry_run_of_the_plan_target_prints_the_plan():
+    """`snakemake -n plan` runs nothing, so the numbers come as the job's message: the same total line as `wmaug plan`."""
+    from wmaug.report.plan import plan_text
+
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "plan", "--config", "scale=paper"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    total = next(line for line in plan_text(plan(paper_config(), claims_file=CLAIMS)).splitlines()
+                 if line.startswith("total"))
+    assert total in out.stdout + out.stderr

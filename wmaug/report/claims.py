@@ -18,6 +18,7 @@ inconclusive otherwise (a task not run counts as undecided). A claim combines it
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -149,23 +150,30 @@ def _t_interval(func: Callable, mats: list[np.ndarray], reps: int, seed: int, ke
     """The calibrated interval over (runs, tasks) matrices. The stratified bootstrap resamples runs within each task,
     so its variance carries each task's (n - 1) / n with n runs: undone by n / (n - 1); the t quantile has the
     within-task degrees of freedom, tasks x (n - 1), of the smaller side."""
-    import warnings
-
-    from rliable import library as rly
     from scipy import stats
 
     from wmaug.report.aggregate import derive_seed
 
-    point = float(func(*mats)[0])
+    point = float(func(*mats))
     n = min(mat.shape[0] for mat in mats)
     df = min(mat.shape[1] * (mat.shape[0] - 1) for mat in mats)
-    cls = rly.StratifiedBootstrap if len(mats) == 1 else rly.StratifiedIndependentBootstrap
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's random_state keyword, still what rliable passes
-        boot = cls(*mats, random_state=np.random.RandomState(derive_seed(seed, *key)))
-        se = math.sqrt(float(boot.var(func, reps=reps)[0]) * n / (n - 1))
+    rng = np.random.default_rng(derive_seed(seed, *key))
+    se = math.sqrt(stratified_bootstrap_var(func, mats, reps, rng) * n / (n - 1))
     half = float(stats.t.ppf(1 - ALPHA / (2 * max(m, 1)), df)) * se
     return point - half, point + half
+
+
+def stratified_bootstrap_var(func: Callable, mats: list[np.ndarray], reps: int, rng: np.random.Generator) -> float:
+    """The variance of ``func`` over ``reps`` stratified bootstrap resamples: each (runs, tasks) matrix's runs drawn
+    with replacement within each task, the matrices independently. This is the resampling of rliable's
+    StratifiedBootstrap / StratifiedIndependentBootstrap (and arch's ``var``: divisor reps), drawn at once and
+    evaluated by a statistic that takes a leading resample axis (tests/test_claims_calibration.py compares the two)."""
+    samples = []
+    for mat in mats:
+        n, tasks = mat.shape
+        idx = rng.integers(0, n, size=(reps, n, tasks))
+        samples.append(np.take_along_axis(np.broadcast_to(mat, (reps, n, tasks)), idx, axis=1))
+    return float(np.var(func(*samples)))
 
 
 def _name(kind: str, value, valid: Sequence[str], where: str) -> str:
@@ -329,6 +337,14 @@ class StudyEvidence:
     critic_traces: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)  # the configured main grid: default envs / datasets of a check
     figures: dict = field(default_factory=dict)  # figure name -> file (relative to the claims' folder)
+    _cells: dict | None = field(default=None, init=False, repr=False, compare=False)  # (env, dataset, method) -> rows
+
+    def online_rows(self, env: str, dataset: str, method: str) -> pd.DataFrame | None:
+        """A cell's online rows, by seed then step (the table is grouped once: a claim reads hundreds of cells)."""
+        if self._cells is None:
+            online = self.scores[self.scores["phase"] == "online"].sort_values(["seed", "step"], kind="stable")
+            self._cells = dict(iter(online.groupby(["env", "dataset", "method"], sort=False)))
+        return self._cells.get((env, dataset, method))
 
     def runs(self, side: Side, env: str, dataset: str, metric: str, params: dict) -> np.ndarray:
         """One value of ``metric`` per seed (ascending seed ids) of the cell ``side`` on (env, dataset)."""
@@ -336,17 +352,17 @@ class StudyEvidence:
             return _critic_runs(self.critic_traces.get((env, dataset)), side.method, metric, params)
         if self.scores is None:
             return np.empty(0)
-        rows = self.scores[(self.scores["env"] == env) & (self.scores["dataset"] == dataset)
-                           & (self.scores["method"] == side.method) & (self.scores["phase"] == "online")]
-        if rows.empty:
+        rows = self.online_rows(env, dataset, side.method)
+        if rows is None or rows.empty:
             return np.empty(0)
         if side.column not in rows.columns:
             raise ClaimsError(f"{self.study}: the scores table has no column {side.column!r} "
                               f"(columns: {', '.join(map(str, rows.columns))})")
-        out = []
-        for _, g in rows.sort_values(["seed", "step"]).groupby("seed", sort=True):
-            out.append(run_metric(g["step"].to_numpy(float), g[side.column].to_numpy(float), metric, params))
-        return np.asarray(out, dtype=float)
+        # rows run by seed, then step: one slice per seed
+        cuts = np.flatnonzero(np.diff(rows["seed"].to_numpy()) != 0) + 1
+        steps = np.split(rows["step"].to_numpy(float), cuts)
+        values = np.split(rows[side.column].to_numpy(float), cuts)
+        return np.asarray([run_metric(s, v, metric, params) for s, v in zip(steps, values)], dtype=float)
 
 
 def run_metric(steps: np.ndarray, values: np.ndarray, metric: str, params: dict) -> float:
@@ -428,22 +444,27 @@ def combine(verdicts: Sequence[str], quantifier: str) -> str:
     return "inconclusive"
 
 
-def _estimate(estimator: str) -> Callable[[np.ndarray], float]:
+def _statistic(check: Check) -> Callable[..., np.ndarray]:
+    """(..., runs, tasks) arrays of x (and y) -> the check's statistic per leading index (a float for plain
+    matrices). IQM and mean pool a matrix's runs and tasks (rliable's aggregate_iqm / aggregate_mean); P(x > y) is
+    the per-task probability averaged over tasks (rliable's probability_of_improvement)."""
     from wmaug.report.aggregate import iqm
 
-    return (lambda a: float(iqm(a))) if estimator == "iqm" else (lambda a: float(np.mean(a)))
+    def estimate(a: np.ndarray) -> np.ndarray:
+        pooled = a.reshape(*a.shape[:-2], -1)
+        return iqm(pooled, axis=-1) if check.estimator == "iqm" else pooled.mean(axis=-1)
 
-
-def _statistic(check: Check) -> Callable:
-    """(runs, tasks) matrices of x (and y) -> the check's statistic."""
-    from wmaug.report.aggregate import _poi_per_task
-
-    est = _estimate(check.estimator)
     if check.check == "level":
-        return lambda x: np.array([est(x)])
+        return estimate
     if check.check == "difference":
-        return lambda x, y: np.array([est(x) - est(y)])
-    return lambda x, y: np.array([_poi_per_task(x, y).mean()])
+        return lambda x, y: estimate(x) - estimate(y)
+
+    def improvement_probability(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        diff = x[..., :, None, :] - y[..., None, :, :]  # (..., runs x, runs y, tasks)
+        per_task = (diff > 0).mean(axis=(-3, -2)) + 0.5 * (diff == 0).mean(axis=(-3, -2))
+        return per_task.mean(axis=-1)
+
+    return improvement_probability
 
 
 def _matrix(columns: list[np.ndarray]) -> tuple[np.ndarray, int]:
@@ -468,7 +489,7 @@ def _estimate_with_interval(check: Check, xs: list[np.ndarray], ys: list[np.ndar
         my, n_y = _matrix(ys)
         mats.append(my)
     func = _statistic(check)
-    point = float(func(*mats)[0])
+    point = float(func(*mats))
     n = min(nx, n_y or nx)
     level = 1 - ALPHA / max(m, 1) if interval == "calibrated" else 0.95
     if n < 2 or reps < 1:
@@ -477,7 +498,7 @@ def _estimate_with_interval(check: Check, xs: list[np.ndarray], ys: list[np.ndar
         lo, hi = _t_interval(func, mats, reps, seed, key, m)
     else:
         score = {"|".join(map(str, key)): mats[0] if ys is None else mats}
-        p, ci = _interval(score, func, reps, seed, key)
+        p, ci = _interval(score, lambda *a: np.array([func(*a)]), reps, seed, key)
         point, lo, hi = float(p[0]), float(ci[0, 0]), float(ci[1, 0])
     return {"value": point, "lo": lo, "hi": hi, "n_seeds_x": nx, "n_seeds_y": n_y, "level": level}
 
@@ -501,24 +522,27 @@ def seeds_to_decide(est: dict, check: Check, m: int, interval: str, tasks: int =
         |estimate - threshold| >= (q(n) + z_0.8) * s / sqrt(n),
     s the per-run spread the interval implies, q(n) the interval's quantile at n runs. None when no n up to
     MAX_SEEDS does: the effect is indistinguishable from the threshold."""
-    from scipy import stats
-
     n_obs = _fewest_seeds(est)
-    if n_obs < 2 or est["hi"] <= est["lo"]:
+    if n_obs < 2 or n_obs > MAX_SEEDS or est["hi"] <= est["lo"]:
         return None
     alpha = ALPHA / max(m, 1) if interval == "calibrated" else 0.05
 
-    def quantile(n: int) -> float:
-        return float(stats.t.ppf(1 - alpha / 2, tasks * (n - 1))) if interval == "calibrated" else 1.96
-
-    spread = (est["hi"] - est["lo"]) / (2 * quantile(n_obs)) * math.sqrt(n_obs)  # one run's sd
+    ns = np.arange(2, MAX_SEEDS + 1)
+    quantile = _t_quantiles(alpha, tasks) if interval == "calibrated" else np.full(ns.shape, 1.96)  # at each n
+    spread = (est["hi"] - est["lo"]) / (2 * quantile[n_obs - 2]) * math.sqrt(n_obs)  # one run's sd
     t = check.threshold
     v = est["value"]
     gap = abs(abs(v) - t) if check.op == "within" else abs(v - t)
-    for n in range(max(n_obs, 2), MAX_SEEDS + 1):
-        if gap >= (quantile(n) + POWER_Z) * spread / math.sqrt(n):
-            return n
-    return None
+    decided = np.flatnonzero((ns >= n_obs) & (gap >= (quantile + POWER_Z) * spread / np.sqrt(ns)))
+    return int(ns[decided[0]]) if len(decided) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _t_quantiles(alpha: float, tasks: int) -> np.ndarray:
+    """The calibrated interval's t quantile for n = 2 ... MAX_SEEDS runs per cell (one scipy call, kept)."""
+    from scipy import stats
+
+    return stats.t.ppf(1 - alpha / 2, tasks * (np.arange(2, MAX_SEEDS + 1) - 1))
 
 
 def _needed(est: dict, check: Check, m: int, interval: str, tasks: int, min_seeds: int) -> int | None:
