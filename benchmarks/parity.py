@@ -404,7 +404,7 @@ def cell_specs(method: str, budget: str, seeds: list[int], work: Path, budget_ch
     task = next(c for c in C.grid_cells(cfg, "wmaug") if c["method"] == method)
     specs = []
     for seed in seeds:
-        spec = C.cell_spec(cfg, "wmaug", task["env"], task["dataset"], method, seed)
+        spec = C.cell_spec(cfg, "wmaug", task["env"], task["dataset"], method, seed).to_json()
         spec["cell"].update(env=BUDGETS[budget]["env"], dataset="parity")
         spec["budget"].update(checkpoint_every=10**9, **budget_changes)
         spec["paths"] = {"sample": str(work / f"sample_seed{seed}.npz") if spec["recipe"]["offline"] else None,
