@@ -224,7 +224,7 @@ def run_cell(scale: str, device: torch.device, compile: bool = False) -> dict:
         wall = time.perf_counter() - t0
     t = summary["time_s"]
     training = t["offline"] + t["online"]
-    return {"scale": scale, "cell": "wmaug/hopper/td3/seed0", "compiled": compile, "online_steps": spec["budget"]["online_steps"],
+    return {"scale": scale, "cell": "wmaug/hopper/td3/seed0", "compiled": compile, "online_steps": spec.budget.online_steps,
             "wall_s": wall, "training_s": training, "evaluation_s": t["eval"], "io_s": t.get("io", 0.0),
             "other_s": wall - training - t["eval"] - t.get("io", 0.0)}
 
@@ -239,11 +239,11 @@ def run_seed_group(scale: str, device: torch.device, seeds: int, compile: bool =
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         for spec in specs:
-            run_cells([spec], [f"{tmp}/alone{spec['cell']['seed']}"], device=device.type, progress=False,
+            run_cells([spec], [f"{tmp}/alone{spec.cell.seed}"], device=device.type, progress=False,
                       compile=compile)
         alone = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_cells(specs, [f"{tmp}/group{spec['cell']['seed']}" for spec in specs], device=device.type, progress=False,
+        run_cells(specs, [f"{tmp}/group{spec.cell.seed}" for spec in specs], device=device.type, progress=False,
                   compile=compile)
         together = time.perf_counter() - t0
     return {"scale": scale, "cell": "wmaug/hopper/td3", "compiled": compile, "seeds": seeds, "one_job_per_seed_s": alone,

@@ -9,13 +9,13 @@ def cell_spec(wc):
 
 def cell_inputs(wc):
     spec = cell_spec(wc)
-    return paper(spec["recipe"]["pipeline"]).load("cell_inputs")(CFG, spec)
+    return paper(spec.pipeline).load("cell_inputs")(CFG, spec)
 
 
 def cell_runtime(wc):
     """Minutes to ask a cluster for (the paper's estimate from its budget)."""
     spec = cell_spec(wc)
-    return paper(spec["recipe"]["pipeline"]).load("cell_minutes")(CFG, spec)
+    return paper(spec.pipeline).load("cell_minutes")(CFG, spec)
 
 
 # `--spec-json` holds one spec, or the list of a seed group's specs; `--out` one folder per seed.
@@ -39,7 +39,7 @@ rule cell:
         f"{LOGS}/cells/{{study}}/{{env}}-{{dataset}}-{{method}}-seed{{seed}}.log",
     params:
         # The resolved spec is a param: changing any number of a cell re-runs exactly that cell.
-        spec=lambda wc: json.dumps(cell_spec(wc), sort_keys=True),
+        spec=lambda wc: json.dumps(cell_spec(wc).to_json(), sort_keys=True),
         out=CELL_DIR,
     threads: 1
     resources:
@@ -72,7 +72,8 @@ for _study, _groups in SEED_GROUPS.items():
                 f"{LOGS}/cells/{_study}/{{env}}-{{dataset}}-{{method}}-seeds{_seeds[0]}-{_seeds[-1]}.log",
             params:
                 spec=lambda wc, study=_study, seeds=_seeds: json.dumps(
-                    [C.cell_spec(CFG, study, wc.env, wc.dataset, wc.method, seed) for seed in seeds], sort_keys=True),
+                    [C.cell_spec(CFG, study, wc.env, wc.dataset, wc.method, seed).to_json() for seed in seeds],
+                    sort_keys=True),
                 out=" ".join(_dirs),
             threads: 1
             resources:

@@ -24,7 +24,7 @@ rule pretrain:
         algo="cql|awac|bcq|fqe",
         block=r"\d+",
     params:
-        spec=lambda wc: json.dumps(pretrain_spec(wc), sort_keys=True),
+        spec=lambda wc: json.dumps(pretrain_spec(wc).to_json(), sort_keys=True),
     threads: 1
     resources:
         runtime=max(10, S["pretrain_iterations"] // 1000),  # minutes; about 20 batched CQL updates/s on one core

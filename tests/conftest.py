@@ -137,7 +137,7 @@ def tiny_spec(config: dict, tmp: Path, method: str, seed: int = 0, **budget) -> 
     cfg["scale"] = "smoke"
     cfg = C.validate(cfg)
     task = next(c for c in C.grid_cells(cfg, "wmaug") if c["method"] == method)
-    spec = C.cell_spec(cfg, "wmaug", task["env"], task["dataset"], method, seed)
+    spec = C.cell_spec(cfg, "wmaug", task["env"], task["dataset"], method, seed).to_json()  # as Snakemake passes it
     spec["cell"]["env"] = "hopper"
     spec["budget"].update({"offline_iterations": 60, "online_steps": 400, "online_start_steps": 100,
                            "eval_every": 50, "eval_episodes": 1, "checkpoint_every": 30, **budget})

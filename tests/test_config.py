@@ -47,8 +47,8 @@ def test_smoke_subset_and_overrides(base_config):
     assert cfg["algorithms"]["cql"]["min_q_weight"] == 5.0  # untouched keys stay
     spec = C.cell_spec(cfg, "balanced_replay", "hopper", "random", "ours", 0)
     long = C.cell_spec(cfg, "balanced_replay", "halfcheetah", "random", "ours_long", 0)
-    assert spec["config_hash"] == long["config_hash"]  # one table may hold both
-    assert spec["paths"]["pretrained"].endswith("pretrained/cql/hopper/random/block0.pt")
+    assert spec.config_hash == long.config_hash  # one table may hold both
+    assert spec.paths.pretrained.endswith("pretrained/cql/hopper/random/block0.pt")
 
 
 @pytest.mark.parametrize(
@@ -184,10 +184,10 @@ def test_wrong_shape_d4rl_file_is_named(base_config, tmp_path, hopper_random):
 
 def test_config_hash_is_shared_by_methods_and_seeds_but_not_scales(base_config):
     cfg = C.validate(base_config)
-    hashes = {C.cell_spec(cfg, **cell)["config_hash"] for cell in C.grid_cells(cfg, "wmaug")}
+    hashes = {C.cell_spec(cfg, **cell).config_hash for cell in C.grid_cells(cfg, "wmaug")}
     assert len(hashes) == 1
     cfg["scale"] = "smoke"
-    assert C.cell_spec(cfg, "wmaug", "ant", "random", "td3", 0)["config_hash"] not in hashes
+    assert C.cell_spec(cfg, "wmaug", "ant", "random", "td3", 0).config_hash not in hashes
 
 
 @pytest.mark.slow  # starts a subprocess

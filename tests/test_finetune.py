@@ -101,7 +101,7 @@ def cql_block(tmp_path_factory, hopper_d4rl_file):
     import yaml
 
     cfg = small_config(yaml.safe_load((C_ROOT / "config" / "config.yaml").read_text()))
-    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
+    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0).to_json()
     spec["paths"]["dataset"] = f"d4rl:{hopper_d4rl_file}"
     spec["iterations"] = 30
     out = tmp_path_factory.mktemp("pretrained") / "block0.pt"
@@ -113,7 +113,7 @@ def cql_block(tmp_path_factory, hopper_d4rl_file):
 
 def finetune_spec(base_config, method, data_file, block, seed=0, **budget):
     cfg = small_config(base_config)
-    spec = C.cell_spec(cfg, "balanced_replay", "hopper", "random", method, seed)
+    spec = C.cell_spec(cfg, "balanced_replay", "hopper", "random", method, seed).to_json()
     spec["paths"]["dataset"] = f"d4rl:{data_file}"
     if spec["paths"]["pretrained"]:
         spec["paths"]["pretrained"] = str(block)
@@ -199,7 +199,7 @@ def test_sigterm_stops_pretraining_with_a_checkpoint_and_the_rerun_matches(tmp_p
     from wmaug.core.errors import Preempted
 
     cfg = small_config(base_config)
-    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
+    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0).to_json()
     spec["paths"]["dataset"] = f"d4rl:{hopper_d4rl_file}"
     spec["iterations"] = 30
     reference = run_pretrain(spec, tmp_path / "reference.pt", torch.device("cpu"), progress=False)
@@ -223,7 +223,7 @@ def test_a_non_finite_loss_stops_pretraining_naming_the_loss_and_iteration(tmp_p
     from wmaug.core.errors import NonFiniteLoss
 
     cfg = small_config(base_config)
-    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0)
+    spec = C.pretrain_spec(cfg, "cql", "hopper", "random", 0).to_json()
     spec["paths"]["dataset"] = f"d4rl:{hopper_d4rl_file}"
     spec["iterations"] = 20  # a log row every iteration
     critic_loss_turns_nan(CQL, 7, monkeypatch)

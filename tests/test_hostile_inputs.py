@@ -47,6 +47,8 @@ def test_cell_seeds_outside_the_grid_or_repeated_are_refused_before_any_folder(t
     ("{not json", "--spec-json is not valid JSON"),
     ("{}", "lacks ['cell', 'scale', 'budget', 'recipe', 'paths', 'config_hash']"),
     ("[1]", "must be a JSON object"),
+    ('{"cell": {}, "scale": "smoke", "budget": {}, "recipe": {"pipeline": "paper_c"}, "paths": {}, "config_hash": ""}',
+     "recipe names pipeline 'paper_c'"),
 ])
 def test_a_bad_spec_json_is_named(tmp_path, capsys, spec, expected):
     err = _fails(["cell", "--spec-json", spec, "--out", str(tmp_path / "x")], capsys)
@@ -56,7 +58,7 @@ def test_a_bad_spec_json_is_named(tmp_path, capsys, spec, expected):
 
 def test_a_bad_pretraining_spec_json_is_named(tmp_path, capsys):
     assert "--spec-json is not valid JSON" in _fails(["pretrain", "--spec-json", "{x", "--out", str(tmp_path / "b.pt")], capsys)
-    assert "lacks ['job', 'scale', 'iterations', 'paths']" in _fails(
+    assert "lacks ['job', 'scale', 'iterations', 'eval_episodes', 'algorithm', 'cql', 'paths']" in _fails(
         ["pretrain", "--spec-json", "{}", "--out", str(tmp_path / "b.pt")], capsys)
     assert not list(tmp_path.iterdir())
 
@@ -132,7 +134,7 @@ def test_a_sample_drawn_from_a_source_no_longer_configured_is_refused(tmp_path, 
     config = ROOT / "config" / "config.yaml"
     cfg = C.load_config(config, "smoke")
     spec = C.cell_spec(cfg, "wmaug", "hopper", "random", "td3bc_td3", 0)
-    sample = Path(spec["paths"]["sample"])
+    sample = Path(spec.paths.sample)
     _sample_file(sample, C.full_dataset_source(cfg, "hopper", "random"))
     C.check_samples_current(cfg)  # drawn from the configured source: fine
 

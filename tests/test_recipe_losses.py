@@ -18,6 +18,7 @@ from wmaug.paper_a.augment import WorldModelAugmenter
 from wmaug.cell import run_cell
 from wmaug.data.buffer import Batch
 from wmaug.core.methods import PAPER_A, PAPER_B
+from wmaug.core.spec import cell_spec_from_json
 from wmaug.paper_a.world_model import save_world_model
 
 from conftest import tiny_spec, write_sample
@@ -173,7 +174,7 @@ def test_a_td3_cell_is_plain_td3_from_its_construction(tmp_path, base_config):
 
     for method in ("td3", "td3_long"):
         spec = tiny_spec(base_config, tmp_path, method)
-        cell = CellRun([spec], [tmp_path / method], torch.device("cpu"), progress=False)
+        cell = CellRun([cell_spec_from_json(spec, "test")], [tmp_path / method], torch.device("cpu"), progress=False)
         assert cell.agent.cfg.bc_alpha == 2.5 and cell.agent.bc_alpha is None
         b = Batch(*(torch.randn(1, 32, d) for d in (cell.obs_dim, cell.act_dim)), torch.randn(1, 32),
                   torch.randn(1, 32, cell.obs_dim), torch.zeros(1, 32))
@@ -239,7 +240,7 @@ def test_a_paper_b_cell_builds_the_rule_its_recipe_names(tmp_path, base_config, 
         return {"state": agent.state_dict(), "agent_seeds": list(range(n)), "agent_scores": [0.0] * n}
 
     monkeypatch.setattr(finetune, "load_block", block)
-    run = finetune.FinetuneRun(spec, tmp_path / "out", torch.device("cpu"), progress=False)
+    run = finetune.FinetuneRun(cell_spec_from_json(spec, "test"), tmp_path / "out", torch.device("cpu"), progress=False)
     assert type(run.agent).__name__ == rule and run.agent.members == members
     assert built_samplers == [sampling]
     assert blocks == ([members] if spec["recipe"]["pretrain"] else [])

@@ -17,6 +17,7 @@ from wmaug.core.errors import InputError, Preempted
 from wmaug.core.io import torch_load
 from wmaug.paper_a.world_model import save_world_model, train_reward_model
 from wmaug.core.runner import check_seed_group
+from wmaug.core.spec import cell_spec_from_json
 from wmaug.paper_a.pipeline import SeedRun
 
 from conftest import ROOT, tiny_spec, write_sample
@@ -137,16 +138,20 @@ def test_a_seed_group_resumed_by_the_cli_after_sigkill_matches(tmp_path, hopper_
         assert curve(out).equals(curve(tmp_path / ref))
 
 
+def typed(*specs):
+    return [cell_spec_from_json(spec, "test") for spec in specs]
+
+
 def test_a_seed_group_must_be_one_cell(tmp_path, base_config):
     a, b = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=0), tiny_spec(base_config, tmp_path, "td3", seed=1)
     with pytest.raises(InputError, match=r"seeds 0 and 1 of a seed group are not one cell: .*'recipe'"):
-        check_seed_group([a, b])
+        check_seed_group(typed(a, b))
     with pytest.raises(InputError, match=r"lists a seed twice: \[0, 0\]"):
-        check_seed_group([a, copy.deepcopy(a)])
+        check_seed_group(typed(a, copy.deepcopy(a)))
     c = tiny_spec(base_config, tmp_path, "td3bc_td3", seed=1)
     c["budget"]["online_steps"] += 1
     with pytest.raises(InputError, match=r"differ in \['budget'\]"):
-        check_seed_group([a, c])
+        check_seed_group(typed(a, c))
 
 
 @pytest.mark.slow  # starts a subprocess

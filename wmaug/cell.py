@@ -20,6 +20,7 @@ from wmaug.core.errors import InputError
 from wmaug.core.io import storage_error, torch_save, write_json, write_text
 from wmaug.core.papers import paper
 from wmaug.core.runner import check_seed_group
+from wmaug.core.spec import CellSpec, cell_spec_from_json
 from wmaug.core.preemption import sigterm_handler_restored
 from wmaug.core.provenance import provenance
 
@@ -49,27 +50,6 @@ def pick_compile(choice: str | None = None) -> bool:
     return choice == "on"
 
 
-SPEC_KEYS = ("cell", "scale", "budget", "recipe", "paths", "config_hash")
-CELL_KEYS = ("study", "env", "dataset", "method", "seed")
-
-
-def check_spec_shape(spec, where: str) -> None:
-    """A cell spec handed over as JSON (what Snakemake passes) has the parts a cell reads, and a usable seed."""
-    if not isinstance(spec, dict):
-        raise InputError(f"{where}: a cell spec must be a JSON object, got {type(spec).__name__}")
-    missing = [k for k in SPEC_KEYS if k not in spec]
-    if missing:
-        raise InputError(f"{where}: the cell spec lacks {missing} (a spec has {list(SPEC_KEYS)}; "
-                         f"`wmaug cell --study ... --seed ...` resolves one from the config)")
-    cell = spec["cell"]
-    missing = [k for k in CELL_KEYS if not isinstance(cell, dict) or k not in cell]
-    if missing:
-        raise InputError(f"{where}: the cell spec's 'cell' lacks {missing}")
-    seed = cell["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError(f"{where}: seed {seed!r} must be a whole number from 0")
-
-
 def check_writable(out_dir: Path) -> None:
     """Make the result folder and write a probe in it: a folder the job cannot write to fails here, not at the
     first checkpoint after minutes of training."""
@@ -82,19 +62,19 @@ def check_writable(out_dir: Path) -> None:
         raise storage_error(out_dir / "result files", exc) from exc
 
 
-def check_inputs(spec: dict) -> None:
+def check_inputs(spec: CellSpec) -> None:
     """Fail before any compute when an input file is missing."""
-    paths, recipe = spec["paths"], spec["recipe"]
+    recipe, paths = spec.recipe, spec.paths
     needed = []
-    if recipe.get("offline"):
-        needed.append(("offline sample", paths["sample"]))
-    if recipe.get("augment"):
-        needed.append(("world model", paths["world_model"]))
-    if recipe.get("pretrain"):
-        needed.append(("pre-trained agents", paths["pretrained"]))
+    if getattr(recipe, "offline", False):
+        needed.append(("offline sample", paths.sample))
+    if getattr(recipe, "augment", False):
+        needed.append(("world model", paths.world_model))
+    if getattr(recipe, "pretrain", None):
+        needed.append(("pre-trained agents", paths.pretrained))
     for what, path in needed:
         if not Path(path).exists():
-            raise FileNotFoundError(f"{what} for cell {spec['cell']} not found: {path}")
+            raise FileNotFoundError(f"{what} for cell {spec.to_json()['cell']} not found: {path}")
 
 
 def curve_csv(rows: list[dict]) -> str:
@@ -105,20 +85,22 @@ def curve_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def run_cell(spec: dict, out_dir: str | Path, device: str = "auto", progress: bool = True,
+def run_cell(spec: CellSpec | dict, out_dir: str | Path, device: str = "auto", progress: bool = True,
              compile: bool = False) -> dict:
     """One seed of one cell; see :func:`run_cells`."""
     return run_cells([spec], [out_dir], device, progress, compile)[0]
 
 
-def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto", progress: bool = True,
+def run_cells(specs: list[CellSpec | dict], out_dirs: list[str | Path], device: str = "auto", progress: bool = True,
               compile: bool = False) -> list[dict]:
     """Seeds of one cell as one job (paper A: trained side by side as one batched TD3), each into its own folder.
-    `compile`: the learner's losses as compiled graphs (same draws, same update rule; float rounding aside)."""
+    A spec may come as its JSON (checked here). `compile`: the learner's losses as compiled graphs (same draws, same
+    update rule; float rounding aside)."""
     if len(specs) != len(out_dirs):
         raise ValueError(f"{len(specs)} cell specs but {len(out_dirs)} result folders")
+    specs = [cell_spec_from_json(spec, f"cell {spec.get('cell') if isinstance(spec, dict) else spec!r}")
+             for spec in specs]
     for spec in specs:
-        check_spec_shape(spec, f"cell {spec.get('cell') if isinstance(spec, dict) else spec!r}")
         check_inputs(spec)
     if len(specs) > 1:
         check_seed_group(specs)  # before any folder is made
@@ -129,7 +111,7 @@ def run_cells(specs: list[dict], out_dirs: list[str | Path], device: str = "auto
         (out_dir / "summary.json").unlink(missing_ok=True)  # a re-run invalidates the old result before anything else
     started = time.time()
     with sigterm_handler_restored():
-        run, seed_runs = paper(specs[0]["recipe"]["pipeline"]).load("make_run")(specs, out_dirs, dev, progress)
+        run, seed_runs = paper(specs[0].pipeline).load("make_run")(specs, out_dirs, dev, progress)
         compiled = compile_agent(run.agent, compile)
         info = run.run()
     seeds = [r.seed for r in seed_runs]
@@ -147,13 +129,14 @@ def write_result(run, info: dict, started: float, dev: torch.device, seed_group:
     write_text(out_dir / "curve.csv", curve_csv(p.curve))
     torch_save(run.final_model(), out_dir / "model.pt")
     p.train_time["io"] = p.train_time.get("io", 0.0) + time.perf_counter() - t0  # checkpoints and results
-    offline_iterations = spec["budget"]["offline_iterations"] if spec["recipe"].get("offline") else 0
+    offline_iterations = spec.budget.offline_iterations if getattr(spec.recipe, "offline", False) else 0
     online_updates = max(p.updates - offline_iterations, 0)
+    as_json = spec.to_json()
     summary = {
-        "cell": spec["cell"],
-        "scale": spec["scale"],
-        "config_hash": spec["config_hash"],
-        "spec": spec,
+        "cell": as_json["cell"],
+        "scale": spec.scale,
+        "config_hash": spec.config_hash,
+        "spec": as_json,
         "dataset": run.data_meta,
         "final": {k: p.curve[-1][k] for k in ("phase", "step", "normalized_score", "raw_return")},
         "counts": {"env_steps": p.env_steps, "updates": p.updates, "episodes": p.episodes},

@@ -181,13 +181,12 @@ def _spec_json(text: str):
 
 
 def cmd_cell(args) -> None:
-    from wmaug.cell import check_spec_shape, pick_compile, run_cells
+    from wmaug.cell import pick_compile, run_cells
+    from wmaug.core.spec import cell_spec_from_json
 
     if args.spec_json:
         specs = _spec_json(args.spec_json)
-        specs = specs if isinstance(specs, list) else [specs]
-        for spec in specs:
-            check_spec_shape(spec, "--spec-json")
+        specs = [cell_spec_from_json(spec, "--spec-json") for spec in (specs if isinstance(specs, list) else [specs])]
     else:
         cfg = _load(args)
         seeds = range(C.study_seeds(cfg, args.study)) if args.study in cfg["studies"] else None
@@ -198,10 +197,10 @@ def cmd_cell(args) -> None:
                                  f"{seeds.start}..{seeds.stop - 1} (scales.{cfg['scale']}: seeds / study_seeds)")
         specs = [C.cell_spec(cfg, args.study, args.env, args.dataset, args.method, seed) for seed in args.seed]
         for spec in specs:
-            sample = (spec.get("paths") or {}).get("sample")
+            sample = getattr(spec.paths, "sample", None)
             if sample and Path(sample).exists():
                 C.check_sample_source(cfg, args.env, args.dataset, sample)
-    outs = args.out or [C.cell_dir(_load(args), **spec["cell"]) for spec in specs]
+    outs = args.out or [C.cell_dir(_load(args), **spec.to_json()["cell"]) for spec in specs]
     if len(outs) != len(specs):
         raise InputError(f"--out names {len(outs)} folders for {len(specs)} seeds: give one per seed, in order")
     run_cells(specs, outs, device=args.device, progress=not args.no_progress, compile=pick_compile(args.compile))
@@ -211,13 +210,12 @@ def cmd_pretrain(args) -> None:
     from wmaug.cell import pick_compile, pick_device
     from wmaug.paper_b.pretrain import run_pretrain
 
-    spec = _spec_json(args.spec_json) if args.spec_json else C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
-    missing = [k for k in ("job", "scale", "iterations", "paths") if not isinstance(spec, dict) or k not in spec]
-    if missing:
-        raise InputError(f"--spec-json: the pre-training spec lacks {missing} (`wmaug pretrain --algo ... --block ...` "
-                         f"resolves one from the config)")
-    if spec["job"]["algo"] == "fqe" and not Path(spec["paths"]["cql"]).exists():
-        raise FileNotFoundError(f"FQE needs the CQL agents it evaluates: {spec['paths']['cql']} not found")
+    from wmaug.core.spec import PretrainSpec
+
+    spec = PretrainSpec.from_json(_spec_json(args.spec_json), "--spec-json") if args.spec_json else \
+        C.pretrain_spec(_load(args), args.algo, args.env, args.dataset, args.block)
+    if spec.job.algo == "fqe" and not Path(spec.paths.cql).exists():
+        raise FileNotFoundError(f"FQE needs the CQL agents it evaluates: {spec.paths.cql} not found")
     compile = pick_compile(args.compile)  # checked before the dataset is read
     run_pretrain(spec, args.out, pick_device(args.device), progress=not args.no_progress, compile=compile)
 

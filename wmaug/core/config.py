@@ -7,8 +7,6 @@ a cell run by the DAG see the same numbers.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -20,6 +18,8 @@ from wmaug.core.envs import ENV_SPECS, unknown_name_message
 from wmaug.core.errors import InputError
 from wmaug.core.papers import DEFAULT_PIPELINE, PAPERS, paper, study_paper
 from wmaug.core.methods import METHODS
+from wmaug.core.spec import (CellSpec, FinetuneCellSpec, PaperACellSpec, PretrainSpec, cell_spec_from_json,
+                             config_hash)
 
 SCALE_KEYS_INT = [
     "seeds", "behaviour_steps", "behaviour_start_steps", "behaviour_eval_every", "behaviour_eval_episodes",
@@ -445,12 +445,9 @@ def cell_dir(config: dict, study: str, env: str, dataset: str, method: str, seed
     return f"{scale_cfg(config)['results_dir']}/{study}/{env}/{dataset}/{method}/seed{seed}"
 
 
-def spec_hash(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cell_spec(config: dict, study: str, env: str, dataset: str, method: str, seed: int) -> dict:
-    """Everything a cell needs, resolved; its hash without the seed identifies the cell's configuration."""
+def cell_spec(config: dict, study: str, env: str, dataset: str, method: str, seed: int) -> CellSpec:
+    """Everything a cell needs, resolved (a typed spec, `wmaug.core.spec`); its hash without the seed identifies the
+    cell's configuration."""
     if study not in config["studies"]:
         raise ConfigError(unknown_name_message("study", study, list(config["studies"]), "cell"))
     cells = {(c["env"], c["dataset"], c["method"]) for c in grid_cells(config, study)}
@@ -465,7 +462,7 @@ def cell_spec(config: dict, study: str, env: str, dataset: str, method: str, see
     return paper(recipe.pipeline).load("cell_spec")(config, cell, recipe)
 
 
-def paper_a_cell_spec(config: dict, cell: dict, recipe) -> dict:
+def paper_a_cell_spec(config: dict, cell: dict, recipe) -> CellSpec:
     s = scale_cfg(config)
     env, dataset, seed = cell["env"], cell["dataset"], cell["seed"]
     spec = {
@@ -484,13 +481,7 @@ def paper_a_cell_spec(config: dict, cell: dict, recipe) -> dict:
         },
     }
     spec["config_hash"] = config_hash(spec)
-    return spec
-
-
-def config_hash(spec: dict) -> str:
-    """What all cells of one study table must share: scale, budgets and algorithm settings (the method and
-    seed are keys of the table, the paths follow from them)."""
-    return spec_hash({k: v for k, v in spec.items() if k not in ("cell", "paths", "recipe", "config_hash")})
+    return cell_spec_from_json(spec, "config")
 
 
 def world_model_spec(config: dict) -> dict:
@@ -603,14 +594,14 @@ def full_dataset_source(config: dict, env: str, kind: str) -> str:
     return dataset_source(config, env, kind) or f"minari:{built_minari_id(config['scale'], env, kind)}"
 
 
-def pretrain_spec(config: dict, algo: str, env: str, kind: str, block: int) -> dict:
+def pretrain_spec(config: dict, algo: str, env: str, kind: str, block: int) -> PretrainSpec:
     """Everything a pre-training job needs: BLOCK_AGENTS independent agents trained as one batch."""
     from wmaug.core.methods import PRETRAINERS
 
     if algo not in PRETRAINERS:
         raise ConfigError(unknown_name_message("pre-training rule", algo, list(PRETRAINERS), "pretrain job"))
     s, algos = scale_cfg(config), config["algorithms"]
-    return {
+    return PretrainSpec.from_json({
         "job": {"algo": algo, "env": env, "dataset": kind, "block": block,
                 "agent_seeds": list(range(BLOCK_AGENTS * block, BLOCK_AGENTS * (block + 1)))},
         "scale": config["scale"],
@@ -622,10 +613,10 @@ def pretrain_spec(config: dict, algo: str, env: str, kind: str, block: int) -> d
             "dataset": full_dataset_source(config, env, kind),
             "cql": pretrained_path(config, "cql", env, kind, block) if algo == "fqe" else None,
         },
-    }
+    }, "config")
 
 
-def finetune_cell_spec(config: dict, cell: dict, recipe) -> dict:
+def finetune_cell_spec(config: dict, cell: dict, recipe) -> CellSpec:
     s, algos = scale_cfg(config), config["algorithms"]
     spec = {
         "cell": cell,
@@ -641,33 +632,32 @@ def finetune_cell_spec(config: dict, cell: dict, recipe) -> dict:
         },
     }
     spec["config_hash"] = config_hash(spec)
-    return spec
+    return cell_spec_from_json(spec, "config")
 
 
 # ---- what a cell's job reads and how long to ask for, per paper (the registry names these) -----------
 
-def paper_a_cell_inputs(config: dict, spec: dict) -> list[str]:
-    return [p for p in (spec["paths"]["sample"], spec["paths"]["world_model"]) if p]
+def paper_a_cell_inputs(config: dict, spec: PaperACellSpec) -> list[str]:
+    return [p for p in (spec.paths.sample, spec.paths.world_model) if p]
 
 
-def finetune_cell_inputs(config: dict, spec: dict) -> list[str]:
-    paths, recipe, cell = spec["paths"], spec["recipe"], spec["cell"]
-    data = dataset_input(config, cell["env"], cell["dataset"]) if recipe["sampling"] != "online_only" else []
-    return data + ([paths["pretrained"]] if paths["pretrained"] else [])
+def finetune_cell_inputs(config: dict, spec: FinetuneCellSpec) -> list[str]:
+    data = dataset_input(config, spec.cell.env, spec.cell.dataset) if spec.recipe.sampling != "online_only" else []
+    return data + ([spec.paths.pretrained] if spec.paths.pretrained else [])
 
 
-def paper_a_cell_minutes(config: dict, spec: dict) -> int:
+def paper_a_cell_minutes(config: dict, spec: PaperACellSpec) -> int:
     """Paper A's TD3 at about 100 steps/s."""
-    s, recipe = scale_cfg(config), spec["recipe"]
-    online = s["online_long_steps"] if recipe["long"] else s["online_steps"]
-    offline = s["offline_iterations"] if recipe["offline"] else 0  # TD3 from scratch has no offline phase
+    s, recipe = scale_cfg(config), spec.recipe
+    online = s["online_long_steps"] if recipe.long else s["online_steps"]
+    offline = s["offline_iterations"] if recipe.offline else 0  # TD3 from scratch has no offline phase
     return max(10, (offline + online) // 6000)
 
 
-def finetune_cell_minutes(config: dict, spec: dict) -> int:
+def finetune_cell_minutes(config: dict, spec: FinetuneCellSpec) -> int:
     """Paper B's 5-member ensembles at about 17 steps/s."""
     s = scale_cfg(config)
-    return max(10, s["finetune_long_steps" if spec["recipe"]["long"] else "finetune_steps"] // 1000)
+    return max(10, s["finetune_long_steps" if spec.recipe.long else "finetune_steps"] // 1000)
 
 
 def minari_env() -> dict:

@@ -27,6 +27,7 @@ from wmaug.core.errors import InputError, NonFiniteLoss
 from wmaug.core.evaluation import evaluate_parallel
 from wmaug.core.io import torch_load, torch_save
 from wmaug.core.preemption import SigtermFlag
+from wmaug.core.spec import CellSpec
 
 log = logging.getLogger("wmaug.cell")
 
@@ -148,13 +149,13 @@ class Run:
 
     metric_columns = ("critic_loss", "actor_loss", "q_mean")
 
-    def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
+    def __init__(self, spec: CellSpec, out_dir: str | Path, device: torch.device, progress: bool = True):
         self.spec = spec
         self.out_dir = Path(out_dir)
         self.device = device
         self.show_progress = progress
-        self.cell = spec["cell"]
-        self.env_name, self.seed = self.cell["env"], int(self.cell["seed"])
+        self.cell = spec.cell
+        self.env_name, self.seed = self.cell.env, int(self.cell.seed)
         env_spec = get_spec(self.env_name, where="cell spec")
         self.obs_dim, self.act_dim = env_spec.obs_dim, env_spec.act_dim
         torch.manual_seed(self.seed)
@@ -166,7 +167,7 @@ class Run:
         self.eval_seed = 1_000_000 + 1000 * self.seed
         self.p = Progress()
         # SIGTERM asks the run to stop at its next checkpointable point (now offline, the next episode end online).
-        self.checkpoint = JobCheckpoint(self.out_dir / "checkpoint.pt", "config_hash", spec["config_hash"],
+        self.checkpoint = JobCheckpoint(self.out_dir / "checkpoint.pt", "config_hash", spec.config_hash,
                                         "iteration offline, episode end online")
         self.ckpt_path = self.checkpoint.path
         self.loss_sums: dict[str, list[float]] = {}
@@ -184,7 +185,7 @@ class Run:
         return np.stack([self.policy(o) for o in obs])
 
     def eval_returns(self) -> np.ndarray:
-        n = self.budget["eval_episodes"]
+        n = self.budget.eval_episodes
         self.eval_envs += [make_env(self.env_name) for _ in range(n - len(self.eval_envs))]
         return evaluate_parallel(self.eval_envs, self.policy_batch, n, self.eval_seed)
 
@@ -241,7 +242,7 @@ class Run:
     def checkpoint_state(self) -> dict:
         return {
             "version": CHECKPOINT_VERSION,
-            "config_hash": self.spec["config_hash"],
+            "config_hash": self.spec.config_hash,
             **self.extra_state(),
             "progress": self.p.__dict__,
             # floats: thousands of one-value device tensors would each be a host copy and a pickled tensor
@@ -287,7 +288,7 @@ class Run:
 
     def progress_bar(self, total: int, done: int, seeds: str | None = None) -> tqdm:
         c = self.cell
-        return progress_bar(total, done, f"{self.env_name}/{c['dataset']}/{c['method']}/s{seeds or self.seed}",
+        return progress_bar(total, done, f"{self.env_name}/{c.dataset}/{c.method}/s{seeds or self.seed}",
                             self.show_progress)
 
 
@@ -298,18 +299,15 @@ def set_env_rng(env, seed: int, state: dict) -> None:
     env.unwrapped.np_random.bit_generator.state = state
 
 
-def check_seed_group(specs: list[dict]) -> None:
+def check_seed_group(specs: list[CellSpec]) -> None:
     """Seeds trained together must be one cell: the same spec up to the seed and the seed's input files."""
-    def without_seed(spec):
-        return {**spec, "cell": {k: v for k, v in spec["cell"].items() if k != "seed"}, "paths": None}
-
-    seeds = [spec["cell"]["seed"] for spec in specs]
+    seeds = [spec.cell.seed for spec in specs]
     if len(set(seeds)) != len(seeds):
         raise InputError(f"a seed group lists a seed twice: {seeds}")
-    first = without_seed(specs[0])
+    first = specs[0].without_seed()
     for spec in specs[1:]:
-        other = without_seed(spec)
+        other = spec.without_seed()
         if other != first:
             keys = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
-            raise InputError(f"seeds {seeds[0]} and {spec['cell']['seed']} of a seed group are not one cell: "
+            raise InputError(f"seeds {seeds[0]} and {spec.cell.seed} of a seed group are not one cell: "
                              f"their specs differ in {keys}")

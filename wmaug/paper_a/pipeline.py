@@ -24,12 +24,12 @@ from wmaug.paper_a.augment import WorldModelAugmenter
 from wmaug.data.buffer import Batch, ReplayGroup
 from wmaug.data.sample import ObsNormalizer, load_sample
 from wmaug.core.envs import make_env, terminal_fn
-from wmaug.core.errors import InputError
 from wmaug.core.evaluation import evaluate_groups
 from wmaug.core.io import torch_save
 from wmaug.core.nets import join_members, select_members
 from wmaug.core.preemption import SigtermFlag
 from wmaug.core.runner import Progress, Run, check_seed_group, run_loop
+from wmaug.core.spec import PaperACellSpec
 
 log = logging.getLogger("wmaug.cell")
 
@@ -43,15 +43,15 @@ class SeedRun(Run):
     buffers, curve and result folder. Its agent is member `member` of the batched TD3 of the `CellRun` that runs it
     (alone, or beside the cell's other seeds)."""
 
-    def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
+    def __init__(self, spec: PaperACellSpec, out_dir: str | Path, device: torch.device, progress: bool = True):
         super().__init__(spec, out_dir, device, progress)
-        budget, recipe, td3 = spec["budget"], spec["recipe"], spec["td3"]
+        budget, recipe = spec.budget, spec.recipe
         self.budget, self.recipe = budget, recipe
-        self.online_steps = budget["online_long_steps"] if recipe.get("long") else budget["online_steps"]
+        self.online_steps = budget.online_long_steps if recipe.long else budget.online_steps
         self.offline_model: dict | None = None  # the networks at the hand-off (Fig 5 reads their critic)
         # This seed's own initial networks, drawn from its own torch stream (seeded by Run), so a seed starts from
         # the same weights whether it trains alone or beside others.
-        self.initial_agent = build_agent("td3", self.obs_dim, self.act_dim, td3_config(td3), device=device).state_dict()
+        self.initial_agent = build_agent("td3", self.obs_dim, self.act_dim, td3_config(spec.td3), device=device).state_dict()
         # The seed's own torch streams, continuing where its initialisation left the stream it was seeded into: its
         # draws (target noise, augmentation; fresh networks at a partial hand-off) are the same alone or in a group.
         # On a CPU one stream serves both, as torch's default one did; on a GPU the draws come from a device stream
@@ -63,23 +63,23 @@ class SeedRun(Run):
         self.member = 0
         self.offline_data = None
         self.world_model = None  # the CellRun's augmenter rolls it, beside its other seeds' models
-        if recipe["offline"]:
-            data, self.normalizer, self.data_meta = load_sample(spec["paths"]["sample"])
+        if recipe.offline:
+            data, self.normalizer, self.data_meta = load_sample(spec.paths.sample)
             if data.obs_dim != self.obs_dim or data.act_dim != self.act_dim:
                 raise ValueError(
-                    f"{spec['paths']['sample']}: states/actions of dim {data.obs_dim}/{data.act_dim}, "
+                    f"{spec.paths.sample}: states/actions of dim {data.obs_dim}/{data.act_dim}, "
                     f"{self.env_name} needs {self.obs_dim}/{self.act_dim}")
             self.offline_data = data  # the CellRun puts it in its buffers
-            if recipe["augment"]:
+            if recipe.augment:
                 from wmaug.paper_a.world_model import load_world_model
 
                 with torch.random.fork_rng(devices=[]):  # building it must not move the learner's stream
-                    self.world_model, _ = load_world_model(spec["paths"]["world_model"], device=device)
+                    self.world_model, _ = load_world_model(spec.paths.world_model, device=device)
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
         self.online_buffer = None  # this seed's part of its CellRun's online buffers
-        self.p = Progress(phase="offline" if recipe["offline"] else "online")
+        self.p = Progress(phase="offline" if recipe.offline else "online")
         # How the current online episode began (a reset seed or the env generator's state before the reset) and
         # its length so far: a checkpoint at any step restores the episode by replaying its actions.
         self.episode_start: dict | None = None
@@ -188,18 +188,19 @@ class CellRun:
     minibatch with its own generator, and one update steps every member. Each seed keeps everything else of its own
     (`SeedRun`) and writes its own result folder. One seed is the plain single run."""
 
-    def __init__(self, specs: list[dict], out_dirs: list[str | Path], device: torch.device, progress: bool = True):
+    def __init__(self, specs: list[PaperACellSpec], out_dirs: list[str | Path], device: torch.device,
+                 progress: bool = True):
         check_seed_group(specs)
         self.seeds = [SeedRun(spec, out, device, progress) for spec, out in zip(specs, out_dirs)]
         first = self.seeds[0]
         self.device, self.show_progress = device, progress
         self.budget, self.recipe = first.budget, first.recipe
-        self.batch_size = specs[0]["td3"]["batch_size"]
-        self.exploration_noise = specs[0]["td3"]["exploration_noise"]
+        self.batch_size = specs[0].td3["batch_size"]
+        self.exploration_noise = specs[0].td3["exploration_noise"]
         self.online_steps = first.online_steps
         self.obs_dim, self.act_dim = first.obs_dim, first.act_dim
         K = len(self.seeds)
-        self.agent = build_agent("td3", self.obs_dim, self.act_dim, td3_config(specs[0]["td3"]), K, device)
+        self.agent = build_agent("td3", self.obs_dim, self.act_dim, td3_config(specs[0].td3), K, device)
         self.agent.load_state_dict(join_members([s.initial_agent for s in self.seeds]))
         self.set_phase_loss(first.p.phase)
         self.agent.noise_generators = [s.draw_stream for s in self.seeds]
@@ -212,7 +213,7 @@ class CellRun:
         for s, buffer in zip(self.seeds, self.online_replay.buffers):
             s.online_buffer = buffer
         self.offline_replay = None
-        if self.recipe["offline"]:
+        if self.recipe.offline:
             size = max(len(s.offline_data) for s in self.seeds)
             self.offline_replay = ReplayGroup(K, self.obs_dim, self.act_dim, size, device)
             for s, buffer in zip(self.seeds, self.offline_replay.buffers):
@@ -220,17 +221,17 @@ class CellRun:
                 s.offline_data = None  # now in the buffer
         self.normalizer = ObsNormalizer.stacked([s.normalizer for s in self.seeds])
         self.augmenter = None
-        if self.recipe["augment"]:  # the seeds' world models as one batched model, each seed drawing from its stream
+        if self.recipe.augment:  # the seeds' world models as one batched model, each seed drawing from its stream
             from wmaug.paper_a.world_model import WorldModelGroup
 
             spec, recipe = specs[0], self.recipe
             models = WorldModelGroup([s.world_model for s in self.seeds],
-                                     [s.spec["paths"]["world_model"] for s in self.seeds])
+                                     [s.spec.paths.world_model for s in self.seeds])
             self.augmenter = WorldModelAugmenter(
                 models,
-                spec["augmentation"]["rate"] if recipe.get("rate") is None else recipe["rate"],
-                steps=recipe.get("rollout_steps", 1), stochastic=recipe.get("stochastic_model", True),
-                gamma=spec["td3"]["gamma"], terminal=terminal_fn(first.env_name),
+                spec.augmentation["rate"] if recipe.rate is None else recipe.rate,
+                steps=recipe.rollout_steps, stochastic=recipe.stochastic_model,
+                gamma=spec.td3["gamma"], terminal=terminal_fn(first.env_name),
                 # later rollout steps act like the TD3 target does: the target actor on normalised states
                 policy=self.target_policy, generator=[s.draw_stream for s in self.seeds])
         self.sigterm = SigtermFlag("iteration offline, step online")  # the group's; the seeds' handlers are replaced
@@ -273,7 +274,7 @@ class CellRun:
     def evaluate(self, phase: str, step: int) -> None:
         self.flush_losses()
         t0 = time.perf_counter()
-        n = self.budget["eval_episodes"]
+        n = self.budget.eval_episodes
         for s in self.seeds:
             s.eval_envs += [make_env(s.env_name) for _ in range(n - len(s.eval_envs))]
         returns = evaluate_groups([s.eval_envs for s in self.seeds], self.policy, n, [s.eval_seed for s in self.seeds])
@@ -333,7 +334,7 @@ class CellRun:
 
     def run(self) -> dict:
         resumed = self.try_resume()
-        offline = self.budget["offline_iterations"] if self.recipe["offline"] else 0
+        offline = self.budget.offline_iterations if self.recipe.offline else 0
         done = self.p.step + (offline if self.p.phase == "online" else 0)
         seeds = ",".join(str(s.seed) for s in self.seeds)  # one bar for the job
         self.bar = self.seeds[0].progress_bar(offline + self.online_steps, done, seeds)
@@ -352,9 +353,9 @@ class CellRun:
         if self.p.step == 0:
             self.evaluate("offline", 0)
         self.t0 = time.perf_counter()
-        run_loop(self.p.step, b["offline_iterations"], self.offline_step, bar=self.bar, eval_every=b["eval_every"],
+        run_loop(self.p.step, b.offline_iterations, self.offline_step, bar=self.bar, eval_every=b.eval_every,
                  evaluate=self.timed("offline", lambda it: self.evaluate("offline", it)),
-                 checkpoint_every=b["checkpoint_every"], stop_requested=lambda: self.sigterm.requested,
+                 checkpoint_every=b.checkpoint_every, stop_requested=lambda: self.sigterm.requested,
                  save=lambda it: self.save_checkpoint(), stop=lambda it: self.stop_if_requested())
         self.add_time("offline", time.perf_counter() - self.t0)
 
@@ -376,9 +377,9 @@ class CellRun:
         normalisation stays and applies to every online state; the online buffer starts empty."""
         for s in self.seeds:
             s.offline_model = s.networks()  # copies (select_members gathers), so online training leaves them be
-        if not self.recipe["keep_actor"] or not self.recipe["keep_critic"]:
+        if not self.recipe.keep_actor or not self.recipe.keep_critic:
             fresh = join_members([s.fresh_agent() for s in self.seeds])
-            keep = {"actor": self.recipe["keep_actor"], "critic": self.recipe["keep_critic"]}
+            keep = {"actor": self.recipe.keep_actor, "critic": self.recipe.keep_critic}
             state = self.agent.state_dict()
             for part in ("actor", "critic"):
                 if not keep[part]:
@@ -392,7 +393,7 @@ class CellRun:
         """Every seed acts and steps its environment; then one update once the start steps are over. A pre-trained
         run collects its start steps with its actor plus noise, also when that actor is a fresh one (critic-only
         hand-off: paper A's Fig 4b blames its dip on exactly this buffer); from scratch they are uniform."""
-        if t <= self.budget["online_start_steps"] and not self.recipe["offline"]:
+        if t <= self.budget.online_start_steps and not self.recipe.offline:
             actions = [s.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32) for s in self.seeds]
         else:
             greedy = self.policy(np.stack([s.obs for s in self.seeds])[:, None])[:, 0]
@@ -400,7 +401,7 @@ class CellRun:
                        .astype(np.float32) for g, s in zip(greedy, self.seeds)]
         transitions, self.ended = zip(*(s.env_step(a) for s, a in zip(self.seeds, actions)))
         self.online_replay.add(transitions)
-        if t > self.budget["online_start_steps"]:
+        if t > self.budget.online_start_steps:
             self.update(self.online_batch())
         for s in self.seeds:
             s.p.step = t
@@ -418,7 +419,7 @@ class CellRun:
         b = self.budget
         if not resumed_mid_online:
             last = self.p.curve[-1] if self.p.curve else None
-            if last is not None and last["phase"] == "offline" and self.recipe["keep_actor"]:
+            if last is not None and last["phase"] == "offline" and self.recipe.keep_actor:
                 # The same policy on the same evaluation seeds: the final offline evaluation is online step 0.
                 for s in self.seeds:
                     s.p.curve.append({**s.p.curve[-1], "phase": "online", "step": 0})
@@ -430,9 +431,9 @@ class CellRun:
             for s in self.seeds:
                 s.replay_episode()  # the checkpoint may fall inside an episode
         self.t0 = time.perf_counter()
-        run_loop(self.p.step, self.online_steps, self.online_step, bar=self.bar, eval_every=b["eval_every"],
+        run_loop(self.p.step, self.online_steps, self.online_step, bar=self.bar, eval_every=b.eval_every,
                  evaluate=self.timed("online", lambda t: self.evaluate("online", t)),
-                 checkpointable=self.start_next_episodes, checkpoint_every=b["checkpoint_every"],
+                 checkpointable=self.start_next_episodes, checkpoint_every=b.checkpoint_every,
                  stop_requested=lambda: self.sigterm.requested,
                  save=self.timed("online", lambda t: self.save_checkpoint()), stop=lambda t: self.stop_if_requested())
         self.add_time("online", time.perf_counter() - self.t0)
@@ -440,7 +441,7 @@ class CellRun:
             s.p.phase = "done"
 
 
-def make_run(specs: list[dict], out_dirs: list, device: torch.device, progress: bool) -> tuple[CellRun, list[SeedRun]]:
+def make_run(specs: list[PaperACellSpec], out_dirs: list, device: torch.device, progress: bool) -> tuple[CellRun, list[SeedRun]]:
     """Paper A's entry in the paper registry: the seeds of one cell as one batched run."""
     run = CellRun(specs, out_dirs, device, progress=progress)
     return run, run.seeds

@@ -21,6 +21,7 @@ from wmaug.core.errors import InputError
 from wmaug.algos.ensemble_sac import EnsembleSACConfig
 from wmaug.core.evaluation import evaluate_steps
 from wmaug.core.runner import Progress, Run, run_loop
+from wmaug.core.spec import FinetuneCellSpec
 from wmaug.paper_b.pretrain import load_block, load_full_dataset
 from wmaug.paper_b.samplers import make_sampler
 
@@ -31,41 +32,41 @@ class FinetuneRun(Run):
     metric_columns = ("critic_loss", "actor_loss", "q_mean", "alpha", "offline_share", "density_loss", "w_online",
                       "w_offline")
 
-    def __init__(self, spec: dict, out_dir: str | Path, device: torch.device, progress: bool = True):
+    def __init__(self, spec: FinetuneCellSpec, out_dir: str | Path, device: torch.device, progress: bool = True):
         super().__init__(spec, out_dir, device, progress)
-        self.budget, self.recipe, algos = spec["budget"], spec["recipe"], spec["algorithms"]
+        self.budget, self.recipe, algos = spec.budget, spec.recipe, spec.algorithms
         r, ft = self.recipe, algos["finetune"]
-        self.steps = self.budget["finetune_long_steps"] if r["long"] else self.budget["finetune_steps"]
+        self.steps = self.budget.finetune_long_steps if r.long else self.budget.finetune_steps
         self.first_updates_after, self.first_updates = ft["first_updates_after"], ft["first_updates"]
         if self.first_updates_after >= self.steps:
             raise ValueError(f"finetune.first_updates_after = {self.first_updates_after} leaves no update in "
                              f"{self.steps} fine-tuning steps")
-        self.members = r["members"]
+        self.members = r.members
         self.analysis = algos["analysis"]
 
         offline = None
-        if r["sampling"] != "online_only":
-            offline, self.data_meta = load_full_dataset(spec["paths"]["dataset"], self.env_name)
+        if r.sampling != "online_only":
+            offline, self.data_meta = load_full_dataset(spec.paths.dataset, self.env_name)
         capacity = min(ft["online_buffer"], self.steps)
-        self.sampler = make_sampler(r["sampling"], offline, self.obs_dim, self.act_dim, capacity,
+        self.sampler = make_sampler(r.sampling, offline, self.obs_dim, self.act_dim, capacity,
                                     algos["balanced_replay"], device)
 
-        block = load_block(spec["paths"]["pretrained"], self.members) if r["pretrain"] else None
+        block = load_block(spec.paths.pretrained, self.members) if r.pretrain else None
         if block is not None:
-            self.data_meta["pretrained"] = {"path": spec["paths"]["pretrained"], "agent_seeds":
+            self.data_meta["pretrained"] = {"path": spec.paths.pretrained, "agent_seeds":
                                             block["agent_seeds"][: self.members], "agent_scores": block["agent_scores"][: self.members]}
-        if r["online"] == "ensemble_sac":
+        if r.online == "ensemble_sac":
             cql = algos["cql"]
             cfg = EnsembleSACConfig(hidden=tuple(cql["hidden"]), actor_lr=ft["actor_lr"], critic_lr=ft["critic_lr"],
                                     alpha_lr=ft["actor_lr"], init_alpha=ft["init_alpha"], gamma=cql["gamma"], tau=cql["tau"],
-                                    cql_weight=cql["min_q_weight"] if r["keep_cql"] else 0.0, n_actions=cql["n_actions"])
+                                    cql_weight=cql["min_q_weight"] if r.keep_cql else 0.0, n_actions=cql["n_actions"])
             self.agent = build_agent("ensemble_sac", self.obs_dim, self.act_dim, cfg, self.members, device)
             if block is not None:
                 self.agent.load_pretrained(block["state"])
             self.batch_size, self.shared_batch = ft["batch_size"], True
         else:  # AWAC and BCQ keep their own rule, optimisers included
-            settings = algos[r["online"]]
-            self.agent = build_agent(r["online"], self.obs_dim, self.act_dim, settings, self.members, device)
+            settings = algos[r.online]
+            self.agent = build_agent(r.online, self.obs_dim, self.act_dim, settings, self.members, device)
             self.agent.load_state_dict(block["state"])
             self.batch_size = settings.get("batch_size", ft["batch_size"])
             self.shared_batch = False
@@ -81,7 +82,7 @@ class FinetuneRun(Run):
         return self._act(obs, True)
 
     def eval_returns(self) -> np.ndarray:
-        return evaluate_steps(self.eval_env, self.policy, self.budget["eval_steps"], self.eval_seed)
+        return evaluate_steps(self.eval_env, self.policy, self.budget.eval_steps, self.eval_seed)
 
     def q_analysis(self, step: int) -> dict:
         """Fig 4b: AUROC of the ensemble's Q and of its first member's at real vs uniform-random actions."""
@@ -163,9 +164,9 @@ class FinetuneRun(Run):
         else:
             self.obs, _ = self.env.reset()  # the checkpoint was taken at an episode end, before this reset
         self.t0 = time.perf_counter()
-        run_loop(self.p.step, self.steps, self.online_step, bar=self.bar, eval_every=self.budget["finetune_eval_every"],
+        run_loop(self.p.step, self.steps, self.online_step, bar=self.bar, eval_every=self.budget.finetune_eval_every,
                  evaluate=self.timed(self.evaluate_online), checkpointable=self.episode_ended,
-                 checkpoint_every=self.budget["checkpoint_every"], stop_requested=lambda: self.stop_requested,
+                 checkpoint_every=self.budget.checkpoint_every, stop_requested=lambda: self.stop_requested,
                  save=self.timed(lambda t: self.save_checkpoint()), stop=lambda t: self.stop_if_requested(),
                  finish_step=self.next_episode)
         self.p.train_time["online"] += time.perf_counter() - self.t0
@@ -178,9 +179,9 @@ class FinetuneRun(Run):
         return {"actor": state["actor"], "critic": state["critic"], "members": self.members}
 
 
-def make_run(specs: list[dict], out_dirs: list, device: torch.device, progress: bool) -> tuple[FinetuneRun, list[FinetuneRun]]:
+def make_run(specs: list[FinetuneCellSpec], out_dirs: list, device: torch.device, progress: bool) -> tuple[FinetuneRun, list[FinetuneRun]]:
     """Paper B's entry in the paper registry: one seed per job (its five agents are one batched ensemble already)."""
     if len(specs) > 1:
-        raise InputError(f"cell {specs[0]['cell']}: paper B's fine-tuning cells run one seed per job")
+        raise InputError(f"cell {specs[0].to_json()['cell']}: paper B's fine-tuning cells run one seed per job")
     run = FinetuneRun(specs[0], out_dirs[0], device, progress=progress)
     return run, [run]

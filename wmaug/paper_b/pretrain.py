@@ -25,6 +25,7 @@ from wmaug.core.io import torch_load, torch_save
 from wmaug.core.preemption import sigterm_handler_restored
 from wmaug.core.provenance import provenance
 from wmaug.core.runner import JobCheckpoint, as_floats, loss_means, progress_bar, run_loop
+from wmaug.core.spec import PretrainSpec
 
 log = logging.getLogger("wmaug.paper_b.pretrain")
 
@@ -50,42 +51,44 @@ def load_block(path: str | Path, members: int | None = None) -> dict:
     return block
 
 
-def _fqe_agent(spec: dict, obs_dim: int, act_dim: int, members: int, device):
+def _fqe_agent(spec: PretrainSpec, obs_dim: int, act_dim: int, members: int, device):
     from wmaug.algos.fqe import FQEConfig
 
-    cql_block = load_block(spec["paths"]["cql"])
-    hidden = tuple(spec["cql"]["hidden"])
-    settings = {k: v for k, v in spec["algorithm"].items() if k not in LOOP_KEYS}
-    cfg = FQEConfig(hidden=hidden, gamma=spec["cql"]["gamma"], tau=spec["cql"]["tau"], **settings)
+    cql_block = load_block(spec.paths.cql)
+    hidden = tuple(spec.cql["hidden"])
+    settings = {k: v for k, v in spec.algorithm.items() if k not in LOOP_KEYS}
+    cfg = FQEConfig(hidden=hidden, gamma=spec.cql["gamma"], tau=spec.cql["tau"], **settings)
     agent = build_agent("fqe", obs_dim, act_dim, cfg, members, device)
     agent.policy.load_state_dict(cql_block["state"]["actor"])
     return agent, cql_block
 
 
 @sigterm_handler_restored()  # the block's SIGTERM flag ends with it
-def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bool = True, compile: bool = False) -> dict:
-    job = spec["job"]
-    algo, env, block = job["algo"], job["env"], job["block"]
+def run_pretrain(spec: PretrainSpec | dict, out: str | Path, device: torch.device, progress: bool = True,
+                 compile: bool = False) -> dict:
+    spec = PretrainSpec.from_json(spec, "pre-training spec")
+    job = spec.job
+    algo, env, block = job.algo, job.env, job.block
     out = Path(out)
     env_spec = get_spec(env, where="pretrain spec")
-    members = len(job["agent_seeds"])
+    members = len(job.agent_seeds)
     started = time.time()
 
-    data, data_meta = load_full_dataset(spec["paths"]["dataset"], env)
+    data, data_meta = load_full_dataset(spec.paths.dataset, env)
     buffer = ReplayBuffer.of(data, device)
     torch.manual_seed(BLOCK_SEED_OFFSET + block)
     rng = np.random.default_rng(BLOCK_SEED_OFFSET + block)
     if algo == "fqe":
         agent, cql_block = _fqe_agent(spec, env_spec.obs_dim, env_spec.act_dim, members, device)
-        batch_size = spec["algorithm"]["batch_size"]
+        batch_size = spec.algorithm["batch_size"]
     else:
-        settings = spec["algorithm"]
+        settings = spec.algorithm
         agent = build_agent(algo, env_spec.obs_dim, env_spec.act_dim, settings, members, device)
         batch_size = settings.get("batch_size", 256)
 
     compiled = compile_agent(agent, compile)
     start, history, sums = 0, [], {}
-    checkpoint = JobCheckpoint(out.with_suffix(".checkpoint.pt"), "spec", spec, "iteration")
+    checkpoint = JobCheckpoint(out.with_suffix(".checkpoint.pt"), "spec", spec.to_json(), "iteration")
     state = checkpoint.load("pre-training checkpoint")
     if state is not None:
         agent.load_state_dict(state["agent"])
@@ -94,10 +97,10 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         start, history, sums = state["iteration"], state["history"], state.get("sums", {})
         log.info("resumed %s at iteration %d", checkpoint.path, start)
 
-    iterations = spec["iterations"]
+    iterations = spec.iterations
     log_every = max(1, min(1000, iterations // 20))
     checkpoint_every = max(log_every, min(50_000, iterations // 4))
-    bar = progress_bar(iterations, start, f"{algo} {env}/{job['dataset']} block {block}", progress, unit="upd")
+    bar = progress_bar(iterations, start, f"{algo} {env}/{job.dataset} block {block}", progress, unit="upd")
 
     def step(it: int) -> None:
         for k, v in agent.update(buffer.sample(batch_size, rng, members=members)).items():
@@ -127,10 +130,10 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(1)  # (E, 1, d): agent i sees env i
         return agent.act_members(x, True).squeeze(1).cpu().numpy()
 
-    returns = evaluate_members(envs, act, spec["eval_episodes"], seed=2_000_000 + 1000 * block).mean(1)
+    returns = evaluate_members(envs, act, spec.eval_episodes, seed=2_000_000 + 1000 * block).mean(1)
     eval_time = time.perf_counter() - t0
     scores = [float(normalized_score(env, r)) for r in returns]
-    log.info("%s %s/%s block %d: agents' normalised scores %s", algo, env, job["dataset"], block,
+    log.info("%s %s/%s block %d: agents' normalised scores %s", algo, env, job.dataset, block,
              ", ".join(f"{s:.1f}" for s in scores))
 
     state = agent.state_dict()
@@ -138,7 +141,7 @@ def run_pretrain(spec: dict, out: str | Path, device: torch.device, progress: bo
         state = {"actor": cql_block["state"]["actor"], "critic": state["critic"], "critic_target": state["critic_target"],
                  "fqe": state}
     result = {
-        "algo": algo, "members": members, "agent_seeds": job["agent_seeds"], "spec": spec, "state": state,
+        "algo": algo, "members": members, "agent_seeds": list(job.agent_seeds), "spec": spec.to_json(), "state": state,
         "history": history, "agent_scores": scores, "agent_returns": [float(r) for r in returns],
         "dataset": data_meta, "time_s": {"train": round(train_time, 2), "eval": round(eval_time, 2),
                                         "wall": round(time.time() - started, 2)},
