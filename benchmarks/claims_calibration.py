@@ -178,6 +178,16 @@ def paper_grids(config: str = "config/config.yaml") -> dict[str, dict]:
     return out
 
 
+def false_rates(counts: dict[str, int], draws: int) -> dict:
+    """The rates of false `supported` and false `contradicted`, each with its 95% Wilson interval."""
+    row = {}
+    for v in ("supported", "contradicted"):
+        lo, hi = wilson(counts[v], draws)
+        row[f"false_{v}"] = counts[v] / draws
+        row[f"false_{v}_ci"] = f"[{lo:.3f}, {hi:.3f}]"
+    return row
+
+
 def wilson(k: int, n: int) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
@@ -218,11 +228,8 @@ def main(argv: list[str] | None = None) -> None:
                 r = CL.evaluate_check(check_tasks, ev, min_seeds=min(3, n), reps=args.reps, seed=draw, key=(name,),
                                       interval=args.interval, m=m)
                 counts[r["verdict"]] += 1
-            row = {"scenario": name, "interval": args.interval, "seeds": n, "draws": args.draws, "reps": args.reps}
-            for v in ("supported", "contradicted"):
-                lo, hi = wilson(counts[v], args.draws)
-                row[f"false_{v}"] = counts[v] / args.draws
-                row[f"false_{v}_ci"] = f"[{lo:.3f}, {hi:.3f}]"
+            row = {"scenario": name, "interval": args.interval, "seeds": n, "draws": args.draws, "reps": args.reps,
+                   **false_rates(counts, args.draws)}
             out_rows.append(row)
             print(f"{name:<20} seeds {n:>2}: false supported {row['false_supported']:.3f} "
                   f"{row['false_supported_ci']}, false contradicted {row['false_contradicted']:.3f} "
@@ -246,12 +253,8 @@ def measure_claims(args) -> None:
                 t0 = time.time()
                 counts = claim_verdicts(claims, claim.id, grid, scenario, n, args.draws, args.reps)
                 row = {"claim": claim.id, "scenario": scenario, "interval": args.interval, "seeds": n,
-                       "draws": args.draws, "reps": args.reps,
-                       "intervals": CL.intervals_in(claim, grid)}
-                for v in ("supported", "contradicted"):
-                    lo, hi = wilson(counts[v], args.draws)
-                    row[f"false_{v}"] = counts[v] / args.draws
-                    row[f"false_{v}_ci"] = f"[{lo:.3f}, {hi:.3f}]"
+                       "draws": args.draws, "reps": args.reps, "intervals": CL.intervals_in(claim, grid),
+                       **false_rates(counts, args.draws)}
                 out_rows.append(row)
                 print(f"{claim.id} {scenario:<12} seeds {n:>2}: false supported {row['false_supported']:.3f}, "
                       f"false contradicted {row['false_contradicted']:.3f} ({time.time() - t0:.0f} s)", flush=True)

@@ -79,21 +79,6 @@ BUDGETS = {
         "offline_eval_every": {"td3bc": 2_000, "cql": 1_000, "awac": 1_000, "bcq": 500},
         "offline_eval_episodes": 5,
     },
-    # `hopper_long`: what the 45-minute budgets left open. TD3 at 100K steps (at 30K its curve had not cleared the
-    # verdict's bar over the random policy), and the behaviour SAC at D4RL's 1M steps, resumable (SIGTERM saves;
-    # `behaviour-curve` writes its evaluations so far), to find the budget at which its policy is worth validating
-    # the offline pairs on. Offline pairs: as `hopper`.
-    "hopper_long": {
-        "env": "hopper", "seeds": 3,
-        "behaviour": {"steps": 1_000_000, "start_steps": 10_000, "eval_every": 10_000, "eval_episodes": 5,
-                      "checkpoint_every": 25_000},
-        "dataset_transitions": 100_000,
-        "sample": 10_000,
-        "online": {"steps": 100_000, "start_steps": 5_000, "eval_every": 5_000, "eval_episodes": 5},
-        "offline": {"td3bc": 20_000, "cql": 5_000, "awac": 5_000, "bcq": 2_000},
-        "offline_eval_every": {"td3bc": 2_000, "cql": 1_000, "awac": 1_000, "bcq": 500},
-        "offline_eval_episodes": 5,
-    },
     "toy": {
         "env": "hopper", "seeds": 3,
         "behaviour": {"steps": 1_500, "start_steps": 1_000, "eval_every": 500, "eval_episodes": 1},
@@ -104,6 +89,18 @@ BUDGETS = {
         "offline_eval_every": {"td3bc": 20, "cql": 5, "awac": 10, "bcq": 5},
         "offline_eval_episodes": 1,
     },
+}
+
+
+# `hopper_long`: what the 45-minute budgets left open. TD3 at 100K steps (at 30K its curve had not cleared the
+# verdict's bar over the random policy), and the behaviour SAC at D4RL's 1M steps, resumable (SIGTERM saves;
+# `behaviour-curve` writes its evaluations so far), to find the budget at which its policy is worth validating the
+# offline pairs on. Offline pairs: as `hopper`.
+BUDGETS["hopper_long"] = {
+    **BUDGETS["hopper"],
+    "behaviour": {"steps": 1_000_000, "start_steps": 10_000, "eval_every": 10_000, "eval_episodes": 5,
+                  "checkpoint_every": 25_000},
+    "online": {"steps": 100_000, "start_steps": 5_000, "eval_every": 5_000, "eval_episodes": 5},
 }
 
 

@@ -97,6 +97,24 @@ def run_loop(start: int, total: int, step: Callable[[int], None], *, bar: tqdm, 
             finish_step(t)
 
 
+class TrainingClock:
+    """A loop's training time per phase, with its hooks (evaluation, checkpoints) kept out of it: the owner keeps
+    `t0` (when training last resumed) and says where time goes (`add_time`)."""
+
+    t0: float = 0.0
+
+    def add_time(self, phase: str, seconds: float) -> None:
+        raise NotImplementedError
+
+    def timed(self, phase: str, fn: Callable[[int], None]) -> Callable[[int], None]:
+        """fn as a loop hook, its time kept out of the phase's training time."""
+        def call(t: int) -> None:
+            self.add_time(phase, time.perf_counter() - self.t0)
+            fn(t)
+            self.t0 = time.perf_counter()
+        return call
+
+
 class JobCheckpoint:
     """One job's checkpoint file. It is read back only by the same job: `key` (the job's spec, or its config hash)
     is stored under `key_field` and compared, and a checkpoint of another job is ignored with a warning. SIGTERM
@@ -143,7 +161,7 @@ class Progress:
     train_time: dict = field(default_factory=lambda: {"offline": 0.0, "online": 0.0, "eval": 0.0, "io": 0.0})
 
 
-class Run:
+class Run(TrainingClock):
     """What every cell (paper A's seeds, paper B's fine-tuning) shares: its random streams, environments, evaluation
     rows, loss bookkeeping, checkpoints and progress bar. Subclasses say how to act and what else a checkpoint holds."""
 
@@ -218,6 +236,9 @@ class Run:
         for key, value in metrics.items():
             self.loss_sums.setdefault(key, []).append(value)
         self.p.updates += 1
+
+    def add_time(self, phase: str, seconds: float) -> None:
+        self.p.train_time[phase] += seconds
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def check_losses(self, phase: str, step: int) -> dict[str, float]:

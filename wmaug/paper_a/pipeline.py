@@ -28,7 +28,7 @@ from wmaug.core.evaluation import evaluate_groups
 from wmaug.core.io import torch_save
 from wmaug.core.nets import join_members, select_members
 from wmaug.core.preemption import SigtermFlag
-from wmaug.core.runner import Progress, Run, check_seed_group, run_loop
+from wmaug.core.runner import Progress, Run, TrainingClock, check_seed_group, run_loop
 from wmaug.core.spec import PaperACellSpec
 
 log = logging.getLogger("wmaug.cell")
@@ -181,7 +181,7 @@ class SeedRun(Run):
         return model
 
 
-class CellRun:
+class CellRun(TrainingClock):
     """Paper A: TD3+BC offline (optionally augmented) -> hand-off -> online TD3, for one or more seeds of a cell.
 
     The seeds run in lockstep around one batched TD3 (member k = seed k): every iteration each seed samples its own
@@ -363,14 +363,6 @@ class CellRun:
         self.update(self.offline_batch())
         for s in self.seeds:
             s.p.step = it
-
-    def timed(self, phase: str, fn):
-        """fn, its time kept out of the phase's training time."""
-        def call(t: int) -> None:
-            self.add_time(phase, time.perf_counter() - self.t0)
-            fn(t)
-            self.t0 = time.perf_counter()
-        return call
 
     def hand_off(self) -> None:
         """Actor, critics, targets and optimiser states carry over (the BC term goes with the phase); the offline

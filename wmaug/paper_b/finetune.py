@@ -147,14 +147,6 @@ class FinetuneRun(Run):
         if self.episode_over:
             self.obs, _ = self.env.reset()
 
-    def timed(self, fn):
-        """fn, its time kept out of the online phase's training time."""
-        def call(t: int) -> None:
-            self.p.train_time["online"] += time.perf_counter() - self.t0
-            fn(t)
-            self.t0 = time.perf_counter()
-        return call
-
     def run(self) -> dict:
         resumed = self.try_resume()
         self.bar = self.progress_bar(self.steps, self.p.step)
@@ -165,11 +157,11 @@ class FinetuneRun(Run):
             self.obs, _ = self.env.reset()  # the checkpoint was taken at an episode end, before this reset
         self.t0 = time.perf_counter()
         run_loop(self.p.step, self.steps, self.online_step, bar=self.bar, eval_every=self.budget.finetune_eval_every,
-                 evaluate=self.timed(self.evaluate_online), checkpointable=self.episode_ended,
+                 evaluate=self.timed("online", self.evaluate_online), checkpointable=self.episode_ended,
                  checkpoint_every=self.budget.checkpoint_every, stop_requested=lambda: self.stop_requested,
-                 save=self.timed(lambda t: self.save_checkpoint()), stop=lambda t: self.stop_if_requested(),
+                 save=self.timed("online", lambda t: self.save_checkpoint()), stop=lambda t: self.stop_if_requested(),
                  finish_step=self.next_episode)
-        self.p.train_time["online"] += time.perf_counter() - self.t0
+        self.add_time("online", time.perf_counter() - self.t0)
         self.p.phase = "done"
         self.bar.close()
         return {"resumed": resumed}
