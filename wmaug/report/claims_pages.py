@@ -50,7 +50,8 @@ INTERVAL_TEXT = {
         "(the audit before 2026-12-04): with the truth on the threshold they gave a false verdict {rates}."),
 }
 MEASURED_RATES = {
-    "calibrated": "at most 2.9% per side at 3-10 seeds in every case measured (docs/claims.md, Calibration)",
+    "calibrated": "at most 2.9% per side at 3-10 seeds in every case measured, and at most 2.7% for every claim of "
+                  "config/claims.yaml simulated whole (docs/claims.md, Calibration)",
     "percentile": "up to 11.7% / 14.8% (supported / contradicted) at 3 seeds on one task, and a false contradiction 30.5% of the time at 5 seeds on a 12-task all-tasks check",
 }
 
