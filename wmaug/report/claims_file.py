@@ -1,6 +1,6 @@
 """The papers' claims as data: the model of ``config/claims.yaml`` (claims, checks, sides, metrics) and its parser,
-which names the claim, the key and the bad value (with the closest valid name) before anything runs. The Snakefile
-reads the claims file through this module; verdicts are :mod:`wmaug.report.claims`'s."""
+which names the claim, the key and the bad value (with the closest valid name) before anything runs (the Snakefile
+checks the file through :mod:`wmaug.report.claims`, which re-exports these names); verdicts are that module's."""
 
 from __future__ import annotations
 
