@@ -103,6 +103,23 @@ BUDGETS["hopper_long"] = {
     "online": {"steps": 100_000, "start_steps": 5_000, "eval_every": 5_000, "eval_episodes": 5},
 }
 
+# `hopper_strong`: the offline pairs on data worth validating on. Its behaviour policy is `hopper_long`'s SAC run
+# stopped at 400K steps: `from` names the run, whose evaluations up to `steps` are taken as a finished run of that
+# length (the D4RL protocol's expert is a run's last policy; from about 200K steps on this one evaluates clearly above
+# the 756 of the 100K-step run). Every offline pair trains on medium-expert, so that the expert's data is there to
+# learn from; budgets of updates as `hopper`.
+BUDGETS["hopper_strong"] = {
+    **BUDGETS["hopper"],
+    "behaviour": {"from": "hopper_long", "steps": 400_000, "start_steps": 10_000, "eval_every": 10_000,
+                  "eval_episodes": 5},
+    "offline_dataset": "medium-expert",
+}
+
+
+def pair_title(pair: str, budget: str) -> str:
+    kind = BUDGETS[budget].get("offline_dataset", "medium")
+    return PAIR_TITLES[pair].replace("offline (medium)", f"offline ({kind})")
+
 
 def load_config() -> dict:
     """The harness's own settings: every hyperparameter of both sides comes from here."""
@@ -119,6 +136,8 @@ def behaviour(budget: str, progress: bool) -> dict:
     from wmaug.behaviour import train_behaviour
 
     path = data_dir(budget) / "behaviour.pt"
+    if not path.exists() and "from" in BUDGETS[budget]["behaviour"]:
+        torch_save(behaviour_prefix(budget), path)
     if not path.exists():
         b = BUDGETS[budget]
         s = b["behaviour"]
@@ -132,6 +151,34 @@ def behaviour(budget: str, progress: bool) -> dict:
         torch_save(result, path)
     return torch_load(path, "behaviour policy file")
 
+
+
+def behaviour_prefix(budget: str) -> dict:
+    """The budget's behaviour run as the first `steps` of another budget's (finished, or stopped on its checkpoint):
+    its evaluations up to `steps`, so that the protocol's expert is the policy at `steps`."""
+    s = BUDGETS[budget]["behaviour"]
+    source = s["from"]
+    finished, saved = data_dir(source) / "behaviour.pt", behaviour_checkpoint(source)
+    if finished.exists():
+        run = torch_load(finished, "behaviour policy file")
+    elif saved.exists():
+        run = torch_load(saved, "behaviour checkpoint")
+    else:
+        raise SystemExit(f"budget {budget!r} takes its behaviour policy from budget {source!r}'s run, which has "
+                         f"neither {finished} nor {saved} (run `python benchmarks/parity.py behaviour --budget "
+                         f"{source}` to at least {s['steps']} steps)")
+    ckpts = [c for c in run["checkpoints"] if c["step"] <= s["steps"]]
+    if not ckpts or ckpts[-1]["step"] != s["steps"]:
+        raise SystemExit(f"budget {budget!r}: budget {source!r}'s behaviour run has no evaluation at step "
+                         f"{s['steps']} (its last: {run['checkpoints'][-1]['step'] if run['checkpoints'] else None})")
+    log.info("behaviour of %s: budget %s's run up to step %d (return %.1f there)", budget, source, s["steps"],
+             ckpts[-1]["return"])
+    sac = load_config()["algorithms"]["sac"]
+    if run.get("job", {}).get("sac", run.get("sac")) != sac:
+        raise SystemExit(f"budget {budget!r}: budget {source!r}'s behaviour run used other SAC settings than "
+                         f"config/config.yaml's now; rerun it")
+    return {"env": BUDGETS[source]["env"], "seed": 0, "steps": s["steps"], "start_steps": s["start_steps"],
+            "checkpoints": ckpts, "episodes": [], "wall_time_s": None, "sac": sac, "taken_from": source}
 
 
 def behaviour_checkpoint(budget: str) -> Path:
@@ -487,8 +534,9 @@ def run_pair(pair: str, side: str, budget: str, seeds: list[int], progress: bool
                 sample, normalizer, _ = load_sample(work / f"sample_seed{s}.npz")
                 out[s] = d3rlpy_offline("td3bc", budget, s, sample, normalizer, 1_000_000 + 1000 * s)
             return out, info
-        # paper B's offline learners on the full medium dataset, unnormalised states as paper B trains them
-        data, prov = dataset(budget, "medium", progress)
+        # paper B's offline learners on the full medium dataset (the budget's `offline_dataset`), unnormalised states
+        # as paper B trains them
+        data, prov = dataset(budget, b.get("offline_dataset", "medium"), progress)
         info["data"] = {**{k: v for k, v in prov.items() if k != "checkpoint_returns"}, **policy_returns(data)}
         if side == "wmaug":
             return harness_offline(pair, budget, seeds, data, 2_000_000), info
@@ -763,10 +811,10 @@ def report(budget: str) -> None:
                      f"{r['difference']:.1f} {r['difference_ci']} | {r['seeds']} | {r['wall_min']} | {r['verdict']} |")
     write_text(out / "summary.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    plot(curves, out / "curves.png", random_score)
+    plot(curves, out / "curves.png", random_score, budget)
 
 
-def plot(curves: dict, path: Path, random_score: float) -> None:
+def plot(curves: dict, path: Path, random_score: float, budget: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -784,7 +832,7 @@ def plot(curves: dict, path: Path, random_score: float) -> None:
             ax.fill_between(t.index, t.min(1), t.max(1), color=colour, alpha=0.2, lw=0)
         ax.axhline(random_score, color="grey", ls=":", lw=1, label="random policy")
         phase = tables["wmaug"].phase.iloc[0]
-        ax.set_title(PAIR_TITLES[pair], fontsize=9)
+        ax.set_title(pair_title(pair, budget), fontsize=9)
         ax.set_xlabel("environment steps" if phase == "online" else "updates")
         ax.set_ylabel("normalised score")
         ax.grid(alpha=0.3)

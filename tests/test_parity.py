@@ -100,3 +100,36 @@ def test_extra_seeds_must_be_new(tmp_path):
     for bad in ([2, 3], [3, 3]):
         with pytest.raises(SystemExit, match=r"--seeds"):
             parity.part_name("wmaug", bad, [0, 1, 2])
+
+
+def test_a_budget_takes_its_behaviour_policy_from_the_first_steps_of_another_run(tmp_path, monkeypatch):
+    """`hopper_strong`'s behaviour policy is `hopper_long`'s run stopped at 400K steps: the evaluations up to there,
+    so that the protocol's expert is the policy at that step. A source without that step, or trained with other SAC
+    settings, is refused by name."""
+    import torch
+
+    sys.path.insert(0, str(SUITE.parent))
+    import parity
+
+    monkeypatch.setattr(parity, "data_dir", lambda budget: tmp_path / budget)
+    monkeypatch.setitem(parity.BUDGETS, "src", {**parity.BUDGETS["toy"]})
+    monkeypatch.setitem(parity.BUDGETS, "cut", {**parity.BUDGETS["toy"], "behaviour": {
+        "from": "src", "steps": 20, "start_steps": 5, "eval_every": 10, "eval_episodes": 1}})
+    with pytest.raises(SystemExit, match=r"budget 'src'.*behaviour --budget src"):
+        parity.behaviour("cut", progress=False)
+    sac = parity.load_config()["algorithms"]["sac"]
+    ckpts = [{"step": t, "return": float(t), "actor": {"w": torch.full((1,), float(t))}} for t in (10, 20, 30)]
+    source = parity.behaviour_checkpoint("src")
+    source.parent.mkdir(parents=True)
+    torch.save({"job": {"sac": sac}, "step": 31, "checkpoints": ckpts}, source)
+    run = parity.behaviour("cut", progress=False)
+    assert [c["step"] for c in run["checkpoints"]] == [10, 20] and run["steps"] == 20
+    assert run["checkpoints"][-1]["actor"]["w"].item() == 20.0 and run["taken_from"] == "src"
+    assert (parity.data_dir("cut") / "behaviour.pt").exists()  # kept: the datasets are built from it
+    monkeypatch.setitem(parity.BUDGETS["cut"], "behaviour", {**parity.BUDGETS["cut"]["behaviour"], "steps": 25})
+    with pytest.raises(SystemExit, match=r"no evaluation at step 25 \(its last: 30\)"):
+        parity.behaviour_prefix("cut")
+    torch.save({"job": {"sac": {**sac, "lr": 1.0}}, "step": 31, "checkpoints": ckpts}, source)
+    monkeypatch.setitem(parity.BUDGETS["cut"], "behaviour", {**parity.BUDGETS["cut"]["behaviour"], "steps": 20})
+    with pytest.raises(SystemExit, match=r"other SAC settings"):
+        parity.behaviour_prefix("cut")
