@@ -133,3 +133,24 @@ def test_a_budget_takes_its_behaviour_policy_from_the_first_steps_of_another_run
     monkeypatch.setitem(parity.BUDGETS["cut"], "behaviour", {**parity.BUDGETS["cut"]["behaviour"], "steps": 20})
     with pytest.raises(SystemExit, match=r"other SAC settings"):
         parity.behaviour_prefix("cut")
+
+
+def test_every_budget_names_a_known_environment_data_and_a_budget_for_every_pair():
+    """A budget is read only when its pairs run (hours in): a typo in one must show here, not there."""
+    sys.path.insert(0, str(SUITE.parent))
+    import parity
+
+    from wmaug.core.envs import get_spec
+
+    offline = [p for p in parity.PAIRS if p not in ("sac", "td3")]
+    for name, b in parity.BUDGETS.items():
+        get_spec(b["env"], f"parity budget {name!r}")
+        assert b.get("offline_dataset", "medium") in ("medium", "expert", "medium-expert"), name
+        assert sorted(b["offline"]) == sorted(offline) == sorted(b["offline_eval_every"]), name
+        for pair in offline:  # the final score averages the last evaluations: the last must fall on the budget
+            assert b["offline"][pair] % b["offline_eval_every"][pair] == 0, (name, pair)
+        s = b["behaviour"]
+        assert s["steps"] % s["eval_every"] == 0 and s["start_steps"] < s["steps"], name
+        if "from" in s:  # a prefix of another budget's run: same environment, and within it
+            source = parity.BUDGETS[s["from"]]
+            assert source["env"] == b["env"] and s["steps"] <= source["behaviour"]["steps"], name
