@@ -4,8 +4,12 @@ The parity runs compare learning curves, which carry seed noise; this compares t
 harness's learner and d3rlpy's start from the same weights (the harness's, copied into d3rlpy's modules), then take
 the same minibatches with torch's random generator reseeded identically before each update, so that both draw the
 same exploration and target-smoothing noise. If the rules are the same, their weights stay equal up to float
-rounding (which chaotic training amplifies only after some hundreds of updates); a different rule shows as a
-difference from the first updates on.
+rounding; a different rule shows as a difference from the first updates on.
+
+Both sides run in float64. In float32 the rounding of two implementations that order their sums differently grows
+chaotically (a ReLU that flips on one side, Adam dividing by a near-zero second moment): after 200 updates it stayed at
+5e-7 on one machine and reached 2e-3 on another, and changed with the thread count. In float64 it stays near 1e-15
+for hundreds of updates, far below any difference of rule, on any machine.
 
     python benchmarks/parity.py lockstep --updates 200   # every pair with a lockstep map -> <results>/lockstep.csv
 
@@ -16,6 +20,8 @@ that phase (benchmarks/parity/README.md).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
@@ -111,6 +117,30 @@ def lockstep(pair: str, updates: int, cfg: dict, d3rlpy_learner, d3rlpy_batch, o
     `updates` updates on the same random batches (states, actions, rewards ~ N(0, 1) / U(-1, 1), 5% terminals).
     `fixed_temperature` (SAC): both sides keep alpha at its initial value (temperature learning rate 0), which
     compares the critic and actor rules alone. `temperature_update` (SAC): the harness's rule for it (SACConfig)."""
+    with float64_on_both_sides():
+        return _lockstep(pair, updates, cfg, d3rlpy_learner, d3rlpy_batch, obs_dim, act_dim, seed, fixed_temperature,
+                         temperature_update)
+
+
+@contextlib.contextmanager
+def float64_on_both_sides():
+    """Modules built in float64 (torch's default dtype), and d3rlpy's minibatches converted to float64: d3rlpy
+    casts every array to float32 on the way in (torch_utility.convert_to_torch), which would round the harness's
+    float64 activations' inputs on its side only. The batch values themselves are float32 numbers on both sides."""
+    import d3rlpy.torch_utility as tu
+
+    default, convert = torch.get_default_dtype(), tu.convert_to_torch
+    torch.set_default_dtype(torch.float64)
+    tu.convert_to_torch = lambda array, device: torch.tensor(array, dtype=torch.float64, device=device)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(default)
+        tu.convert_to_torch = convert
+
+
+def _lockstep(pair, updates, cfg, d3rlpy_learner, d3rlpy_batch, obs_dim, act_dim, seed, fixed_temperature,
+              temperature_update) -> list[float]:
     if fixed_temperature:
         cfg = {**cfg, "sac": {**cfg["sac"], "alpha_lr": 0.0}}
     if temperature_update:
@@ -118,6 +148,9 @@ def lockstep(pair: str, updates: int, cfg: dict, d3rlpy_learner, d3rlpy_batch, o
     torch.manual_seed(seed)
     ours = harness_learner(pair, obs_dim, act_dim, cfg)
     theirs, batch_size = d3rlpy_learner(pair, obs_dim, act_dim, seed, cfg)
+    for module in theirs.impl.modules.get_torch_modules().values():
+        for p in module.parameters():  # d3rlpy makes its temperature float32 whatever the default dtype
+            p.data = p.data.double()
     m = (sac_map if pair == "sac" else td3_map)(ours, theirs.impl.modules)
     m.copy_into_d3rlpy()
     if pair != "sac":
@@ -126,7 +159,8 @@ def lockstep(pair: str, updates: int, cfg: dict, d3rlpy_learner, d3rlpy_batch, o
     n = 4096
     data = [rng.normal(size=(n, obs_dim)), rng.uniform(-1, 1, (n, act_dim)), rng.normal(size=n),
             rng.normal(size=(n, obs_dim)), (rng.uniform(size=n) < 0.05)]
-    data = [torch.as_tensor(x, dtype=torch.float32) for x in data]
+    # float32 numbers (d3rlpy's minibatch takes nothing else), held in float64 on the harness's side
+    data = [torch.as_tensor(x, dtype=torch.float32).double() for x in data]
     out = []
     for step in range(1, updates + 1):
         idx = torch.as_tensor(rng.integers(0, n, batch_size))

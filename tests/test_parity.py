@@ -26,28 +26,51 @@ def lockstep(pair: str, updates: int, **kw) -> list[float]:
                            parity.d3rlpy_batch, **kw)
 
 
+# Both sides run in float64 (parity_lockstep.py says why): equal rules stay within its rounding for hundreds of updates
+# on any machine, while a different rule parts the weights by about a learning rate (3e-4) at once.
+SAME_RULE = 1e-10
+
+
 @pytest.mark.slow  # trains for seconds
 @pytest.mark.parametrize("pair", ["td3", "td3bc", "sac"])
 def test_the_update_rule_is_d3rlpys_step_for_step(pair):
-    """Same weights, batches and noise on both sides: the weights stay equal to float rounding (1e-5) for 200
-    updates. SAC with its temperature fixed; the temperature rule is the next test's."""
+    """Same weights, batches and noise on both sides: the weights stay equal to float64 rounding for 200 updates.
+    SAC with its temperature fixed; the temperature rule is the next tests'."""
     differences = lockstep(pair, 200, fixed_temperature=pair == "sac")
-    assert max(differences) < 1e-5, [f"{d:.1e}" for d in differences[::20]]
+    assert max(differences) < SAME_RULE, [f"{d:.1e}" for d in differences[::20]]
 
 
 @pytest.mark.slow  # trains for seconds
 def test_with_d3rlpys_temperature_rule_the_harness_sac_is_d3rlpys_step_for_step():
     differences = lockstep("sac", 200, temperature_update="alpha_before_actor")
-    assert max(differences) < 1e-5, [f"{d:.1e}" for d in differences[::20]]
+    assert max(differences) < SAME_RULE, [f"{d:.1e}" for d in differences[::20]]
+
+
+@pytest.mark.slow  # trains for seconds
+def test_the_lockstep_check_sees_a_small_change_of_rule(monkeypatch):
+    """The check can fail: the harness's TD3 with tau 0.0051 against d3rlpy's with 0.005 parts at its second update
+    (the first soft update of the targets) by far more than float64 rounding."""
+    pytest.importorskip("d3rlpy", reason="the parity suite needs d3rlpy: see benchmarks/README.md")
+    sys.path.insert(0, str(SUITE.parent))
+    import parity_lockstep
+
+    harness_learner = parity_lockstep.harness_learner
+
+    def with_other_tau(pair, obs_dim, act_dim, cfg):
+        return harness_learner(pair, obs_dim, act_dim, {**cfg, "td3": {**cfg["td3"], "tau": 0.0051}})
+
+    monkeypatch.setattr(parity_lockstep, "harness_learner", with_other_tau)
+    differences = lockstep("td3", 3)
+    assert differences[0] < SAME_RULE and differences[1] > 100 * SAME_RULE, differences
 
 
 def test_sacs_temperature_rule_is_the_one_difference_from_d3rlpy():
     """The harness steps log alpha on -(log alpha)(log pi + target entropy) after the actor (as Haarnoja et al.'s
-    Algorithm 1 orders it); d3rlpy steps on -alpha (log pi + target entropy) before the actor. Adam's first steps
-    are the same either way; the weights part within 100 updates (benchmarks/parity/README.md)."""
-    differences = lockstep("sac", 100)
-    assert max(differences[:10]) < 1e-5
-    assert differences[-1] > 1e-4
+    Algorithm 1 orders it); d3rlpy steps on -alpha (log pi + target entropy) before the actor, so its actor sees the
+    temperature one step later. With d3rlpy's rule the two agree (the test above); as configured they part from the
+    first update (benchmarks/parity/README.md)."""
+    differences = lockstep("sac", 20)
+    assert min(differences) > 1e-4, [f"{d:.1e}" for d in differences]
 
 
 @pytest.mark.slow  # starts a subprocess
