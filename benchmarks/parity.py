@@ -30,6 +30,7 @@ import logging
 import os
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -338,7 +339,22 @@ def d3rlpy_learner(pair: str, obs_dim: int, act_dim: int, seed: int, settings: d
         raise ValueError(pair)
     algo = cfg.create(device="cpu:0")
     algo.create_impl((obs_dim,), act_dim)
+    if pair == "awac":
+        algo.impl.compute_target = types.MethodType(awac_target_without_entropy, algo.impl)
     return algo, cfg.batch_size
+
+
+def awac_target_without_entropy(impl, batch):
+    """AWAC's target, min_j Q'_j(s', a') with a' ~ pi(.|s'), for d3rlpy's AWACImpl. That class inherits SAC's
+    compute_target, which subtracts exp(log_temp) log pi(a'|s') with log_temp a dummy 0: a soft target at
+    temperature 1. AWAC has no entropy term (Nair et al. 2020; rlkit's example sets alpha = 0, as the harness does).
+    The action is drawn as d3rlpy draws it (its policy's squashed sample), so only the entropy term goes."""
+    from d3rlpy.models.torch import build_squashed_gaussian_distribution
+
+    with torch.no_grad():
+        dist = build_squashed_gaussian_distribution(impl._modules.policy(batch.next_observations))
+        action, _ = dist.sample_with_log_prob()
+        return impl._targ_q_func_forwarder.compute_target(batch.next_observations, action, reduction="min")
 
 
 def d3rlpy_batch(b):

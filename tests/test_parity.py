@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import ROOT
 
@@ -71,6 +73,27 @@ def test_sacs_temperature_rule_is_the_one_difference_from_d3rlpy():
     first update (benchmarks/parity/README.md)."""
     differences = lockstep("sac", 20)
     assert min(differences) > 1e-4, [f"{d:.1e}" for d in differences]
+
+
+def test_d3rlpys_awac_side_has_awacs_target_without_an_entropy_term():
+    """d3rlpy's AWACImpl inherits SAC's target, r + gamma (min Q'(s', a') - exp(log_temp) log pi(a'|s')) with a
+    dummy log_temp of 0; the suite's d3rlpy side drops that term (AWAC has none), drawing a' the same way."""
+    pytest.importorskip("d3rlpy", reason="the parity suite needs d3rlpy: see benchmarks/README.md")
+    sys.path.insert(0, str(SUITE.parent))
+    import parity
+    from d3rlpy.algos.qlearning.torch.sac_impl import SACImpl
+    from d3rlpy.models.torch import build_squashed_gaussian_distribution
+
+    algo, _ = parity.d3rlpy_learner("awac", 11, 3, 0)
+    batch = SimpleNamespace(next_observations=torch.randn(64, 11))
+    torch.manual_seed(1)
+    target = algo.impl.compute_target(batch)
+    torch.manual_seed(1)
+    soft_target = SACImpl.compute_target(algo.impl, batch)
+    torch.manual_seed(1)
+    _, log_prob = build_squashed_gaussian_distribution(algo.impl.modules.policy(batch.next_observations)).sample_with_log_prob()
+    assert log_prob.abs().mean() > 0.1  # the term removed is not negligible
+    torch.testing.assert_close(target, soft_target + log_prob)
 
 
 @pytest.mark.slow  # starts a subprocess
