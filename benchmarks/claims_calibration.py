@@ -1,22 +1,31 @@
-"""How often the claims audit gives a wrong verdict, measured by simulation through its own code
-(`wmaug.report.claims.evaluate_check` and `combine`, rliable's intervals as the audit computes them).
+"""Power and error rates of the claims audit, measured by simulation through its own code (`evaluate_claims`, the
+function `wmaug claims` runs on the report's tables).
 
-Each draw builds a study's scores from a known truth: per task, every seed's final score of method x is normal with
-mean mu_x and sd 1 (y likewise), the curves constant, so the statistic's true value is known. Scenarios:
+Each draw is one simulated study for one claim of config/claims.yaml, on the paper-scale grid, at the papers' seeds
+(paper A 5 per cell, paper B 4; `--seeds` for others). Every cell a check reads gets, per seed, a value of the
+check's metric drawn normal with the cell's true mean and sd 1 (one seed standard deviation = 1 unit); a cell read
+by several checks is drawn once per study. The audit reads those values through `StudyEvidence.runs`, so everything
+after the per-run metric is the audit's own code: estimates, bootstrap standard errors, tests, quantifiers, claim
+verdicts. (How a curve becomes a per-run metric is tested on its own: tests/test_claims.py.)
 
-  level_at_threshold   one task, IQM[x] > 0 with the truth exactly 0 (the outside audit's case)
-  difference_null      12 tasks, IQM[x] - IQM[y] > 0 per task for all tasks, no true difference (claim A2's shape)
-  aggregate_null       12 tasks pooled: IQM[x] - IQM[y] > 0 over tasks, no true difference
+Scenarios, per claim (E: the claimed effect, 1 seed SD for a claim over 4 or more tasks, 2 SD over 1-3 tasks):
+  true            every check shows its claimed effect at E on every task it covers; the right verdict: supported
+                  (its rate is the power), a `contradicted` is false
+  boundary        every check exactly on its threshold: a `supported` is false
+  boundary_one    one check on its threshold on every task, the others true at E (the least favourable case of an
+                  intersection-union test: each check alone keeps the claim's false `supported` at 5%); one row per
+                  check
+  opposing        every check E on the wrong side of its threshold: a `supported` is false (a `contradicted` is right)
+  share_boundary  for a check over a share of tasks (most, nearly all, all; 2+ tasks), the effect E on one task fewer
+                  than the share needs and the threshold on the rest, the other checks true: the claim is false, by
+                  one task (reported, not bounded: docs/claims.md, "What the share quantifiers test")
+`within` checks: true = E inside the margin, boundary = on the margin, opposing = E outside.
 
-A verdict other than `inconclusive` is wrong in every scenario: the truth sits on the threshold. Printed per
-scenario and seed count: the rate of false `supported` and of false `contradicted`, with a 95% Wilson interval.
+    python benchmarks/claims_calibration.py --draws 1000 --out benchmarks/claims_power_after.csv
+    python benchmarks/claims_calibration.py --claims B1 A2 --scenarios true boundary --draws 200
 
-    python benchmarks/claims_calibration.py --draws 1000 --seeds 3 5 10 --out benchmarks/results/claims_calibration.csv
-    python benchmarks/claims_calibration.py --claims --draws 1000 --seeds 3 5 10 --out benchmarks/claims_calibration_claims.csv
-
-`--claims`: every claim of config/claims.yaml whole, through `evaluate_claims` (what `wmaug claims` runs on the
-tables `wmaug report` writes), each draw a study whose truth puts every check of the claim on its threshold (see
-claim_truth below), on the paper-scale grid.
+The "before" table of docs/claims.md ran this script against the audit of 2026-12-05 (commit 773548a: Bonferroni over
+every interval of a claim) with that commit's claims file: PYTHONPATH=<a checkout of it> python <this script>.
 """
 
 from __future__ import annotations
@@ -30,144 +39,206 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # a PYTHONPATH checkout (the "before" audit) comes first
 
 from wmaug.report import claims as CL  # noqa: E402
 
-ENVS = ["halfcheetah", "hopper", "walker2d", "ant"]
-DATASETS = ["random", "medium", "medium-replay"]
-TASKS = [(e, d) for e in ENVS for d in DATASETS]
+SCENARIOS = ("true", "boundary", "boundary_one", "opposing", "share_boundary")
+PAPER_SEEDS = {"A": 5, "B": 4}
 
 
-def scores(rng: np.random.Generator, tasks, methods: dict[str, float], n: int) -> pd.DataFrame:
-    """Constant online curves (steps 0 and 1) of n seeds per (task, method), final score ~ N(mu, 1)."""
-    rows = []
-    for env, dataset in tasks:
-        for method, mu in methods.items():
-            values = rng.normal(mu, 1.0, n)
-            for seed, v in enumerate(values):
-                for step in (0, 1):
-                    rows.append((env, dataset, method, seed, step, v))
-    frame = pd.DataFrame(rows, columns=["env", "dataset", "method", "seed", "step", "normalized_score"])
-    frame["phase"] = "online"
-    return frame
+# --------------------------------------------------------------------------- the truth of a scenario
+def _side_metric(check, side) -> tuple[str, tuple]:
+    metric = getattr(side, "metric", None)
+    name, params = (metric, side.params) if metric is not None else (check.metric, check.params)
+    return name, tuple(sorted(params.items()))
 
 
-def scenario(name: str) -> tuple[CL.Check, list, dict]:
-    x, y = CL.Side("wm_td3bc_td3"), CL.Side("td3bc_td3")
-    if name == "level_at_threshold":
-        return CL.Check("level", x, "final", {}, ">", 0.0), TASKS[:1], {"wm_td3bc_td3": 0.0}
-    if name == "difference_null":
-        return CL.Check("difference", x, "final", {}, ">", 0.0, y), TASKS, {"wm_td3bc_td3": 0.0, "td3bc_td3": 0.0}
-    if name == "aggregate_null":
-        return (CL.Check("difference", x, "final", {}, ">", 0.0, y, scope="aggregate"), TASKS,
-                {"wm_td3bc_td3": 0.0, "td3bc_td3": 0.0})
-    raise ValueError(name)
+def cell_key(check, side, env: str, dataset: str) -> tuple:
+    """What identifies one simulated cell's per-run values: method, env, dataset, curve column, metric."""
+    return (side.method, env, side.dataset or dataset, side.column, *_side_metric(check, side))
 
 
-# ---- every claim of a claims file, through evaluate_claims (what `wmaug claims` runs on the report's tables) ----
-# Each draw builds, for one claim, the tables `wmaug report` leaves (scores with online curves; paper A's critic
-# traces) from a truth that puts every check of the claim on its threshold, then evaluates the claim with
-# `evaluate_claims`. The right verdict of the claim is then `inconclusive` (a claim holds when all its checks do, and
-# at least one sits on its threshold), so a `supported` or `contradicted` claim is a false verdict.
-#   at_threshold  every check's true statistic equals its threshold (a difference of `threshold`, a level of it,
-#                 P(x > y) = 0.5)
-#   no_effect     no true difference between the sides of any difference check (x and y the same distribution);
-#                 level checks on their threshold. It differs from at_threshold where a difference check's threshold
-#                 is not 0 (A3's "< 5", A4's and B2's "within 10"): there the truth clearly holds.
-# A run's value enters the tables so that the audit's own metric returns it: a constant curve (final, auc,
-# best_until, late_mean), a curve that falls by the value right after the hand-off (dip), a critic whose Q sits the
-# value above the return-to-go, the reference critic on it (critic_error, critic_gap).
-CLAIM_SCENARIOS = ("at_threshold", "no_effect")
-KIND = {"final": "curve", "auc": "curve", "best_until": "curve", "late_mean": "curve", "dip": "dip",
-        "critic_error": "critic", "critic_gap": "critic"}
-BASE = {"curve": 50.0, "dip": 20.0, "critic": 1.0}  # a cell's truth where no check fixes it
-SPREAD = {"curve": 1.0, "dip": 1.0, "critic": 0.05}  # sd of one run's value: dips and critic errors stay positive
+def claim_tasks(claim, grid: dict) -> set:
+    return {t for c in claim.checks for t in CL.check_tasks(c, grid)}
 
 
-def claim_truth(claim: CL.Claim, grid: dict, scenario: str) -> dict[tuple, float]:
-    """{(kind, method, env, dataset, column): the true mean of a run's value} putting every check of the claim on
-    its threshold (scenario at_threshold) or every difference at 0 (no_effect). Levels are fixed first, then each
-    difference from whichever side is already fixed; a claim whose checks cannot all sit there is an error."""
-    truth: dict[tuple, float] = {}
-
-    def key(side: CL.Side, check: CL.Check, env: str, dataset: str) -> tuple:
-        kind = KIND[check.metric]
-        return kind, side.method, env, side.dataset or dataset, side.column if kind != "critic" else "-"
-
-    def fix(k: tuple, value: float) -> None:
-        if k in truth and not math.isclose(truth[k], value):
-            raise ValueError(f"{claim.id}: {k} would need truths {truth[k]} and {value}")
-        truth[k] = value
-
-    for check in sorted(claim.checks, key=lambda c: c.check != "level"):
-        if check.check == "improvement_probability" and check.threshold != 0.5:
-            raise ValueError(f"{claim.id}: P(x > y) sits on {check.threshold} only for x and y of one distribution")
-        for env, dataset in CL.check_tasks(check, grid):
-            x = key(check.x, check, env, dataset)
-            if check.check == "level":
-                fix(x, check.threshold)
-                continue
-            y = key(check.y, check, env, dataset)
-            gap = check.threshold if scenario == "at_threshold" and check.check == "difference" else 0.0
-            if x in truth:
-                fix(y, truth[x] - gap)
-            else:
-                fix(x, truth.get(y, BASE[x[0]]) + gap)
-                fix(y, truth[x] - gap)
-    return truth
+def claimed_effect(claim, grid: dict) -> float:
+    """The issue's bars: 1 seed SD for a claim over 4 or more tasks, 2 SD over 1-3."""
+    return 1.0 if len(claim_tasks(claim, grid)) >= 4 else 2.0
 
 
-def claim_tables(truth: dict[tuple, float], rng: np.random.Generator, n: int,
-                 spread: float = 1.0) -> tuple[pd.DataFrame, dict]:
-    """The scores table and critic traces of n seeds per cell, each run's value ~ N(truth, spread x SPREAD[kind])."""
-    rows: dict[tuple, dict] = {}
-    traces: dict[tuple, list] = {}
-    for (kind, method, env, dataset, column), mu in sorted(truth.items()):
-        for seed, v in enumerate(rng.normal(mu, spread * SPREAD[kind], n)):
-            if kind == "critic":  # 4 steps, the last 2 cut as `tail`; G_t = 1, the reference critic (td3_long) on it
-                for t in range(4):
-                    traces.setdefault((env, dataset), []).extend([
-                        {"label": method, "seed": seed, "t": t, "return_to_go": 1.0, "q_min": 1.0 + v},
-                        {"label": "td3_long", "seed": seed, "t": t, "return_to_go": 1.0, "q_min": 1.0}])
-                continue
-            # curve: constant v; dip: v above the level it falls to at once (steps 0..10)
-            curve = [(0, v), (1, v)] if kind == "curve" else [(0, 50.0 + v)] + [(t, 50.0) for t in range(1, 11)]
-            for step, value in curve:
-                row = rows.setdefault((env, dataset, method, seed, step), {})
-                if column in row:
-                    raise ValueError(f"{method} on {env} {dataset}: two truths for {column}")
-                row[column] = value
-    frame = pd.DataFrame([{"env": e, "dataset": d, "method": m, "seed": s, "step": t, "phase": "online", **values}
-                          for (e, d, m, s, t), values in rows.items()])
-    return frame, {k: pd.DataFrame(v).drop_duplicates(["label", "seed", "t"]) for k, v in traces.items()}
+def _direction(check) -> float:
+    return 1.0 if check.op in (">", ">=") else -1.0
 
 
-def claim_scenarios(claim: CL.Claim, grid: dict) -> list[str]:
-    """The scenarios that differ for this claim (no_effect is at_threshold where every difference's threshold is 0)."""
+def constraints(claim, grid: dict, margins: list) -> list[tuple]:
+    """(x key, y key or None, target) per check and task: the statistic's truth must sit `margins[i][task]` on the
+    claimed side of check i's threshold (at least: other checks may move a shared cell further)."""
     out = []
-    for scenario in CLAIM_SCENARIOS:
-        if all(claim_truth(claim, grid, scenario) != claim_truth(claim, grid, other) for other in out):
-            out.append(scenario)
+    for i, check in enumerate(claim.checks):
+        threshold = check.threshold
+        if check.check == "improvement_probability":  # P(x > y) = 1/2 is a shift of 0 between the sides
+            if threshold != 0.5:
+                raise ValueError(f"{claim.id}: P(x > y) sits on {threshold} only at an unknown shift")
+            threshold = 0.0
+        for t, (env, ds) in enumerate(CL.check_tasks(check, grid)):
+            margin = margins[i][t]
+            x = cell_key(check, check.x, env, ds)
+            y = cell_key(check, check.y, env, ds) if check.y is not None else None
+            if check.op == "within":  # the difference sits `margin` inside the band (on its upper side)
+                out.append((x, y, threshold - margin))
+            else:
+                out.append((x, y, threshold + _direction(check) * margin))
     return out
 
 
-def claim_verdicts(claims: CL.Claims, claim_id: str, grid: dict, scenario: str, n: int, draws: int, reps: int,
-                   seed: int = 0) -> dict[str, int]:
-    """How often each verdict of one claim comes out over `draws` simulated studies of n seeds per cell."""
-    claim = next(c for c in claims.claims if c.id == claim_id)
-    truth = claim_truth(claim, grid, scenario)
+def solve_truth(claim, grid: dict, margins: list, base: float = 50.0) -> dict:
+    """Cell means meeting every constraint: a level fixes its cell; a difference fixes one side from the other.
+    Constraints are met in order, levels first; where both cells are already fixed, a check short of its margin
+    (a margin >= 0: at least that far on the claimed side; < 0: at least that far on the other) moves its y side
+    (a larger effect than asked may stand; `verify` then checks every constraint)."""
+    truth: dict[tuple, float] = {}
+    rows = constraints(claim, grid, margins)
+    flat = [m for ms in margins for m in ms]
+    pending = sorted(range(len(rows)), key=lambda k: rows[k][1] is not None)
+    for _ in range(len(rows) + 1):
+        left = []
+        for k in pending:
+            x, y, target = rows[k]
+            sign = _direction(_check_of(claim, grid, k)) if _check_of(claim, grid, k).op != "within" else 1.0
+            short = (lambda value: sign * (value - target) < 0) if flat[k] >= 0 else \
+                (lambda value: sign * (value - target) > 0)
+            if y is None:
+                if x not in truth or short(truth[x]):
+                    truth[x] = target
+            elif x in truth and y in truth:
+                if short(truth[x] - truth[y]):
+                    truth[y] = truth[x] - target
+            elif x in truth:
+                truth[y] = truth[x] - target
+            elif y in truth:
+                truth[x] = truth[y] + target
+            else:
+                left.append(k)
+        if not left:
+            break
+        truth[rows[left[0]][1]] = base  # anchor an unconnected pair
+        pending = left
+    return truth
+
+
+def _check_of(claim, grid: dict, k: int):
+    for check in claim.checks:
+        n = len(CL.check_tasks(check, grid))
+        if k < n:
+            return check
+        k -= n
+    raise IndexError(k)
+
+
+def scenario_margins(claim, grid: dict, scenario: str, effect: float, which: int = 0) -> list | None:
+    """Per check, per task: how far on the claimed side its truth sits. None: the scenario does not apply."""
+    sizes = [len(CL.check_tasks(c, grid)) for c in claim.checks]
+    if scenario == "true":
+        return [[effect] * n for n in sizes]
+    if scenario == "boundary":
+        return [[0.0] * n for n in sizes]
+    if scenario == "opposing":
+        return [[-effect] * n for n in sizes]
+    if scenario == "boundary_one":
+        return [[0.0 if i == which else effect] * n for i, n in enumerate(sizes)]
+    if scenario == "share_boundary":
+        check = claim.checks[which]
+        n = sizes[which]
+        if check.scope != "per_task" or n < 2 or check.over_tasks == "any":
+            return None
+        need = CL.need_of(check.over_tasks, n) if hasattr(CL, "need_of") else _need(check.over_tasks, n)
+        return [[(effect if t < need - 1 else 0.0) for t in range(k)] if i == which else [effect] * k
+                for i, k in enumerate(sizes)]
+    raise ValueError(scenario)
+
+
+def _need(quantifier: str, n: int) -> int:
+    return {"any": 1, "most": n // 2 + 1}.get(quantifier, math.ceil(CL.QUANTIFIERS[quantifier] * n - 1e-9))
+
+
+def verify(claim, grid: dict, truth: dict, margins: list) -> None:
+    """Each check's true statistic is at least its margin on the claimed side (a negative margin: at least that far on
+    the other side); a check on its threshold sits exactly
+    there on enough tasks that it is false (all but need - 1 of them; where other checks' cells push a task past
+    it, that task may sit beyond): the truth is what the scenario says. Returns whether every task asked to sit on
+    its threshold does (False: a partial boundary, the check false but some of its tasks past the threshold)."""
+    exact = True
+    for i, check in enumerate(claim.checks):
+        tasks = CL.check_tasks(check, grid)
+        on_threshold = 0
+        for t, (env, ds) in enumerate(tasks):
+            x = truth[cell_key(check, check.x, env, ds)]
+            stat = x - truth[cell_key(check, check.y, env, ds)] if check.y is not None else x
+            threshold = 0.0 if check.check == "improvement_probability" else check.threshold
+            gap = (threshold - abs(stat)) if check.op == "within" else _direction(check) * (stat - threshold)
+            want = margins[i][t]
+            if (gap < want - 1e-9) if want >= 0 else (gap > want + 1e-9):
+                raise ValueError(f"{claim.id} check {i + 1}: {env} {ds} shows {gap:+g}, the scenario asks {want:+g}")
+            on_threshold += want == 0.0 and math.isclose(gap, 0.0, abs_tol=1e-9)
+        asked = sum(m == 0.0 for m in margins[i])
+        if asked and on_threshold < min(asked, len(tasks) - _need(check.over_tasks, len(tasks)) + 1):
+            raise Infeasible(f"{claim.id} check {i + 1}: other checks push all but {on_threshold} of its tasks off "
+                             f"the threshold; it would hold")
+        if on_threshold < asked:
+            exact = False
+    return exact
+
+
+class Infeasible(ValueError):
+    """The scenario cannot be built for this claim: its other checks, true, make the chosen check hold too."""
+
+
+# --------------------------------------------------------------------------- simulated evidence
+class SimulatedEvidence(CL.StudyEvidence):
+    """A study whose per-run metric values are drawn from the truth: N(mean, 1) per seed, once per cell."""
+
+    def __init__(self, truth: dict, rng: np.random.Generator, n: int, grid: dict):
+        super().__init__("sim", None, {}, grid)
+        self.truth, self.rng, self.n, self.drawn = truth, rng, n, {}
+
+    def runs(self, side, env, dataset, metric, params):
+        key = (side.method, env, dataset, side.column, metric, tuple(sorted(params.items())))
+        if key not in self.drawn:
+            if key not in self.truth:
+                raise KeyError(f"no truth for {key}")
+            self.drawn[key] = self.rng.normal(self.truth[key], 1.0, self.n)
+        return self.drawn[key]
+
+
+def simulate(claims, claim, grid: dict, scenario: str, n: int, draws: int, reps: int, which: int = 0,
+             seed: int = 0, effect: float | None = None) -> dict | None:
+    """Verdict counts of `claim` over `draws` simulated studies of the scenario (at the claim's bar E, or
+    `effect` SD); None if it does not apply."""
+    effect = claimed_effect(claim, grid) if effect is None else effect
+    margins = scenario_margins(claim, grid, scenario, effect, which)
+    if margins is None:
+        return None
+    truth = solve_truth(claim, grid, margins)
+    try:
+        exact = verify(claim, grid, truth, margins)
+    except Infeasible as err:
+        print(f"  skipped: {err}", flush=True)
+        return None
     one = CL.Claims(min(claims.min_seeds, n), (claim,), claims.path, claims.interval)
-    rng = np.random.default_rng([seed, n, CLAIM_SCENARIOS.index(scenario), int.from_bytes(claim_id.encode(), "big")])
+    rng = np.random.default_rng([seed, n, SCENARIOS.index(scenario), which, int.from_bytes(claim.id.encode(), "big"),
+                                 int(round(effect * 100))])
     counts = {v: 0 for v in CL.VERDICTS}
     for draw in range(draws):
-        scores, traces = claim_tables(truth, rng, n)
-        ev = CL.StudyEvidence("sim", scores, traces, grid)
-        counts[CL.evaluate_claims(one, {claim.pipeline: ev}, scale="sim", reps=reps, seed=draw)[0]["verdict"]] += 1
-    return counts
+        ev = SimulatedEvidence(truth, rng, n, grid)
+        counts[CL.evaluate_claims(one, {claim.pipeline: ev}, scale="paper", reps=reps, seed=draw)[0]["verdict"]] += 1
+    return {"effect_sd": effect, "tasks": len(claim_tasks(claim, grid)), "exact": exact, **counts}
 
 
-def paper_grids(config: str = "config/config.yaml") -> dict[str, dict]:
+def paper_grids(config: str = str(ROOT / "config" / "config.yaml")) -> dict[str, dict]:
     """{pipeline: its study's envs and datasets} at paper scale: the tasks each claim's checks range over."""
     from wmaug.core import config as C
 
@@ -176,16 +247,6 @@ def paper_grids(config: str = "config/config.yaml") -> dict[str, dict]:
     for study, spec in cfg["studies"].items():
         out.setdefault(spec["pipeline"], {"envs": list(spec["envs"]), "datasets": list(spec["datasets"])})
     return out
-
-
-def false_rates(counts: dict[str, int], draws: int) -> dict:
-    """The rates of false `supported` and false `contradicted`, each with its 95% Wilson interval."""
-    row = {}
-    for v in ("supported", "contradicted"):
-        lo, hi = wilson(counts[v], draws)
-        row[f"false_{v}"] = counts[v] / draws
-        row[f"false_{v}_ci"] = f"[{lo:.3f}, {hi:.3f}]"
-    return row
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -197,69 +258,104 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10])
-    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per interval (paper scale: 2000)")
-    parser.add_argument("--scenarios", nargs="+", default=["level_at_threshold", "difference_null", "aggregate_null"])
-    parser.add_argument("--interval", default="calibrated", choices=CL.INTERVALS,
-                        help="calibrated: the audit's (Bonferroni over the check's intervals, t with the bootstrap's "
-                             "standard error); percentile: rliable's 95%% percentile interval, as before 2026-12-04")
-    parser.add_argument("--out", default="benchmarks/results/claims_calibration.csv")
-    parser.add_argument("--claims", nargs="*", default=None, metavar="ID",
-                        help="measure whole claims of config/claims.yaml instead of the scenarios (no ID: all), "
-                             "through evaluate_claims, under at_threshold and no_effect")
-    args = parser.parse_args(argv)
-    if args.claims is not None:
-        return measure_claims(args)
-    out_rows = []
-    for name in args.scenarios:
-        check, tasks, methods = scenario(name)
-        for n in args.seeds:
-            rng = np.random.default_rng(1000 + n)
-            counts = {v: 0 for v in CL.VERDICTS}
-            t0 = time.time()
-            for draw in range(args.draws):
-                ev = CL.StudyEvidence("s", scores(rng, tasks, methods, n), {},
-                                      {"envs": sorted({e for e, _ in tasks}), "datasets": sorted({d for _, d in tasks})})
-                check_tasks = CL.Check(**{**check.__dict__, "tasks": tuple(tasks)})
-                m = len(tasks) if check.scope == "per_task" else 1  # the intervals this verdict rests on
-                r = CL.evaluate_check(check_tasks, ev, min_seeds=min(3, n), reps=args.reps, seed=draw, key=(name,),
-                                      interval=args.interval, m=m)
-                counts[r["verdict"]] += 1
-            row = {"scenario": name, "interval": args.interval, "seeds": n, "draws": args.draws, "reps": args.reps,
-                   **false_rates(counts, args.draws)}
-            out_rows.append(row)
-            print(f"{name:<20} seeds {n:>2}: false supported {row['false_supported']:.3f} "
-                  f"{row['false_supported_ci']}, false contradicted {row['false_contradicted']:.3f} "
-                  f"{row['false_contradicted_ci']} ({time.time() - t0:.0f} s)", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(out_rows).to_csv(args.out, index=False)
+def _row(claim, scenario: str, check, n: int, draws: int, reps: int, counts: dict) -> dict:
+    row = {"claim": claim.id, "scenario": scenario, "check": check, "seeds": n, "draws": draws, "reps": reps,
+           **counts}
+    for v in ("supported", "contradicted", "inconclusive"):
+        row[f"{v}_rate"] = counts[v] / draws
+        lo, hi = wilson(counts[v], draws)
+        row[f"{v}_ci"] = f"[{lo:.3f}, {hi:.3f}]"
+    return row
 
 
-def measure_claims(args) -> None:
-    claims = CL.load_claims(Path(__file__).resolve().parent.parent / "config" / "claims.yaml")
-    if args.interval != claims.interval:
-        claims = CL.Claims(claims.min_seeds, claims.claims, claims.path, args.interval)
-    grids = paper_grids(str(Path(__file__).resolve().parent.parent / "config" / "config.yaml"))
-    out_rows = []
+def measure(claims, ids, scenarios, seeds, draws: int, reps: int, out: str | None,
+            detectable: bool = False) -> pd.DataFrame:
+    """Every scenario of every claim (rows written to `out` as each finishes). `detectable`: for a claim whose
+    power at its bar falls short of 80%, the smallest effect (steps of 0.25 SD, up to 6) that reaches it, as
+    scenario `detectable` rows."""
+    grids = paper_grids()
+    rows = []
+
+    def add(row: dict) -> None:
+        rows.append(row)
+        print(f"{row['claim']:<4} {row['scenario']:<15}{row['check']!s:>2} seeds {row['seeds']}, effect "
+              f"{row['effect_sd']:g} SD: supported {row['supported_rate']:.3f}, contradicted "
+              f"{row['contradicted_rate']:.3f}", flush=True)
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_csv(out, index=False)
+
     for claim in claims.claims:
-        if args.claims and claim.id not in args.claims:
+        if ids and claim.id not in ids:
             continue
         grid = grids[claim.pipeline]
-        for scenario in claim_scenarios(claim, grid):
-            for n in args.seeds:
-                t0 = time.time()
-                counts = claim_verdicts(claims, claim.id, grid, scenario, n, args.draws, args.reps)
-                row = {"claim": claim.id, "scenario": scenario, "interval": args.interval, "seeds": n,
-                       "draws": args.draws, "reps": args.reps, "intervals": CL.intervals_in(claim, grid),
-                       **false_rates(counts, args.draws)}
-                out_rows.append(row)
-                print(f"{claim.id} {scenario:<12} seeds {n:>2}: false supported {row['false_supported']:.3f}, "
-                      f"false contradicted {row['false_contradicted']:.3f} ({time.time() - t0:.0f} s)", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(out_rows).to_csv(args.out, index=False)
+        for n in seeds or [PAPER_SEEDS[claim.paper]]:
+            power = None
+            for scenario in scenarios:
+                per_check = scenario in ("boundary_one", "share_boundary")
+                for which in range(len(claim.checks) if per_check else 1):
+                    counts = simulate(claims, claim, grid, scenario, n, draws, reps, which)
+                    if counts is None:
+                        continue
+                    add(_row(claim, scenario, which + 1 if per_check else "", n, draws, reps, counts))
+                    if scenario == "true":
+                        power = counts["supported"] / draws
+            effect = claimed_effect(claim, grid)
+            while detectable and power is not None and power < 0.8 and effect < 6:
+                effect += 0.25
+                counts = simulate(claims, claim, grid, "true", n, draws, reps, effect=effect)
+                power = counts["supported"] / draws
+                add(_row(claim, "detectable", "", n, draws, reps, counts))
+    return pd.DataFrame(rows)
+
+
+def power_table(frame: pd.DataFrame) -> str:
+    """The docs' table, one row per claim and seed count: its bar, power there (and the smallest effect reaching
+    80% where it falls short), false `contradicted` when true, false `supported` on the boundary (all checks; the
+    worst single check), opposing, and the share boundary's rate (reported, not bounded)."""
+    out = ["| claim | tasks | seeds | bar (SD) | supported when true | contradicted when true | supported on the "
+           "boundary: all checks / worst check | supported when opposed | supported at the share boundary "
+           "(worst check) |", "|---|---|---|---|---|---|---|---|---|"]
+    for (claim, n), g in frame.groupby(["claim", "seeds"], sort=False):
+        def rate(scenario: str, verdict: str, exact_only: bool = False) -> str:
+            rows = g[g["scenario"] == scenario]
+            if exact_only and "exact" in rows:
+                rows = rows[rows["exact"].astype(bool)]
+            return "-" if rows.empty else f"{rows[f'{verdict}_rate'].max():.1%}"
+
+        true = g[g["scenario"] == "true"].iloc[0]
+        power = f"{true['supported_rate']:.1%}"
+        searched = g[g["scenario"] == "detectable"]
+        reached = searched[searched["supported_rate"] >= 0.8]
+        if true["supported_rate"] < 0.8 and not searched.empty:
+            power += (f" (80% at {reached['effect_sd'].min():g} SD)" if not reached.empty else
+                      " (80% not reached by 6 SD)")
+        out.append(f"| {claim} | {true['tasks']} | {n} | {true['effect_sd']:g} | {power} | "
+                   f"{rate('true', 'contradicted')} | {rate('boundary', 'supported')} / "
+                   f"{rate('boundary_one', 'supported', True)} | {rate('opposing', 'supported')} | "
+                   f"{rate('share_boundary', 'supported')} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--claims", nargs="*", default=None, metavar="ID", help="claims to measure (default: all)")
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    parser.add_argument("--seeds", type=int, nargs="*", default=None,
+                        help="seeds per cell (default: the paper's, A 5 and B 4)")
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=200, help="bootstrap resamples per standard error")
+    parser.add_argument("--claims-file", default=str(ROOT / "config" / "claims.yaml"))
+    parser.add_argument("--detectable", action="store_true",
+                        help="for a claim short of 80%% power at its bar, find the smallest effect that reaches it")
+    parser.add_argument("--out", default="benchmarks/results/claims_power.csv")
+    parser.add_argument("--table", metavar="CSV", help="print the docs' markdown table of a finished CSV and exit")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(power_table(pd.read_csv(args.table)))
+        return
+    claims = CL.load_claims(args.claims_file)
+    measure(claims, args.claims, args.scenarios, args.seeds, args.draws, args.reps, args.out, args.detectable)
 
 
 if __name__ == "__main__":

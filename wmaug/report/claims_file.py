@@ -16,7 +16,7 @@ from wmaug.core.errors import InputError
 from wmaug.core.papers import BY_CLAIM_PREFIX
 from wmaug.core.methods import METHODS
 
-VERDICTS = ("supported", "contradicted", "inconclusive", "not run")
+VERDICTS = ("supported", "contradicted", "inconclusive", "not comparable", "not run")
 CHECKS = ("level", "difference", "improvement_probability")
 OPS = (">", ">=", "<", "<=", "within")
 SCOPES = ("per_task", "aggregate")
@@ -32,13 +32,15 @@ METRICS = {
     "late_mean": ({"from": 0.0}, "mean over the online run after its first {from:.0%}"),
     "critic_error": ({"tail": 0}, "mean |min(Q1, Q2) - G_t| / mean |G_t| along the Fig 5 expert episode"),
     "critic_gap": ({"ref": None, "tail": 0}, "mean |Q - Q_{ref}| / mean |G_t| along the Fig 5 expert episode"),
+    "critic_bias": ({"tail": 0}, "mean (min(Q1, Q2) - G_t) / mean |G_t| along the Fig 5 expert episode"),
 }
-CRITIC_METRICS = ("critic_error", "critic_gap")
+CRITIC_METRICS = ("critic_error", "critic_gap", "critic_bias")
 SCORE_COLUMN = "normalized_score"
-CLAIM_KEYS = ("id", "paper", "figure", "says", "checks")
+CLAIM_KEYS = ("id", "paper", "figure", "says", "checks", "quote", "where", "detectable_sd")
+REQUIRED_CLAIM_KEYS = ("id", "paper", "figure", "says", "checks")
 CHECK_KEYS = ("check", "x", "y", "metric", "op", "threshold", "scope", "over_tasks", "envs", "datasets", "tasks",
-              "estimator")
-SIDE_KEYS = ("method", "dataset", "column")
+              "estimator", "paper_budget")
+SIDE_KEYS = ("method", "dataset", "column", "metric")
 
 
 # rliable (via wmaug.report.aggregate) is imported where intervals are computed, not here: the Snakefile imports
@@ -55,9 +57,15 @@ class Side:
     method: str
     dataset: str | None = None  # replaces the task's dataset (B5: random vs medium-expert of one env)
     column: str = SCORE_COLUMN  # a curve column (late_mean), e.g. paper B's offline_share
+    # this side's own metric (name, params) instead of the check's: A8 sets wm's best score within the first 10%
+    # of the run against TD3's final one
+    metric: str | None = None
+    params: dict | None = None
 
     def describe(self) -> str:
         extra = [v for v in (self.dataset, None if self.column == SCORE_COLUMN else self.column) if v]
+        if self.metric is not None:
+            extra.append(METRICS[self.metric][1].format(**self.params))
         return self.method + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -72,18 +80,28 @@ class Check:
     y: Side | None = None
     scope: str = "per_task"
     over_tasks: str = "all"
-    estimator: str = "iqm"
+    # the mean over seeds (Welch's t test, exact for normal runs); "iqm": rliable's IQM with a bootstrap standard
+    # error, which at 4 seeds keeps the middle 2 runs and reads too small (docs/claims.md, "How a verdict is made")
+    estimator: str = "mean"
     envs: tuple | None = None
     datasets: tuple | None = None
     tasks: tuple | None = None  # explicit (env, dataset) pairs instead of envs x datasets
+    # the threshold is a number of the paper's budget (A1's 100 within 100K of 500K steps): at another scale the
+    # check is `not comparable` rather than decided
+    paper_budget: bool = False
 
     def metric_text(self) -> str:
         return METRICS[self.metric][1].format(**self.params)
 
+    def side_metric(self, side: Side) -> tuple[str, dict]:
+        """The metric a side is read with: its own, or the check's."""
+        return (side.metric, side.params) if side.metric is not None else (self.metric, self.params)
+
     def describe(self) -> str:
+        ym = self.side_metric(self.y)[0] if self.y else self.metric
         stat = {"level": f"{self.estimator.upper()} {self.metric}[{self.x.describe()}]",
-                "difference": f"{self.estimator.upper()} {self.metric}[{self.x.describe()}] - "
-                              f"{self.estimator.upper()} {self.metric}[{self.y.describe() if self.y else ''}]",
+                "difference": f"{self.estimator.upper()} {self.side_metric(self.x)[0]}[{self.x.describe()}] - "
+                              f"{self.estimator.upper()} {ym}[{self.y.describe() if self.y else ''}]",
                 "improvement_probability": f"P({self.x.describe()} > {self.y.describe() if self.y else ''}) "
                                            f"on {self.metric}"}[self.check]
         op = f"within +/-{self.threshold:g}" if self.op == "within" else f"{self.op} {self.threshold:g}"
@@ -99,6 +117,11 @@ class Claim:
     figure: str
     says: str
     checks: tuple[Check, ...]
+    quote: str = ""  # the paper's own sentence(s)
+    where: str = ""  # where they stand in the paper (section, figure)
+    # where the power bar is out of reach at the papers' seeds: the smallest effect, in seed SDs on every task, it is
+    # supported at with 80% probability (benchmarks/claims_calibration.py --detectable)
+    detectable_sd: float | None = None
 
     @property
     def pipeline(self) -> str:
@@ -110,10 +133,12 @@ class Claims:
     min_seeds: int
     claims: tuple[Claim, ...]
     path: str = ""
-    interval: str = "calibrated"  # or "percentile": rliable's 95% percentile interval per check, unadjusted
+    interval: str = "calibrated"  # the one test design of wmaug.report.claims (docs/claims.md, "How a verdict is made")
 
 
-INTERVALS = ("calibrated", "percentile")  # how a check's interval is made (wmaug.report.claims)
+# How a check is decided (wmaug.report.claims). The audits before 2026-12-07 (rliable's percentile intervals; then
+# Bonferroni over every interval) are in git history, their measured rates in benchmarks/claims_calibration_*.csv.
+INTERVALS = ("calibrated",)
 
 
 def _name(kind: str, value, valid: Sequence[str], where: str) -> str:
@@ -156,7 +181,12 @@ def _side(obj, pipeline: str, where: str) -> Side:
     column = obj.get("column", SCORE_COLUMN)
     if not isinstance(column, str) or not column:
         raise ClaimsError(f"{where}.column: expected a column name, got {column!r}")
-    return Side(method, dataset, column)
+    metric = params = None
+    if "metric" in obj:
+        metric, params = _metric(obj["metric"], f"{where}.metric")
+        if metric in CRITIC_METRICS:
+            raise ClaimsError(f"{where}.metric: a side's own metric is a curve metric, got {metric!r}")
+    return Side(method, dataset, column, metric, params)
 
 
 def _metric(obj, where: str) -> tuple[str, dict]:
@@ -207,7 +237,7 @@ def _check(obj, pipeline: str, where: str) -> Check:
         raise ClaimsError(f"{where}.threshold: a probability of improvement lies in [0, 1], got {threshold:g}")
     scope = _name("scope", obj.get("scope", "per_task"), SCOPES, f"{where}.scope")
     over = _name("quantifier", obj.get("over_tasks", "all"), list(QUANTIFIERS), f"{where}.over_tasks")
-    estimator = _name("estimator", obj.get("estimator", "iqm"), ESTIMATORS, f"{where}.estimator")
+    estimator = _name("estimator", obj.get("estimator", "mean"), ESTIMATORS, f"{where}.estimator")
     envs = datasets = tasks = None
     if "tasks" in obj:
         if "envs" in obj or "datasets" in obj:
@@ -227,7 +257,13 @@ def _check(obj, pipeline: str, where: str) -> Check:
                 raise ClaimsError(f"{where}.{key}: expected a non-empty list, got {obj[key]!r}")
             names = tuple(_name(key[:-1], v, valid, f"{where}.{key}") for v in obj[key])
             envs, datasets = (names, datasets) if key == "envs" else (envs, names)
-    return Check(kind, x, metric, params, op, threshold, y, scope, over, estimator, envs, datasets, tasks)
+    paper_budget = obj.get("paper_budget", False)
+    if not isinstance(paper_budget, bool):
+        raise ClaimsError(f"{where}.paper_budget: expected true or false, got {paper_budget!r}")
+    if (x.metric is not None or (y is not None and y.metric is not None)) and metric in CRITIC_METRICS:
+        raise ClaimsError(f"{where}: a side's own metric cannot be mixed with the critic metric {metric!r}")
+    return Check(kind, x, metric, params, op, threshold, y, scope, over, estimator, envs, datasets, tasks,
+                 paper_budget)
 
 
 def parse_claims(data, where: str = "claims") -> Claims:
@@ -243,7 +279,7 @@ def parse_claims(data, where: str = "claims") -> Claims:
     claims, seen = [], set()
     for i, obj in enumerate(data["claims"]):
         w = f"{where}: claims[{i}]"
-        obj = _keys(obj, CLAIM_KEYS, w, required=CLAIM_KEYS)
+        obj = _keys(obj, CLAIM_KEYS, w, required=REQUIRED_CLAIM_KEYS)
         cid = obj["id"]
         if not isinstance(cid, str) or not cid:
             raise ClaimsError(f"{w}.id: expected a name, got {cid!r}")
@@ -258,7 +294,16 @@ def parse_claims(data, where: str = "claims") -> Claims:
         if not isinstance(obj["checks"], list) or not obj["checks"]:
             raise ClaimsError(f"{w}.checks: expected a non-empty list of checks")
         checks = tuple(_check(c, BY_CLAIM_PREFIX[paper].pipeline, f"{w}.checks[{j}]") for j, c in enumerate(obj["checks"]))
-        claims.append(Claim(cid, paper, figure, " ".join(obj["says"].split()), checks))
+        text = {}
+        for key in ("quote", "where"):
+            if not isinstance(obj.get(key, ""), str):
+                raise ClaimsError(f"{w}.{key}: expected text, got {obj[key]!r}")
+            text[key] = " ".join(obj.get(key, "").split())
+        detectable = obj.get("detectable_sd")
+        if detectable is not None and _number(detectable, f"{w}.detectable_sd") <= 0:
+            raise ClaimsError(f"{w}.detectable_sd: expected a positive effect in seed SDs, got {detectable!r}")
+        claims.append(Claim(cid, paper, figure, " ".join(obj["says"].split()), checks, **text,
+                            detectable_sd=None if detectable is None else float(detectable)))
     return Claims(min_seeds, tuple(claims), where, interval)
 
 

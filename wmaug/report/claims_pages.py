@@ -18,6 +18,12 @@ def _estimate_text(r: dict) -> str:
     return f"{_num(r['value'])} [{_num(r['lo'])}, {_num(r['hi'])}], {seeds} seeds"
 
 
+def detectable_text(c: dict) -> str:
+    """The effect a check could detect with 80% probability at the run's seeds and spread."""
+    d = c.get("detectable")
+    return "n/a" if d is None else f"{_num(d)}"
+
+
 def _evidence_lines(claim: dict) -> list[str]:
     if not claim["checks"]:
         return [claim.get("why", "")]
@@ -29,6 +35,8 @@ def _evidence_lines(claim: dict) -> list[str]:
             text += f"; {_estimate_text(c)}"
         elif len(ran) == 1:
             text += f"; {_estimate_text(ran[0])}"
+        if c.get("detectable") is not None:
+            text += f"; detectable {detectable_text(c)}"
         whys = list(dict.fromkeys(r["why"] for r in ran if r.get("why")))
         if whys:
             text += "; " + "; ".join(whys)
@@ -38,27 +46,24 @@ def _evidence_lines(claim: dict) -> list[str]:
     return lines
 
 
-# What the intervals are, and how often they mislead (benchmarks/claims_calibration.py; docs/claims.md has the table)
-INTERVAL_TEXT = {
-    "calibrated": (
-        "Each interval is Student's t around the estimate with the stratified bootstrap's standard error, at level "
-        "1 - 0.05/m for a claim resting on m intervals (Bonferroni over its checks and tasks), so that a whole claim "
-        "errs rarely. Measured by simulation with the truth exactly on the threshold (1,000 draws a case): a false "
-        "`supported` or false `contradicted` {rates}."),
-    "percentile": (
-        "Intervals are rliable's 95% percentile stratified-bootstrap intervals, one per check and task, unadjusted "
-        "(the audit before 2026-12-04): with the truth on the threshold they gave a false verdict {rates}."),
-}
-MEASURED_RATES = {
-    "calibrated": "at most 2.9% per side at 3-10 seeds in every case measured, and at most 2.7% for every claim of "
-                  "config/claims.yaml simulated whole (docs/claims.md, Calibration)",
-    "percentile": "up to 11.7% / 14.8% (supported / contradicted) at 3 seeds on one task, and a false contradiction 30.5% of the time at 5 seeds on a 12-task all-tasks check",
-}
+# How a verdict is made, and how often it misleads (benchmarks/claims_calibration.py; docs/claims.md has the tables)
+TEST_TEXT = (
+    "Each estimate is a mean over seeds (unless a check says IQM) with Welch's t test on either side of the "
+    "threshold at 4%; the interval shown is the 92% one (both one-sided tests' bounds). A check over several tasks "
+    "is supported when Stouffer's combination of its tasks' tests rejects at 4%, its point estimates lie on the "
+    "claimed side on the share of tasks it claims (80% for `all`) and no more tasks than that share allows are "
+    "individually against it; contradicted when a partial-conjunction test finds too many tasks against it. A claim "
+    "is supported when all its checks are, contradicted when any is (at 4% / its number of checks). Measured by "
+    "simulation at the papers' seeds (A 5, B 4): a false `supported` or `contradicted` {rates}. Beside each check: "
+    "`detectable`, the effect beyond its threshold that its test finds with 80% probability at this run's seeds and "
+    "spread (normalised points for scores).")
+MEASURED_RATES = ("at most 5% (within simulation error) for every claim with the truth on its thresholds or "
+                  "against it; power of at least 80% at 1 seed SD for claims over 4 or more tasks "
+                  "(docs/claims.md, Power and error rates)")
 
 
 def interval_text(doc: dict) -> str:
-    method = doc.get("interval", "percentile")
-    return INTERVAL_TEXT[method].format(rates=MEASURED_RATES[method])
+    return TEST_TEXT.format(rates=MEASURED_RATES)
 
 
 def seeds_needed_text(c: dict) -> str:
@@ -79,8 +84,9 @@ def seeds_needed_text(c: dict) -> str:
 def claims_markdown(doc: dict) -> str:
     out = [f"# Claims audit (scale `{doc['scale']}`)", "",
            "Each claim of docs/protocol.md checked against the results this harness regenerated (claims file "
-           f"`{doc['claims_file']}`). Estimates are IQMs over seeds (unless a check says mean). {interval_text(doc)} "
-           f"A check with fewer than {doc['min_seeds']} seeds per cell is inconclusive whatever its interval. "
+           f"`{doc['claims_file']}`). {interval_text(doc)} "
+           f"A check with fewer than {doc['min_seeds']} seeds per cell is inconclusive whatever its tests. "
+           "`not comparable`: the check's threshold is a number of the paper's budget and this is another scale. "
            "`not run`: the cells a check needs are not in the results at this scale.", "",
            "| claim | figure | verdict | seeds | evidence |", "|---|---|---|---|---|"]
     for c in doc["claims"]:
@@ -89,6 +95,12 @@ def claims_markdown(doc: dict) -> str:
                    + "<br>".join(_evidence_lines(c)).replace("|", "\\|") + " |")
     for c in doc["claims"]:
         out += ["", f"## {c['id']}: {c['verdict']}", "", f"> {c['says']}", ""]
+        if c.get("quote"):
+            out += [f"The paper ({c.get('where') or c['figure']}): \"{c['quote']}\"", ""]
+        if c.get("detectable_sd"):
+            out += [f"At the papers' seeds this claim is supported with 80% probability only when every check shows "
+                    f"an effect of {c['detectable_sd']:g} seed standard deviations or more (docs/claims.md, Power).",
+                    ""]
         if c.get("figure_file"):
             out += [f"Figure: [{c['figure_file']}]({c['figure_file']})", ""]
         if c["verdict"] == "inconclusive":
@@ -96,7 +108,9 @@ def claims_markdown(doc: dict) -> str:
         if not c["checks"]:
             out.append(c.get("why", ""))
         for i, chk in enumerate(c["checks"], 1):
-            out += [f"{i}. `{chk['check']}`: **{chk['verdict']}** ({chk['summary']})", ""]
+            detect = (f"; detectable effect {detectable_text(chk)}" if chk.get("detectable") is not None else "")
+            why = f"; {chk['why']}" if chk.get("why") and chk["scope"] == "per_task" else ""
+            out += [f"{i}. `{chk['check']}`: **{chk['verdict']}** ({chk['summary']}{detect}{why})", ""]
             rows = chk["tasks"] if chk["scope"] == "per_task" else (
                 [{"env": "pooled", "dataset": "", **{k: chk[k] for k in ("value", "lo", "hi", "n_seeds_x",
                                                                           "n_seeds_y") if k in chk},
@@ -122,8 +136,9 @@ def claims_rst(doc: dict) -> str:
     title = f"Claims audit (scale {doc['scale']})"
     out = ["{% raw %}", title, "=" * len(title), "",
            _rst(f"Every claim of both papers (docs/protocol.md) checked against the regenerated results: verdict, "
-                f"evidence (IQM over seeds, its interval, seeds per side), and the figure that shows it. "
-                f"{interval_text(doc)} Fewer than {doc['min_seeds']} seeds per cell: inconclusive. The figures "
+                f"evidence (estimate, its 92% interval, seeds per side, the effect it could detect), and the figure "
+                f"that shows it. {interval_text(doc)} Fewer than {doc['min_seeds']} seeds per cell: inconclusive. "
+                f"The figures "
                 f"follow, grouped by paper and figure; claims.md and claims.json hold the per-task evidence."), "",
            ".. list-table::", "   :header-rows: 1", "   :widths: 6 10 40 12 32", "",
            "   * - claim", "     - figure", "     - says", "     - verdict", "     - evidence"]
