@@ -215,6 +215,13 @@ def test_repository_claims_file_covers_every_protocol_claim():
     ids = [c.id for c in claims.claims]
     assert ids == [f"A{i}" for i in range(1, 12)] + [f"B{i}" for i in range(1, 14)]
     assert all(c.quote and c.where for c in claims.claims)  # each claim carries its paper's sentence
+    # docs/claims.md's table of every claim quotes it as the claims file does
+    doc = (ROOT / "docs" / "claims.md").read_text()
+    table = doc[doc.index("## Every claim, its sentence and its checks"):]
+    rows = re.findall(r"^\| ([AB]\d+) \| (.*?) \|", table, flags=re.MULTILINE)
+    assert [r[0] for r in rows] == ids
+    for claim, (_, said) in zip(claims.claims, rows):
+        assert claim.quote[:60] in said, claim.id
     # the claims docs/protocol.md lists (one "- <id> " item each, in order) are exactly these
     text = (ROOT / "docs" / "protocol.md").read_text()
     assert re.findall(r"^- ([AB]\d+) ", text, flags=re.MULTILINE) == ids
@@ -464,3 +471,22 @@ def test_critic_bias_is_signed():
     assert CL._critic_runs(trace, "low", "critic_bias", {"tail": 0})[0] == pytest.approx(-0.5)
     assert CL._critic_runs(trace, "high", "critic_bias", {"tail": 0})[0] == pytest.approx(1.0)
     assert CL._critic_runs(trace, "low", "critic_error", {"tail": 0})[0] == pytest.approx(0.5)
+
+
+def test_tasks_that_share_a_cell_are_combined_as_correlated():
+    """A7's shape: per env, random and medium-replay each against the same medium-expert run. The two estimates
+    share that run's mean, so they covary by its variance; Stouffer's sum is scaled by the correlation matrix's sum,
+    not by the count of tasks (which would overstate the evidence)."""
+    rng = np.random.default_rng(5)
+    rows, me = [], rng.normal(10, 2, 5)
+    for ds, values in (("random", rng.normal(8, 2, 5)), ("medium-replay", rng.normal(8, 2, 5)), ("medium-expert", me)):
+        rows += curve_rows("hopper", ds, "td3bc_td3", list(values))
+    ev = evidence(rows, grid={"envs": ["hopper"], "datasets": ["random", "medium-replay"]})
+    chk = check("difference", "td3bc_td3", {"method": "td3bc_td3", "dataset": "medium-expert"}, op="<", threshold=0,
+                over_tasks="most")
+    res = verdict(chk, ev)
+    t = res["tasks"]
+    v_me = me.var(ddof=1) / len(me)
+    assert res["correlation_sum"] == pytest.approx(2 + 2 * v_me / (t[0]["se"] * t[1]["se"]))
+    assert res["p_support"] == pytest.approx(CL.stouffer([r["p_support"] for r in t], res["correlation_sum"]))
+    assert "cells" not in t[0]  # bookkeeping stays out of the evidence

@@ -55,15 +55,24 @@ def test_a_claim_is_decided_when_true_and_rarely_wrong(claim_id):
 
 
 def test_a_claim_short_of_the_bar_says_so_and_only_then():
-    """`detectable_sd` is given exactly where the bar is out of reach at the papers' seeds (claims over 1-3 tasks),
-    and lies above the bar; the claims over 4 or more tasks meet theirs."""
+    """`detectable_sd` is given exactly where the committed measurement (benchmarks/claims_power_after.csv, 1,000
+    draws) puts power at the bar under 80%, and it is the smallest effect that measurement found reaching 80%; only
+    claims over 1-3 tasks may fall short."""
     import claims_calibration as cal
+    import pandas as pd
 
     grids = cal.paper_grids()
+    measured = pd.read_csv(ROOT / "benchmarks" / "claims_power_after.csv")
     for claim in CLAIMS.claims:
+        rows = measured[measured["claim"] == claim.id]
+        true = rows[rows["scenario"] == "true"]
+        assert len(true) == 1, claim.id
         bar = cal.claimed_effect(claim, grids[claim.pipeline])
-        if claim.detectable_sd is not None:
-            assert bar == 2.0 and claim.detectable_sd > bar, claim.id
+        if true["supported_rate"].iloc[0] >= 0.8:
+            assert claim.detectable_sd is None, claim.id
+            continue
+        reached = rows[(rows["scenario"] == "detectable") & (rows["supported_rate"] >= 0.8)]["effect_sd"]
+        assert bar == 2.0 and claim.detectable_sd == reached.min(), (claim.id, claim.detectable_sd, list(reached))
 
 
 @pytest.mark.parametrize("scenario", ["true", "boundary", "opposing", "boundary_one", "share_boundary"])

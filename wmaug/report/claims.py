@@ -285,8 +285,8 @@ def _estimate(check: Check, xs: list[np.ndarray], ys: list[np.ndarray] | None, r
               key: tuple) -> dict:
     """The check's statistic over (runs, tasks) matrices with its standard error and degrees of freedom (a mean:
     Welch's t test; an IQM or P(x > y): the stratified bootstrap's standard error scaled by n / (n - 1), the
-    bootstrap's own n-divisor undone, at tasks x (n - 1) per side), both one-sided p-values and a 1 - 2 ALPHA interval (the two
-    one-sided tests' bounds)."""
+    bootstrap's own n-divisor undone, at tasks x (n - 1) per side), both one-sided p-values and a 1 - 2 ALPHA
+    interval (the two one-sided tests' bounds)."""
     from scipy.special import stdtrit
 
     from wmaug.report.aggregate import derive_seed
@@ -315,6 +315,19 @@ def _estimate(check: Check, xs: list[np.ndarray], ys: list[np.ndarray] | None, r
             "n_seeds_y": n_y, "level": 1 - 2 * ALPHA, "p_support": p_sup, "p_contradict": p_con}
 
 
+def _metric_key(check: Check, side: Side) -> tuple:
+    name, params = check.side_metric(side)
+    return name, tuple(sorted(params.items()))
+
+
+def _mean_variances(check: Check, values: list[np.ndarray], se: float) -> list[float]:
+    """Each side's share of a task estimate's variance: its mean's s^2 / n (the mean estimator), or an equal split
+    of se^2 (an IQM or P(x > y), whose bootstrap gives only the total)."""
+    if check.estimator == "mean" and check.check != "improvement_probability" and all(len(v) > 1 for v in values):
+        return [float(v.var(ddof=1) / len(v)) for v in values]
+    return [se**2 / len(values)] * len(values)
+
+
 def _welch(mats: list[np.ndarray]) -> tuple[float, float]:
     """The standard error of a mean over (runs, tasks) matrices (a task's mean weighs 1 / tasks; a difference's
     sides add) and its Welch-Satterthwaite degrees of freedom: Student's t test, exact for normal runs."""
@@ -332,12 +345,30 @@ def _welch(mats: list[np.ndarray]) -> tuple[float, float]:
     return math.sqrt(total), total**2 / float((v**2 / d).sum())
 
 
-def stouffer(ps: Sequence[float]) -> float:
-    """Stouffer's combination of one-sided p-values: the p of sum(z_i) / sqrt(T), z_i = Phi^-1(1 - p_i)."""
+def stouffer(ps: Sequence[float], corr_sum: float | None = None) -> float:
+    """Stouffer's combination of one-sided p-values: the p of sum(z_i) / sqrt(T), z_i = Phi^-1(1 - p_i). Estimates
+    that share a cell are correlated: ``corr_sum``, the sum of their correlation matrix (T when independent), is the
+    variance of sum(z_i) then (Strube 1985)."""
     from scipy.special import ndtr
 
     z = _norm_isf(np.clip(np.asarray(ps, dtype=float), 1e-300, 1 - 1e-16))
-    return float(ndtr(-z.sum() / math.sqrt(len(z))))
+    return float(ndtr(-z.sum() / math.sqrt(len(z) if corr_sum is None else corr_sum)))
+
+
+def correlation_sum(rows: list[dict]) -> float:
+    """The sum of the correlation matrix of a check's per-task estimates: two tasks whose estimates read the same
+    cell (A7: random and medium-replay each against the same env's medium-expert run) covary by that cell mean's
+    variance, with the sign of its side in each (x +, y -)."""
+    total = 0.0
+    for a in rows:
+        for b in rows:
+            if a is b:
+                total += 1.0
+                continue
+            cov = sum(sa * sb * va for ka, sa, va in a["cells"] for kb, sb, _ in b["cells"] if ka == kb)
+            if cov:
+                total += cov / (a["se"] * b["se"]) if a["se"] > 0 and b["se"] > 0 else 0.0
+    return total
 
 
 def partial_conjunction(ps: Sequence[float], u: int) -> float:
@@ -372,7 +403,8 @@ def _t_deflation(dfs: np.ndarray, alpha: float) -> np.ndarray:
     return (float(_norm_isf(alpha)) + POWER_Z) / (stdtrit(dfs, 1 - alpha) + stdtrit(dfs, 0.8))
 
 
-def detectable_shift(ses: Sequence[float], dfs: Sequence[float], alpha: float = ALPHA) -> float | None:
+def detectable_shift(ses: Sequence[float], dfs: Sequence[float], alpha: float = ALPHA,
+                     corr_sum: float | None = None) -> float | None:
     """The smallest shift beyond the threshold, on every task alike, that the check's test detects with 80%
     probability at these standard errors: Stouffer's statistic, sum_t kappa_t shift / se_t / sqrt(T), reaching
     z_(1-alpha) + z_0.8 (kappa: :func:`_t_deflation`; for one task this is the noncentral t's usual approximation);
@@ -381,11 +413,12 @@ def detectable_shift(ses: Sequence[float], dfs: Sequence[float], alpha: float = 
     if not len(ses) or np.any(ses <= 0) or np.any(~np.isfinite(ses)):
         return None
     target = float(_norm_isf(alpha)) + POWER_Z
-    return float(target * math.sqrt(len(ses)) / np.sum(_t_deflation(dfs, alpha) / ses))
+    spread = len(ses) if corr_sum is None else corr_sum
+    return float(target * math.sqrt(spread) / np.sum(_t_deflation(dfs, alpha) / ses))
 
 
 def seeds_to_decide(gap: float, ses: Sequence[float], dfs: Sequence[float], n_obs: int,
-                    alpha: float = ALPHA) -> int | None:
+                    alpha: float = ALPHA, corr_sum: float | None = None) -> int | None:
     """Seeds per cell that would decide a check with 80% probability if the observed effect (``gap``, the mean
     distance of its estimates from the threshold) and spread were the truth: the smallest n >= n_obs at which the
     standard errors, shrunk by sqrt(n_obs / n) (their degrees of freedom grown by (n - 1) / (n_obs - 1)), make
@@ -397,15 +430,17 @@ def seeds_to_decide(gap: float, ses: Sequence[float], dfs: Sequence[float], n_ob
     target = float(_norm_isf(alpha)) + POWER_Z
     ns = np.arange(n_obs, MAX_SEEDS + 1, dtype=float)[:, None]  # every n at once: (n, tasks)
     kappa = _t_deflation(dfs[None, :] * (ns - 1) / (n_obs - 1), alpha)
-    z = np.sum(kappa * abs(gap) / (ses[None, :] * np.sqrt(n_obs / ns)), axis=1) / math.sqrt(len(ses))
+    spread = len(ses) if corr_sum is None else corr_sum
+    z = np.sum(kappa * abs(gap) / (ses[None, :] * np.sqrt(n_obs / ns)), axis=1) / math.sqrt(spread)
     decided = np.flatnonzero(z >= target)
     return int(ns[decided[0], 0]) if len(decided) else None
 
 
 def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, seed: int, key: tuple,
                    interval: str = "calibrated", alpha_contradict: float = ALPHA, comparable: bool = True) -> dict:
-    """A check's verdict with its evidence: per-task (or pooled) estimates, one-sided p-values, 1 - 2 ALPHA (92%) intervals (the
-    one-sided tests' bounds), the effect it could detect and, when inconclusive, the seeds that would decide it.
+    """A check's verdict with its evidence: per-task (or pooled) estimates, one-sided p-values, 1 - 2 ALPHA (92%)
+    intervals (the one-sided tests' bounds), the effect it could detect and, when inconclusive, the seeds that
+    would decide it.
     ``alpha_contradict``: the level of its contradiction test (a claim of k checks: ALPHA / k); ``comparable``:
     False at a scale whose budget the check's threshold does not belong to."""
     sides = [check.x] + ([check.y] if check.y is not None else [])
@@ -426,7 +461,9 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
         if check.scope == "per_task":
             est = _estimate(check, [values[0]], [values[1]] if len(values) > 1 else None, reps, seed,
                             (*key, env, ds))
-            rows.append({**label, **est, **_task_verdict(est, min_seeds, alpha_contradict)})
+            cells = [((s.method, env, s.dataset or ds, s.column, *_metric_key(check, s)), sign, var)
+                     for s, sign, var in zip(sides, (1, -1), _mean_variances(check, values, est["se"]))]
+            rows.append({**label, **est, **_task_verdict(est, min_seeds, alpha_contradict), "cells": cells})
     result = {"check": check.describe(), "scope": check.scope, "tasks": rows}
     if not ran:
         result.update(verdict="not run", summary=f"none of {len(tasks)} task(s) ran")
@@ -437,17 +474,21 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
         result.update(_per_task_verdict(check, decided, len(tasks), min_seeds, alpha_contradict))
         ses, dfs = [r["se"] for r in decided], [r["df"] for r in decided]
         gap = float(np.mean([claimed_side_gap(check, r["value"]) for r in decided]))
+        corr_sum = result.get("correlation_sum")
+        for r in rows:
+            r.pop("cells", None)  # the audit's bookkeeping, not evidence
     else:
         est = _estimate(check, xs, ys if check.y is not None else None, reps, seed, key)
         result.update(est, n_seeds=_fewest_seeds(est), summary=f"pooled over {len(ran)} of {len(tasks)} task(s)")
         result.update(_pooled_verdict(est, len(tasks) - len(ran), len(tasks), min_seeds, alpha_contradict))
         ses, dfs, gap = [est["se"]], [est["df"]], claimed_side_gap(check, est["value"])
-    result["detectable"] = detectable_shift(ses, dfs)
+        corr_sum = None
+    result["detectable"] = detectable_shift(ses, dfs, corr_sum=corr_sum)
     if not comparable and result["verdict"] != "not run":
         result.update(verdict="not comparable",
                       why=f"its threshold ({check.threshold:g}) is a number of the paper's budget")
     elif result["verdict"] == "inconclusive" and result["n_seeds"] >= 2 and len(ran) == len(tasks):
-        n = seeds_to_decide(gap, ses, dfs, result["n_seeds"])
+        n = seeds_to_decide(gap, ses, dfs, result["n_seeds"], corr_sum=corr_sum)
         result["seeds_needed"] = None if n is None else max(n, min_seeds)
     return result
 
@@ -469,11 +510,13 @@ def _per_task_verdict(check: Check, rows: list[dict], n_tasks: int, min_seeds: i
     """The verdict of a per-task check from its tasks' estimates (rows: those that ran; n_tasks: all it covers)."""
     need = need_of(check.over_tasks, n_tasks)
     few = min(_fewest_seeds(r) for r in rows)
-    p_support = stouffer([r["p_support"] for r in rows])
+    corr_sum = correlation_sum(rows)
+    p_support = stouffer([r["p_support"] for r in rows], corr_sum)
     on_side = sum(claimed_side_gap(check, r["value"]) > 0 for r in rows)
     against = sum(r["p_contradict"] <= ALPHA for r in rows)
     p_contradict = partial_conjunction([r["p_contradict"] for r in rows], n_tasks - need + 1)
     out = {"p_support": p_support, "p_contradict": p_contradict, "on_claimed_side": on_side,
+           "correlation_sum": corr_sum,
            "summary": (f"{on_side} of {len(rows)} estimate(s) on the claimed side, combined p = {p_support:.3g}"
                        + (f"; {n_tasks - len(rows)} of {n_tasks} task(s) not run" if len(rows) < n_tasks else ""))}
     if few < min_seeds:
