@@ -310,7 +310,8 @@ def _estimate(check: Check, xs: list[np.ndarray], ys: list[np.ndarray] | None, r
             rng = np.random.default_rng(derive_seed(seed, *key))
             se = math.sqrt(stratified_bootstrap_var(func, mats, reps, rng) * n / (n - 1))
     half = float(stdtrit(max(df, 1.0), 1 - ALPHA)) * se
-    p_sup, p_con = one_sided_p(check, point, se, df)
+    # one run a side shows no spread: no test (nan, read as 1 wherever p-values combine)
+    p_sup, p_con = one_sided_p(check, point, se, df) if n >= 2 else (float("nan"), float("nan"))
     return {"value": point, "lo": point - half, "hi": point + half, "se": se, "df": df, "n_seeds_x": nx,
             "n_seeds_y": n_y, "level": 1 - 2 * ALPHA, "p_support": p_sup, "p_contradict": p_con}
 
@@ -351,7 +352,7 @@ def stouffer(ps: Sequence[float], corr_sum: float | None = None) -> float:
     variance of sum(z_i) then (Strube 1985)."""
     from scipy.special import ndtr
 
-    z = _norm_isf(np.clip(np.asarray(ps, dtype=float), 1e-300, 1 - 1e-16))
+    z = _norm_isf(np.clip(np.nan_to_num(np.asarray(ps, dtype=float), nan=1.0), 1e-300, 1 - 1e-16))
     return float(ndtr(-z.sum() / math.sqrt(len(z) if corr_sum is None else corr_sum)))
 
 
@@ -374,7 +375,7 @@ def correlation_sum(rows: list[dict]) -> float:
 def partial_conjunction(ps: Sequence[float], u: int) -> float:
     """The Bonferroni partial-conjunction p-value of "at least u of these nulls are false" (Benjamini & Heller 2008):
     (T - u + 1) x the u-th smallest p-value; 1 when fewer than u p-values."""
-    ps = sorted(ps)
+    ps = sorted(1.0 if math.isnan(p) else p for p in ps)
     if u < 1 or u > len(ps):
         return 1.0
     return min(1.0, (len(ps) - u + 1) * ps[u - 1])
@@ -520,6 +521,8 @@ def _per_task_verdict(check: Check, rows: list[dict], n_tasks: int, min_seeds: i
            "summary": (f"{on_side} of {len(rows)} estimate(s) on the claimed side, combined p = {p_support:.3g}"
                        + (f"; {n_tasks - len(rows)} of {n_tasks} task(s) not run" if len(rows) < n_tasks else ""))}
     if few < min_seeds:
+        out["summary"] = (f"{on_side} of {len(rows)} estimate(s) on the claimed side; no test under {min_seeds} seeds"
+                          + (f"; {n_tasks - len(rows)} of {n_tasks} task(s) not run" if len(rows) < n_tasks else ""))
         return {**out, "verdict": "inconclusive", "why": f"{few} seed(s) < min_seeds = {min_seeds}"}
     if p_contradict <= alpha_contradict:
         return {**out, "verdict": "contradicted"}

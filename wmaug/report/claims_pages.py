@@ -37,11 +37,9 @@ def _evidence_lines(claim: dict) -> list[str]:
             text += f"; {_estimate_text(ran[0])}"
         if c.get("detectable") is not None:
             text += f"; detectable {detectable_text(c)}"
-        whys = list(dict.fromkeys(r["why"] for r in ran if r.get("why")))
+        whys = list(dict.fromkeys([*(r["why"] for r in ran if r.get("why")), *([c["why"]] if c.get("why") else [])]))
         if whys:
             text += "; " + "; ".join(whys)
-        if c.get("why"):
-            text += f"; {c['why']}"
         lines.append(text + ")")
     return lines
 
