@@ -316,7 +316,7 @@ def d3rlpy_learner(pair: str, obs_dim: int, act_dim: int, seed: int, settings: d
     elif pair == "awac":
         from wmaug.algos.awac import AWACConfig
 
-        w = AWACConfig(**{k: v for k, v in a["awac"].items() if k != "batch_size"})
+        w = AWACConfig(**{k: v for k, v in a["awac"].items() if k not in ("batch_size", "pretrain_batch_size")})
         cfg = d3rlpy.algos.AWACConfig(batch_size=a["awac"]["batch_size"], gamma=w.gamma, tau=w.tau, lam=w.beta,
                                       actor_learning_rate=w.actor_lr, critic_learning_rate=w.critic_lr,
                                       # d3rlpy sums the policy loss over the batch where rlkit and the harness

@@ -193,7 +193,7 @@ def grid_updates() -> dict:
                 if r.pretrain:
                     blocks.add((r.pretrain, cell["env"], cell["dataset"], cell["seed"]))
     for algo, *_ in blocks:
-        out["paper_b_pretrain_block_updates"] += s["fqe_iterations"] if algo == "fqe" else s["pretrain_iterations"]
+        out["paper_b_pretrain_block_updates"] += C.pretrain_iterations(s, algo)
     out["paper_b_pretrain_blocks"] = len(blocks)
     return out
 

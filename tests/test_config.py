@@ -66,7 +66,7 @@ def test_smoke_subset_and_overrides(base_config):
         (lambda c: c["algorithms"]["world_model"].__setitem__("variant", "authors"), ["algorithms.world_model.variant", "'authors'"]),
         (lambda c: c["scales"]["smoke"].__setitem__("offline_samples", 10**9), ["scales.smoke.offline_samples", "exceeds"]),
         (lambda c: c["scales"]["quick"].__setitem__("behaviour_start_steps", 500), ["scales.quick.offline_samples", "behaviour_start_steps"]),
-        (lambda c: c["studies"]["balanced_replay"]["methods"].append("td3"), ["studies.balanced_replay.methods[5]", "'td3'", "pipeline"]),
+        (lambda c: c["studies"]["balanced_replay"]["methods"].append("td3"), ["studies.balanced_replay.methods[6]", "'td3'", "pipeline"]),
         (lambda c: c["studies"]["balanced_replay"]["ablations"]["fig4c_sampling"]["methods"].__setitem__(0, "ours_unifrom"),
          ["ablations.fig4c_sampling.methods[0]", "'ours_unifrom'", "ours_uniform"]),
         (lambda c: c["scales"]["smoke"]["algorithm_overrides"]["cql"].__setitem__("hidden", [0]), ["algorithms.cql.hidden", "smoke"]),
@@ -301,3 +301,40 @@ def test_config_fuzz_never_gets_past_validation_into_a_traceback(base_config):
         except Exception as exc:  # noqa: BLE001 - the point of the test
             pytest.fail(f"edit of {'.'.join(map(str, path))} (trial {trial}) raised {type(exc).__name__}: {exc}")
     assert rejected > 400  # nearly every such edit is an error the user must hear about
+
+
+# ---- paper B's settings as the paper gives them (docs/protocol.md, paper B) ------------------------------------
+def test_awac_pretrains_for_its_own_examples_budget_and_batch(base_config):
+    """Paper B runs AWAC "without any modification to hyperparameters" (App. D.1): rlkit's example pre-trains for
+    50,000 updates (q_num_pretrain2_steps) at its offline batch of 128, not CQL's 1M updates, and fine-tunes at
+    1,024."""
+    cfg = C.validate({**base_config, "scale": "paper"})
+    awac = C.pretrain_spec(cfg, "awac", "hopper", "medium", 0)
+    cql = C.pretrain_spec(cfg, "cql", "hopper", "medium", 0)
+    assert awac.iterations == 50_000 and cql.iterations == 1_000_000
+    assert awac.algorithm["pretrain_batch_size"] == 128 and awac.algorithm["batch_size"] == 1024
+
+
+def test_cql_on_halfcheetah_medium_expert_has_three_hidden_layers_and_its_heirs_match(base_config):
+    """App. D.1: 2-layer MLPs, "except for halfcheetah-medium-expert task where we found that 3-layer MLPs is more
+    effective": the CQL block, the FQE critics of its policies and the ensemble fine-tuned from it all read the
+    override; other tasks keep 2 layers."""
+    cfg = C.validate({**base_config, "scale": "paper"})
+    for env, kind, hidden in (("halfcheetah", "medium-expert", [256, 256, 256]), ("halfcheetah", "medium", [256, 256]),
+                              ("hopper", "medium-expert", [256, 256])):
+        assert C.pretrain_spec(cfg, "cql", env, kind, 0).algorithm["hidden"] == hidden
+        assert C.pretrain_spec(cfg, "fqe", env, kind, 0).cql["hidden"] == hidden
+        cell = C.cell_spec(cfg, "balanced_replay", env, kind, "ours", 0)
+        assert C.cql_for_task(cell.algorithms["cql"], cell.cell.env, cell.cell.dataset)["hidden"] == hidden
+    # a fine-tuning cell keeps the whole section: every task of the study shares one config hash (one table)
+    hashes = {C.cell_spec(cfg, "balanced_replay", e, d, "ours", 0).config_hash
+              for e in ("halfcheetah", "hopper") for d in ("medium", "medium-expert")}
+    assert len(hashes) == 1
+
+
+def test_a_cql_task_override_names_a_real_task(base_config):
+    cfg = copy.deepcopy(base_config)
+    cfg["algorithms"]["cql"]["task_overrides"] = {"halfcheeta/medium-expert": {"hidden": [8]}}
+    with pytest.raises(C.ConfigError, match="algorithms.cql.task_overrides.halfcheeta/medium-expert.*halfcheetah"):
+        C.validate(cfg)
+

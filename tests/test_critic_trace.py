@@ -80,15 +80,20 @@ def test_return_to_go_edge_gammas(cheetah_episode):
 
 
 # ------------------------------------------------------------------------------------ pick_episode
-def test_pick_episode_prefers_first_time_limit_episode(hopper_episodes):
+def test_pick_episode_draws_a_full_length_episode_with_its_seed(hopper_episodes):
+    """Paper A's Fig 5 shows an episode "sampled randomly from the expert D4RL dataset": a seeded draw among the
+    episodes that ran to their time limit, the same for the same seed."""
     eps = hopper_episodes
     limited = [i for i, e in enumerate(eps) if e["truncations"][-1] and not e["terminations"].any()]
-    assert limited and limited[0] > 2, "the fixture must have terminated episodes before a time-limit one"
+    assert limited, "the fixture must have a time-limit episode"
     longest = int(np.argmax([len(e["rewards"]) for e in eps]))
     assert eps[longest]["terminations"][-1], "the longest episode must be one that fell over"
-    i, ep = pick_episode(eps)
-    assert i == limited[0] and ep is eps[i]
-    assert ep["truncations"][-1] and not ep["terminations"].any() and len(ep["rewards"]) == 30
+    for seed in range(5):
+        i, ep = pick_episode(eps, seed=seed)
+        assert i in limited and ep is eps[i] and pick_episode(eps, seed=seed)[0] == i
+        assert ep["truncations"][-1] and not ep["terminations"].any()
+    many = [dict(e) for e in eps if e["truncations"][-1] and not e["terminations"].any()] * 8
+    assert len({pick_episode(many, seed=s)[0] for s in range(40)}) > 1  # a draw, not the first one
 
 
 def test_pick_episode_falls_back_to_longest_and_takes_index(hopper_episodes):

@@ -91,7 +91,7 @@ def small_config(base_config: dict) -> dict:
     cfg = C.validate(cfg)
     cfg["algorithms"]["cql"].update(hidden=[32, 32], batch_size=32)
     cfg["algorithms"]["balanced_replay"].update(hidden=[32, 32], batch_size=32)
-    cfg["algorithms"]["finetune"].update(batch_size=32, first_updates_after=100, first_updates=30)
+    cfg["algorithms"]["finetune"].update(batch_size=32, first_updates_after=100, first_updates=30, update_every=20)
     cfg["algorithms"]["analysis"].update(auroc_states=100)
     return cfg
 
@@ -132,8 +132,9 @@ def test_finetune_cell_runs_and_logs_its_analysis(tmp_path, base_config, hopper_
     summary = run_cell(spec, tmp_path / method, device="cpu", progress=False)
     c = curve(tmp_path / method)
     assert list(c["step"]) == [0, 100, 200, 300]
-    # 30 updates at step 100, then one per step
-    assert summary["counts"]["updates"] == 30 + 200 and summary["counts"]["env_steps"] == 300
+    # at step 100 the first block (30 for paper B's method, the usual 20 for the Fig 1b baseline), then 20 every 20
+    first = 20 if method == "sac_ft_online_only" else 30
+    assert summary["counts"]["updates"] == first + 20 * (200 // 20) and summary["counts"]["env_steps"] == 300
     share = c["offline_share"].iloc[1:]
     if method == "sac_ft_online_only":
         assert (share == 0).all()
@@ -250,3 +251,33 @@ def test_sigterm_stops_a_finetune_cell_at_an_episode_end_and_the_rerun_matches(t
     summary = run_cell(spec, tmp_path / "stopped", device="cpu", progress=False)
     assert summary["resumed"] is True
     pd.testing.assert_frame_equal(curve(tmp_path / "stopped"), curve(tmp_path / "reference"))
+
+
+@pytest.mark.parametrize("burst, update_every, expected", [
+    # paper B's method: 1,000 steps collect, then 5,000 updates, then 1,000 every 1,000 steps (App. D.1)
+    (True, 1000, {999: 0, 1000: 5000, 1001: 0, 1999: 0, 2000: 1000, 3000: 1000, 250000: 1000}),
+    # a baseline: the usual block at step 1,000, no burst
+    (False, 1000, {999: 0, 1000: 1000, 1500: 0, 2000: 1000}),
+    # update_every 1: one update per step after the first block
+    (True, 1, {999: 0, 1000: 5000, 1001: 1, 1002: 1}),
+])
+def test_the_fine_tuning_schedule_is_paper_bs(burst, update_every, expected):
+    from types import SimpleNamespace
+
+    from wmaug.paper_b.finetune import FinetuneRun
+
+    run = SimpleNamespace(first_updates_after=1000, update_every=update_every,
+                          first_updates=5000 if burst else update_every)
+    assert {t: FinetuneRun.updates_after_step(run, t) for t in expected} == expected
+    total = sum(FinetuneRun.updates_after_step(run, t) for t in range(1, 250_001))
+    assert total == (5000 if burst else update_every) + update_every * ((250_000 - 1000) // update_every)
+
+
+def test_only_paper_bs_method_and_its_ablations_take_the_burst():
+    """App. D.1 gives the 5,000-update burst "for our method": ours and every ablation of it (FQE-init included), not
+    the baselines (AWAC, BCQ-ft, SAC-ft, SAC, the Fig 1b concept runs)."""
+    from wmaug.core.methods import PAPER_B
+
+    no_burst = {r.name for r in PAPER_B if not r.burst}
+    assert no_burst == {"awac", "bcq_ft", "sac_ft", "sac", "sac_single", "sac_ft_online_only"}
+

@@ -189,6 +189,7 @@ PAPER_B_PHASES = {
     "bcq_ft": ("BCQ", "BCQ", 5, False, "uniform"),
     "sac_ft": ("CQL", "EnsembleSAC", 1, False, "uniform"),
     "sac": (None, "EnsembleSAC", 5, False, "online_only"),
+    "sac_single": (None, "EnsembleSAC", 1, False, "online_only"),
     "sac_ft_online_only": ("CQL", "EnsembleSAC", 1, False, "online_only"),
     "ours_uniform": ("CQL", "EnsembleSAC", 5, False, "uniform"),
     "ours_online_only": ("CQL", "EnsembleSAC", 5, False, "online_only"),
@@ -287,7 +288,8 @@ def test_paper_b_pretrains_cql_with_a_fixed_weight_of_five(base_config):
     from wmaug.algos import build_agent
 
     settings = base_config["algorithms"]["cql"]
-    agent = build_agent("cql", 11, 3, {k: v for k, v in settings.items() if k != "batch_size"}, 5, "cpu")
+    agent = build_agent("cql", 11, 3, {k: v for k, v in settings.items() if k not in ("batch_size", "task_overrides")},
+                        5, "cpu")
     assert agent.cfg.min_q_weight == 5.0 and agent.cfg.n_actions == 10 and agent.cfg.temperature == 1.0
     assert not hasattr(agent, "alpha_prime") and not hasattr(agent, "log_alpha_prime")  # no Lagrange multiplier
 

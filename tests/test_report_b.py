@@ -28,7 +28,7 @@ from wmaug.report.figures import CURVE_PLOT_COLUMNS
 STUDY = "balanced_replay"
 SEEDS = 3
 OFFSETS = {0: -1.0, 1: 0.0, 2: 1.0}  # x the spread of each quantity: seed means are exact
-LEVEL = {"ours": 90.0, "awac": 60.0, "bcq_ft": 55.0, "sac_ft": 50.0, "sac": 30.0,
+LEVEL = {"ours": 90.0, "awac": 60.0, "bcq_ft": 55.0, "sac_ft": 50.0, "sac": 30.0, "sac_single": 25.0,
          "sac_ft_online_only": 20.0, "ours_uniform": 70.0, "ours_online_only": 40.0, "ours_e1": 65.0,
          "ours_e2": 75.0, "fqe_e1": 35.0, "ours_keep_cql": 45.0, "ours_alt_ratio": 85.0,
          "ours_long": 95.0, "fqe_long": 50.0}
@@ -138,7 +138,7 @@ def test_fig3_means_are_the_true_means_inside_their_intervals(report):
     main = blocks["main"]
     assert set(csv["method"]) == set(main["methods"])
     assert set(zip(csv["env"], csv["dataset"])) == {(e, d) for e in main["envs"] for d in main["datasets"]}
-    assert len(csv) == 4 * 5 * len(steps_of(report["cfg"], "ours"))
+    assert len(csv) == 4 * len(main["methods"]) * len(steps_of(report["cfg"], "ours"))
     for (env, ds, m), g in csv.groupby(["env", "dataset", "method"]):
         truth = true_score(m, env, ds, g["step"].to_numpy())
         np.testing.assert_allclose(g["value"], truth, atol=1e-9)
@@ -208,11 +208,11 @@ def test_fig4c_missing_cells_and_aggregate_panel(report):
 def test_aggregate_figure_and_tables(report):
     csv = fig_csv(report, "aggregate")
     metric_panels = {"iqm", "median", "mean", "optimality_gap", "auc_iqm", "auc_mean"}
-    poi_panels = {f"poi:ours>{b}" for b in ("awac", "bcq_ft", "sac_ft", "sac")}
+    poi_panels = {f"poi:ours>{b}" for b in ("awac", "bcq_ft", "sac_ft", "sac", "sac_single")}
     assert set(csv["panel"]) == metric_panels | poi_panels
-    assert len(csv[csv.panel.isin(metric_panels)]) == 6 * 5
+    assert len(csv[csv.panel.isin(metric_panels)]) == 6 * 6
     poi = csv[csv.panel.isin(poi_panels)]
-    assert len(poi) == 4 * (1 + 4) and (poi["value"] == 1.0).all()  # ours beats every baseline everywhere
+    assert len(poi) == 5 * (1 + 4) and (poi["value"] == 1.0).all()  # ours beats every baseline everywhere
     # the mean of the final score is the mean of the known finals
     final_step = steps_of(report["cfg"], "ours")
     tasks = [(e, d) for e in ("halfcheetah", "hopper") for d in ("random", "medium-expert")]
@@ -230,7 +230,7 @@ def test_aggregate_figure_and_tables(report):
     ci = pd.read_csv(report["results"] / "curve_intervals.csv")
     assert set(ci.quantity) == {"normalized_score", "raw_return", "offline_share", "auroc_ensemble", "auroc_single"}
     p = pd.read_csv(report["results"] / "probability_of_improvement.csv")
-    assert set(p.score) == {"final", "auc"} and set(p.y) == {"awac", "bcq_ft", "sac_ft", "sac"}
+    assert set(p.score) == {"final", "auc"} and set(p.y) == {"awac", "bcq_ft", "sac_ft", "sac", "sac_single"}
 
 
 def test_long_runs_have_their_own_length(report):

@@ -268,9 +268,11 @@ def cmd_critic_trace(args) -> None:
         critics.append(load_cell_critic(d, method, part[method]))
     source = source_for(cfg, args.env, "expert")
     data, _ = load_source(source, args.env, C.minari_root_of(source))
-    index, episode = pick_episode(data.episodes(), args.episode)
+    index, episode = pick_episode(data.episodes(), args.episode, args.episode_seed)
     table = critic_trace(critics, episode, cfg["algorithms"]["td3"]["gamma"])
-    write_text(args.out, table.assign(env=args.env, episode=index, episode_source=source).to_csv(index=False))
+    drawn = "" if args.episode is not None else args.episode_seed  # which draw chose it (empty: picked by index)
+    write_text(args.out, table.assign(env=args.env, episode=index, episode_seed=drawn,
+                                      episode_source=source).to_csv(index=False))
     log = logging.getLogger("wmaug")
     log.info("critic traces of %d cells along episode %d (%d steps) of %s", len(critics), index,
              len(episode["rewards"]), source)
@@ -410,7 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     _common(p)
     p.add_argument("--env", required=True)
     p.add_argument("--cells", nargs="+", required=True, help="finished cells of Fig 5's methods")
-    p.add_argument("--episode", type=int, default=None, help="episode index (default: the first full-length one)")
+    p.add_argument("--episode", type=int, default=None,
+                   help="episode index (default: a full-length one drawn at random with --episode-seed)")
+    p.add_argument("--episode-seed", type=int, default=0, help="the draw's seed, recorded in the table (default 0)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_critic_trace)
 

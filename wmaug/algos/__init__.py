@@ -10,7 +10,8 @@ from dataclasses import fields, is_dataclass
 from wmaug.core.errors import InputError
 
 LOOP_KEYS = ("batch_size",)  # settings the training loop reads, not the update rule
-LOOP_KEYS_OF = {"td3": ("batch_size", "exploration_noise")}  # a rule whose loop reads more
+# a rule whose loop reads more: TD3's exploration noise; AWAC's offline batch (rlkit's bc_batch_size in pre-training)
+LOOP_KEYS_OF = {"td3": ("batch_size", "exploration_noise"), "awac": ("batch_size", "pretrain_batch_size")}
 
 # rule -> (module, class); the config dataclass is the class's name + "Config"
 AGENTS = {

@@ -27,7 +27,7 @@ SCALE_KEYS_INT = [
     "online_long_steps", "online_start_steps", "eval_every", "eval_episodes", "checkpoint_every", "bootstrap_reps",
     "holdout_samples",  # held-out transitions per world-model error estimate
     # paper B
-    "pretrain_iterations", "fqe_iterations", "finetune_steps", "finetune_long_steps", "finetune_eval_every", "eval_steps",
+    "pretrain_iterations", "awac_pretrain_iterations", "fqe_iterations", "finetune_steps", "finetune_long_steps", "finetune_eval_every", "eval_steps",
 ]
 SCALE_KEYS_STR = ["results_dir", "figures_dir"]
 MINARI_ROOT = "resources/minari"  # the datasets the harness builds (ids wmaug-<scale>/...)
@@ -53,10 +53,12 @@ _free_numbers = {"type": "object", "additionalProperties": {"anyOf": [{"type": "
 PAPER_B_ALGORITHMS = {
     "cql": _section(hidden=_hidden, actor_lr=_pos_num, critic_lr=_pos_num, min_q_weight={"type": "number", "minimum": 0},
                     n_actions=_pos_int, batch_size=_pos_int, gamma=_gamma, tau=_pos_num,
-                    precision={"enum": ["fp32", "bf16"]}),
+                    precision={"enum": ["fp32", "bf16"]},
+                    # "env/dataset" -> its own networks (paper B: 3-layer MLPs for halfcheetah-medium-expert)
+                    task_overrides={"type": "object", "additionalProperties": _section(hidden=_hidden)}),
     "finetune": _section(actor_lr=_pos_num, critic_lr=_pos_num, init_alpha=_pos_num, batch_size=_pos_int,
                          first_updates_after=_pos_int, first_updates={"type": "integer", "minimum": 0},
-                         online_buffer=_pos_int),
+                         update_every=_pos_int, online_buffer=_pos_int),
     "balanced_replay": _section(hidden=_hidden, lr=_pos_num, batch_size=_pos_int, temperature=_pos_num,
                                 online_share={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
                                 default_samples=_pos_int),
@@ -243,6 +245,13 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
         for study in [*s.get("study_seeds", {}), *s.get("grid_subset", {})]:
             if study not in config["studies"]:
                 raise ConfigError(unknown_name_message("study", study, list(config["studies"]), f"{k}.study_seeds"))
+    for task in config["algorithms"]["cql"].get("task_overrides", {}):
+        env, _, kind = task.partition("/")
+        where_task = f"{where}: key 'algorithms.cql.task_overrides.{task}'"
+        if env not in ENV_SPECS:
+            raise ConfigError(unknown_name_message("env", env, list(ENV_SPECS), where_task + " (write env/dataset)"))
+        if kind not in DATASET_KINDS:
+            raise ConfigError(unknown_name_message("dataset", kind, DATASET_KINDS, where_task + " (write env/dataset)"))
     for rule in ("awac", "bcq"):
         if config["algorithms"].get(rule):
             from wmaug.algos import check_settings  # torch only when these sections change a default
@@ -594,6 +603,28 @@ def full_dataset_source(config: dict, env: str, kind: str) -> str:
     return dataset_source(config, env, kind) or f"minari:{built_minari_id(config['scale'], env, kind)}"
 
 
+def cql_for_task(cql: dict, env: str, kind: str) -> dict:
+    """An `algorithms.cql` section for one task: its `task_overrides` entry applied (paper B, App. D.1: "2-layer MLPs
+    [...] except for halfcheetah-medium-expert task where we found that 3-layer MLPs is more effective"). The CQL
+    agents, their FQE critics and the SAC ensemble fine-tuned from them all read it, so their networks agree. A
+    fine-tuning cell's spec keeps the whole section (its config hash is the study's, one for every task) and
+    resolves it here when it runs."""
+    own = {k: v for k, v in cql.items() if k != "task_overrides"}
+    return {**own, **cql.get("task_overrides", {}).get(f"{env}/{kind}", {})}
+
+
+def cql_settings(config: dict, env: str, kind: str) -> dict:
+    return cql_for_task(config["algorithms"]["cql"], env, kind)
+
+
+def pretrain_iterations(scale: dict, algo: str) -> int:
+    """A pre-training block's updates at a scale: FQE's own budget; AWAC's own (rlkit's example pre-trains for
+    q_num_pretrain2_steps = 50,000 updates: paper B ran it "without any modification to hyperparameters"); CQL's
+    1,000 epochs (and BCQ's, which d4rl_evaluations runs as long) otherwise."""
+    key = {"fqe": "fqe_iterations", "awac": "awac_pretrain_iterations"}.get(algo, "pretrain_iterations")
+    return scale[key]
+
+
 def pretrain_spec(config: dict, algo: str, env: str, kind: str, block: int) -> PretrainSpec:
     """Everything a pre-training job needs: BLOCK_AGENTS independent agents trained as one batch."""
     from wmaug.core.methods import PRETRAINERS
@@ -605,10 +636,11 @@ def pretrain_spec(config: dict, algo: str, env: str, kind: str, block: int) -> P
         "job": {"algo": algo, "env": env, "dataset": kind, "block": block,
                 "agent_seeds": list(range(BLOCK_AGENTS * block, BLOCK_AGENTS * (block + 1)))},
         "scale": config["scale"],
-        "iterations": s["fqe_iterations"] if algo == "fqe" else s["pretrain_iterations"],
+        "iterations": pretrain_iterations(s, algo),
         "eval_episodes": s["eval_episodes"],
-        "algorithm": algos["fqe"] if algo == "fqe" else algos.get(algo, {}),
-        "cql": algos["cql"],  # fqe evaluates the CQL agents' policies
+        "algorithm": algos["fqe"] if algo == "fqe" else cql_settings(config, env, kind) if algo == "cql" else
+        algos.get(algo, {}),
+        "cql": cql_settings(config, env, kind),  # fqe evaluates the CQL agents' policies
         "paths": {
             "dataset": full_dataset_source(config, env, kind),
             "cql": pretrained_path(config, "cql", env, kind, block) if algo == "fqe" else None,

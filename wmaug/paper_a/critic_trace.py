@@ -76,9 +76,14 @@ def _ran_to_time_limit(ep: dict) -> bool:
     return len(trunc) > 0 and bool(trunc[-1]) and not bool(term.any())
 
 
-def pick_episode(episodes: list[dict], index: int | None = None) -> tuple[int, dict]:
-    """(index, episode): ``episodes[index]``, or by default the first episode that ran to its time limit
-    (truncated at its last step, never terminated), else the longest (the first of equal length)."""
+EPISODE_SEED = 0  # Fig 5's episode: a seeded random draw (the paper: "the same episode sampled randomly")
+
+
+def pick_episode(episodes: list[dict], index: int | None = None, seed: int = EPISODE_SEED) -> tuple[int, dict]:
+    """(index, episode): ``episodes[index]``, or by default one drawn at random with ``seed`` among the episodes
+    that ran to their time limit (truncated at the last step, never terminated): paper A's Fig 5 shows "the same
+    episode sampled randomly from the expert D4RL dataset"; a full-length one keeps the check's `tail` cut
+    meaningful. With none, the longest (the first of equal length)."""
     n = len(episodes)
     if n == 0:
         raise ValueError("pick_episode: no episodes to pick from (0 episodes given)")
@@ -88,9 +93,10 @@ def pick_episode(episodes: list[dict], index: int | None = None) -> tuple[int, d
                              f"(0..{n - 1})")
         index = index % n
         return index, episodes[index]
-    for i, ep in enumerate(episodes):
-        if _ran_to_time_limit(ep):
-            return i, ep
+    full = [i for i, ep in enumerate(episodes) if _ran_to_time_limit(ep)]
+    if full:
+        i = full[int(np.random.default_rng(seed).integers(len(full)))]
+        return i, episodes[i]
     i = int(np.argmax([len(ep["rewards"]) for ep in episodes]))
     return i, episodes[i]
 

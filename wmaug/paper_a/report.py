@@ -33,7 +33,8 @@ FIG4_PANELS = {
     "(c) actor and critic": ("wm_td3bc_td3", "td3bc_td3"),
 }
 FIG4_LINES = {"with": "with augmentation", "without": "without augmentation", "random": "both random (TD3)"}
-FIG4_COLORS = {"with": "#d62728", "without": "#1f77b4", "random": "#7f7f7f"}
+# paper A's Fig 4 draws "both policy and actor random initialized, indicated in red": TD3 from scratch is red here too
+FIG4_COLORS = {"with": "#2ca02c", "without": "#1f77b4", "random": "#d62728"}
 
 
 def _fig3(r: StudyReport) -> None:

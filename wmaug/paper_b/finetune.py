@@ -1,7 +1,10 @@
 """Paper B's cell: pre-trained agents (or none) -> online fine-tuning with a chosen sampler.
 
-Schedule (docs/protocol.md): the first `first_updates_after` online steps only collect, with the pre-trained
-policy; then `first_updates` updates at once; then one update per environment step. Every
+Schedule (docs/protocol.md, paper B App. D.1): the first `first_updates_after` online steps only collect, with the
+pre-trained policy; then a first block of updates, `first_updates` (5,000) for paper B's own method and its ablations
+and the usual `update_every` (1,000) for the baselines; then `update_every` updates every `update_every` steps
+("1000 training steps every time 1000 additional samples were collected"; `update_every: 1` gives one update per
+environment step). Every
 `finetune_eval_every` steps: `eval_steps` deterministic evaluation steps, the share of offline samples in
 the replay batches since the last evaluation, and the AUROC of Q at telling recent online actions from
 uniform-random ones (ensemble and its first member, Fig 4b).
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 
 from wmaug.algos import build_agent
+from wmaug.core.config import cql_for_task
 from wmaug.core.errors import InputError
 from wmaug.algos.ensemble_sac import EnsembleSACConfig
 from wmaug.core.evaluation import evaluate_steps
@@ -37,7 +41,8 @@ class FinetuneRun(Run):
         self.budget, self.recipe, algos = spec.budget, spec.recipe, spec.algorithms
         r, ft = self.recipe, algos["finetune"]
         self.steps = self.budget.finetune_long_steps if r.long else self.budget.finetune_steps
-        self.first_updates_after, self.first_updates = ft["first_updates_after"], ft["first_updates"]
+        self.first_updates_after, self.update_every = ft["first_updates_after"], ft["update_every"]
+        self.first_updates = ft["first_updates"] if r.burst else self.update_every
         if self.first_updates_after >= self.steps:
             raise ValueError(f"finetune.first_updates_after = {self.first_updates_after} leaves no update in "
                              f"{self.steps} fine-tuning steps")
@@ -56,7 +61,7 @@ class FinetuneRun(Run):
             self.data_meta["pretrained"] = {"path": spec.paths.pretrained, "agent_seeds":
                                             block["agent_seeds"][: self.members], "agent_scores": block["agent_scores"][: self.members]}
         if r.online == "ensemble_sac":
-            cql = algos["cql"]
+            cql = cql_for_task(algos["cql"], self.env_name, spec.cell.dataset)  # the task's networks (3 layers on one)
             cfg = EnsembleSACConfig(hidden=tuple(cql["hidden"]), actor_lr=ft["actor_lr"], critic_lr=ft["critic_lr"],
                                     alpha_lr=ft["actor_lr"], init_alpha=ft["init_alpha"], gamma=cql["gamma"], tau=cql["tau"],
                                     cql_weight=cql["min_q_weight"] if r.keep_cql else 0.0, n_actions=cql["n_actions"])
@@ -120,19 +125,24 @@ class FinetuneRun(Run):
         self.sampler.load_state_dict(state["sampler"])
 
     # ---- the online phase -------------------------------------------------------------------------
+    def updates_after_step(self, t: int) -> int:
+        """How many updates follow environment step t: none before `first_updates_after`, the first block there,
+        then `update_every` at every `update_every`-th step after it (depends on t alone: a resumed run keeps it)."""
+        if t < self.first_updates_after:
+            return 0
+        if t == self.first_updates_after:
+            return self.first_updates
+        return self.update_every if (t - self.first_updates_after) % self.update_every == 0 else 0
+
     def online_step(self, t: int) -> None:
-        """One environment step, then the schedule's updates: none before `first_updates_after`, `first_updates` at
-        once there, then one per step."""
+        """One environment step, then the schedule's updates (:meth:`updates_after_step`)."""
         action = self._act(self.obs, deterministic=False)
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         self.sampler.add(self.obs, action, reward, next_obs, terminated)
         self.obs, self.episode_over = next_obs, terminated or truncated
         self.p.env_steps += 1
         self.p.episode_return += reward
-        if t == self.first_updates_after:
-            for _ in range(self.first_updates):
-                self.update()
-        elif t > self.first_updates_after:
+        for _ in range(self.updates_after_step(t)):
             self.update()
         self.p.step = t
 

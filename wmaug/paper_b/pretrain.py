@@ -84,7 +84,7 @@ def run_pretrain(spec: PretrainSpec | dict, out: str | Path, device: torch.devic
     else:
         settings = spec.algorithm
         agent = build_agent(algo, env_spec.obs_dim, env_spec.act_dim, settings, members, device)
-        batch_size = settings.get("batch_size", 256)
+        batch_size = settings.get("pretrain_batch_size", settings.get("batch_size", 256))  # AWAC: its offline batch
 
     compiled = compile_agent(agent, compile)
     start, history, sums = 0, [], {}

@@ -35,6 +35,7 @@ log = logging.getLogger("wmaug.report")
 
 #: curve.csv columns kept beside the scores (Fig 4a: offline_share; Fig 4b: auroc_*)
 ANALYSIS_COLUMNS = ("raw_return_std", "offline_share", "auroc_ensemble", "auroc_single")
+DATASET_COLORS = {"random": "#1f77b4", "medium": "#2ca02c", "medium-replay": "#9467bd", "medium-expert": "#ff7f0e"}
 FIG1A_COLUMNS = ["source", "bin_left", "bin_right", "count", "density"]
 
 
@@ -131,20 +132,19 @@ def _fig3(r: StudyReport) -> None:
 
 def _fig4a(r: StudyReport) -> None:
     name, paper_fig = "fig4a", "Fig 4a"
-    what = "share of offline samples in the balanced-replay batches (ours), random vs medium-expert"
-    datasets = [d for d in ("random", "medium-expert") if d in r.blocks["main"]["datasets"]]
+    what = "share of offline samples in the balanced-replay batches (ours), every dataset (Fig 4a; all tasks: Fig 9)"
+    datasets = list(r.blocks["main"]["datasets"])
     envs = r.blocks["main"]["envs"]
     if not datasets or not envs:
-        return r.note(name, paper_fig, what, f"random / medium-expert not run at scale '{r.scale}'")
+        return r.note(name, paper_fig, what, f"no datasets run at scale '{r.scale}'")
     ci = r.curve("offline_share", ["ours"])
     ci = ci[ci["dataset"].isin(datasets)]
     if ci.empty:
-        return r.note(name, paper_fig, what, f"no finished 'ours' cells with offline_share on random / "
-                      f"medium-expert at scale '{r.scale}'")
+        return r.note(name, paper_fig, what, f"no finished 'ours' cells with offline_share at scale '{r.scale}'")
     plot_curve_grid(ci, r.prefix(name), rows=["ours"], cols=envs, lines=datasets, row_key="method",
                     col_key="env", line_key="dataset", title=f"Paper B, {paper_fig}: {what}{r.scale_note('main')}",
                     scale=r.scale,
-                    labels={d: d for d in datasets}, colors={"random": "#1f77b4", "medium-expert": "#ff7f0e"},
+                    labels={d: d for d in datasets}, colors={d: DATASET_COLORS.get(d, "#7f7f7f") for d in datasets},
                     ylabel="offline share of replay batches\n(mean since the previous evaluation)",
                     reference=None, ylim=(-0.02, 1.02), panel_title=lambda _row, col: col)
     log.info("%s written", name)

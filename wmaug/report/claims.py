@@ -464,7 +464,7 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
                             (*key, env, ds))
             cells = [((s.method, env, s.dataset or ds, s.column, *_metric_key(check, s)), sign, var)
                      for s, sign, var in zip(sides, (1, -1), _mean_variances(check, values, est["se"]))]
-            rows.append({**label, **est, **_task_verdict(est, min_seeds, alpha_contradict), "cells": cells})
+            rows.append({**label, **est, **_estimate_verdict(est, min_seeds, alpha_contradict), "cells": cells})
     result = {"check": check.describe(), "scope": check.scope, "tasks": rows}
     if not ran:
         result.update(verdict="not run", summary=f"none of {len(tasks)} task(s) ran")
@@ -481,7 +481,7 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
     else:
         est = _estimate(check, xs, ys if check.y is not None else None, reps, seed, key)
         result.update(est, n_seeds=_fewest_seeds(est), summary=f"pooled over {len(ran)} of {len(tasks)} task(s)")
-        result.update(_pooled_verdict(est, len(tasks) - len(ran), len(tasks), min_seeds, alpha_contradict))
+        result.update(_estimate_verdict(est, min_seeds, alpha_contradict, len(tasks) - len(ran), len(tasks)))
         ses, dfs, gap = [est["se"]], [est["df"]], claimed_side_gap(check, est["value"])
         corr_sum = None
     result["detectable"] = detectable_shift(ses, dfs, corr_sum=corr_sum)
@@ -494,12 +494,16 @@ def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, s
     return result
 
 
-def _task_verdict(est: dict, min_seeds: int, alpha_contradict: float) -> dict:
-    """One task's own reading (shown per task; the check's verdict combines the tasks): its one-sided tests at ALPHA
-    for the claimed side and at the check's contradiction level for the other."""
+def _estimate_verdict(est: dict, min_seeds: int, alpha_contradict: float, missing: int = 0,
+                      n_tasks: int = 1) -> dict:
+    """The verdict of one estimate: a task's own reading (shown per task; a per-task check combines them) or a
+    pooled check's. Its one-sided tests at ALPHA for the claimed side and at the check's contradiction level for the
+    other; a pooled estimate over fewer tasks than claimed (`missing`) is a different claim."""
     n = _fewest_seeds(est)
     if n < min_seeds:
         return {"verdict": "inconclusive", "why": f"{n} seed(s) < min_seeds = {min_seeds}"}
+    if missing:
+        return {"verdict": "inconclusive", "why": f"{missing} of {n_tasks} task(s) not run"}
     if est["p_support"] <= ALPHA:
         return {"verdict": "supported"}
     if est["p_contradict"] <= alpha_contradict:
@@ -516,13 +520,12 @@ def _per_task_verdict(check: Check, rows: list[dict], n_tasks: int, min_seeds: i
     on_side = sum(claimed_side_gap(check, r["value"]) > 0 for r in rows)
     against = sum(r["p_contradict"] <= ALPHA for r in rows)
     p_contradict = partial_conjunction([r["p_contradict"] for r in rows], n_tasks - need + 1)
+    test = f"no test under {min_seeds} seeds" if few < min_seeds else f"combined p = {p_support:.3g}"
+    missing = f"; {n_tasks - len(rows)} of {n_tasks} task(s) not run" if len(rows) < n_tasks else ""
     out = {"p_support": p_support, "p_contradict": p_contradict, "on_claimed_side": on_side,
            "correlation_sum": corr_sum,
-           "summary": (f"{on_side} of {len(rows)} estimate(s) on the claimed side, combined p = {p_support:.3g}"
-                       + (f"; {n_tasks - len(rows)} of {n_tasks} task(s) not run" if len(rows) < n_tasks else ""))}
+           "summary": f"{on_side} of {len(rows)} estimate(s) on the claimed side, {test}{missing}"}
     if few < min_seeds:
-        out["summary"] = (f"{on_side} of {len(rows)} estimate(s) on the claimed side; no test under {min_seeds} seeds"
-                          + (f"; {n_tasks - len(rows)} of {n_tasks} task(s) not run" if len(rows) < n_tasks else ""))
         return {**out, "verdict": "inconclusive", "why": f"{few} seed(s) < min_seeds = {min_seeds}"}
     if p_contradict <= alpha_contradict:
         return {**out, "verdict": "contradicted"}
@@ -531,19 +534,6 @@ def _per_task_verdict(check: Check, rows: list[dict], n_tasks: int, min_seeds: i
     if p_support <= ALPHA and on_side >= point_need(check.over_tasks, n_tasks) and against <= n_tasks - need:
         return {**out, "verdict": "supported"}
     return {**out, "verdict": "inconclusive"}
-
-
-def _pooled_verdict(est: dict, missing: int, n_tasks: int, min_seeds: int, alpha_contradict: float) -> dict:
-    n = _fewest_seeds(est)
-    if n < min_seeds:
-        return {"verdict": "inconclusive", "why": f"{n} seed(s) < min_seeds = {min_seeds}"}
-    if missing:  # a pooled statistic over fewer tasks than claimed is a different claim
-        return {"verdict": "inconclusive", "why": f"{missing} of {n_tasks} task(s) not run"}
-    if est["p_support"] <= ALPHA:
-        return {"verdict": "supported"}
-    if est["p_contradict"] <= alpha_contradict:
-        return {"verdict": "contradicted"}
-    return {"verdict": "inconclusive"}
 
 
 def evaluate_claims(claims: Claims, evidence: dict[str, StudyEvidence], *, scale: str, reps: int,

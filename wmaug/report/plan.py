@@ -121,7 +121,7 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
         key = ("pretrain", algo, env, kind, block)
         if key in jobs:
             return
-        iterations = s["fqe_iterations"] if algo == "fqe" else s["pretrain_iterations"]
+        iterations = C.pretrain_iterations(s, algo)
         jobs[key] = Job("pretrain", updates=iterations, rate="cql_block", env=env)
         dataset(env, kind)
         if algo == "fqe":
@@ -146,7 +146,9 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
         else:
             steps = s["finetune_long_steps"] if r.long else s["finetune_steps"]
             ft = algos["finetune"]
-            updates = max(0, steps - ft["first_updates_after"]) + ft["first_updates"]
+            after, every = ft["first_updates_after"], ft["update_every"]
+            first = ft["first_updates"] if r.burst else every  # the first block (wmaug/paper_b/finetune.py)
+            updates = first + every * ((steps - after) // every) if steps >= after else 0
             jobs[("cell", *c.values())] = Job("cell", updates=updates, rate="ensemble_sac", env_steps=steps, env=env)
             if r.sampling != "online_only":
                 dataset(env, kind)
