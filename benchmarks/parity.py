@@ -135,8 +135,12 @@ def pair_title(pair: str, budget: str) -> str:
 
 
 def load_config() -> dict:
-    """The harness's own settings: every hyperparameter of both sides comes from here."""
-    return C.load_config(ROOT / "config" / "config.yaml", "quick")
+    """The harness's own settings: every hyperparameter of both sides comes from here. CQL's per-task network
+    override (paper B's 3-layer halfcheetah-medium-expert) is left out: a pair compares two implementations of one
+    rule at the same settings, 2x256 on both sides."""
+    cfg = C.load_config(ROOT / "config" / "config.yaml", "quick")
+    cfg["algorithms"]["cql"].pop("task_overrides", None)
+    return cfg
 
 
 # ---- data: the harness's D4RL-protocol code ------------------------------------------------------------------

@@ -136,10 +136,10 @@ def test_paper_dry_run_plans_both_studies_grids():
             counts[parts[0]] = int(parts[1])
     # Paper A: 4 envs x 3 datasets x 3 methods, plus its ablations and open questions (test above), x 5 seeds.
     paper_a = (4 * 3 * 3 + 4 + 2 + 4 * 4 + 4 * 3 + 4 * 2 * 6 + 1 + 4) * 5
-    # Paper B: 3 envs x 4 datasets x 5 methods x 4 seeds, plus the ablation cells not already in that grid:
-    # Fig 1b 4, Fig 1c 16, Fig 4c 96, Fig 4d 88 (its N=1 cells of Fig 1c counted once), CQL kept 48,
-    # long halfcheetah runs 32, alternative density ratio 48.
-    paper_b = 3 * 4 * 5 * 4 + 4 + 16 + 96 + 88 + 48 + 32 + 48
+    # Paper B: 3 envs x 4 datasets x 6 methods (sac_single beside sac) x 4 seeds, plus the ablation cells not
+    # already in that grid: Fig 1b 4, Fig 1c 16, Fig 4c 96, Fig 4d 88 (its N=1 cells of Fig 1c counted once), CQL
+    # kept 48, long halfcheetah runs 32, alternative density ratio 48.
+    paper_b = 3 * 4 * 6 * 4 + 4 + 16 + 96 + 88 + 48 + 32 + 48
     assert counts["cell"] == paper_a + paper_b
     # Samples per (env, dataset, size, seed): the main grid's 10K; 5K, 50K and 100K of the data sweep's
     # 4 envs x 2 datasets; Fig 5's 50K on ant-medium-replay; hopper_noisy's 10K. World models: the same
@@ -241,7 +241,7 @@ def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
     assert not any("gpu" in r for r in jobs["report_wmaug"] + jobs["dataset"])
     assert all(r["mem_mb"] == "16000" for r in jobs["pretrain"] + jobs["report_wmaug"])
     assert {r["runtime"] for r in jobs["cell"]} >= {str((200_000 + 500_000) // 6000)}
-    assert len(jobs["cell"]) == 615 + 572
+    assert len(jobs["cell"]) == 615 + 620
 
 
 def _leaves(obj, path=()):

@@ -93,7 +93,7 @@ def test_figures_for_named_claims_runs_their_targets_only():
 
 @pytest.mark.slow  # starts Snakemake
 def test_a_claim_target_plans_only_what_its_checks_read():
-    """`snakemake -n claim_A6` at paper scale: A6's 15 cells (three methods on ant medium-replay, 5 seeds) and what
+    """`snakemake -n claim_A6` at paper scale: A6's 10 cells (two methods on ant medium-replay, 5 seeds) and what
     they need, nothing else; the same jobs `wmaug plan --claim A6` counts (its report is the claim's own job)."""
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "claim_A6", "--config", "scale=paper", "--quiet",
                           "rules"], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -108,7 +108,7 @@ def test_a_claim_target_plans_only_what_its_checks_read():
     planned = {rule: r["jobs"] for rule, r in plan(paper_config(), ["A6"], claims_file=CLAIMS)["rules"].items()}
     assert counts.pop("claim_A6") == 1
     assert counts == {k: v for k, v in planned.items() if k not in ("report", "claims")}
-    assert counts["cell"] == 15
+    assert counts["cell"] == 10
 
 
 @pytest.mark.slow  # starts Snakemake

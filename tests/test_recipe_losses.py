@@ -236,7 +236,8 @@ def test_a_paper_b_cell_builds_the_rule_its_recipe_names(tmp_path, base_config, 
         from wmaug.algos import build_agent
 
         algo = {"ensemble_sac": "cql"}.get(spec["recipe"]["online"], spec["recipe"]["online"])
-        agent = build_agent(algo, obs_dim, act_dim, spec["algorithms"][algo], n, "cpu")
+        settings = {k: v for k, v in spec["algorithms"][algo].items() if k != "task_overrides"}
+        agent = build_agent(algo, obs_dim, act_dim, settings, n, "cpu")
         blocks.append(n)
         return {"state": agent.state_dict(), "agent_seeds": list(range(n)), "agent_scores": [0.0] * n}
 
