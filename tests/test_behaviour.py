@@ -81,3 +81,24 @@ def test_periodic_checkpoints_leave_the_run_unchanged_and_another_jobs_checkpoin
     run = behaviour(checkpoint=checkpoint, checkpoint_every=150)
     assert "from another configuration" in caplog.text
     assert_same_run(run, behaviour())
+
+
+def test_a_dataset_records_its_returns_beside_d4rls_and_a_weak_expert_warns_at_paper_scale():
+    """docs/datasets.md: each built dataset's mean return and normalised score beside D4RL v2's published mean; at
+    paper scale an `expert` under 60 normalised is far below D4RL's and says so (not at smaller scales, whose
+    behaviour budgets are small by design)."""
+    from wmaug.core.envs import normalized_score
+    from wmaug.data import d4rl_protocol as P
+
+    episodes = [{"rewards": np.full(100, 5.0)}, {"rewards": np.full(50, 2.0)}, {"rewards": np.zeros(0)}]
+    r = P.dataset_returns("hopper", "medium", episodes)
+    assert r["mean_return"] == pytest.approx(300.0) and r["episodes"] == 2
+    assert r["normalized_score"] == pytest.approx(normalized_score("hopper", 300.0))
+    assert r["d4rl_v2_mean_return"] == 1422.0 and r["d4rl_v2_normalized_score"] == pytest.approx(44.3, abs=0.05)
+    weak = P.dataset_returns("hopper", "expert", episodes)
+    assert "far below D4RL" in P.strength_warning("hopper", "expert", "paper", weak)
+    assert P.strength_warning("hopper", "expert", "quick", weak) is None
+    assert P.strength_warning("hopper", "medium", "paper", r) is None
+    strong = P.dataset_returns("hopper", "expert", [{"rewards": np.full(1000, 3.4)}])  # 3,400: about 105
+    assert P.strength_warning("hopper", "expert", "paper", strong) is None
+    assert "d4rl_v2_mean_return" not in P.dataset_returns("ant", "random", episodes)

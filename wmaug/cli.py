@@ -116,11 +116,16 @@ def cmd_dataset(args) -> None:
             episodes += read_minari_episodes(C.built_minari_id(scale, env, part), C.MINARI_ROOT)
     else:
         raise ValueError(f"unknown dataset kind {kind!r}")
+    info["returns"] = P.dataset_returns(env, kind, episodes)
+    warning = P.strength_warning(env, kind, scale, info["returns"])
+    if warning:
+        logging.getLogger("wmaug").warning(warning)
+        info["warning"] = warning
     dataset_id = C.built_minari_id(scale, env, kind)
     path = write_minari_dataset(dataset_id, episodes, env, C.MINARI_ROOT,
                                 description=f"{kind} data for {env} built by wmaug with the D4RL protocol (scale {scale})",
                                 algorithm_name="SAC (D4RL protocol)" if kind != "random" else "uniform random",
-                                metadata={k: v for k, v in info.items() if k != "behaviour"})
+                                metadata={k: v for k, v in info.items() if k not in ("behaviour", "returns", "warning")})
     info.update({"dataset_id": dataset_id, "minari_root": C.MINARI_ROOT, "path": str(path),
                  "checksum": dataset_checksum(path), "n_episodes": len(episodes),
                  "n_transitions": int(sum(len(e["actions"]) for e in episodes))})

@@ -15,7 +15,15 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from wmaug.core.envs import get_spec, make_env
+from wmaug.core.envs import get_spec, make_env, normalized_score
+
+# Published D4RL v2 dataset means (mean episode return; docs/datasets.md, "The harness's datasets beside D4RL's"):
+# recorded beside each dataset the harness builds, where D4RL's counterpart is known.
+D4RL_V2_MEAN_RETURN = {("hopper", "medium"): 1422.0, ("hopper", "expert"): 3511.0, ("halfcheetah", "medium"): 4770.0,
+                       ("walker2d", "medium"): 2852.0}
+# An `expert` dataset whose mean normalised score is under this at paper scale is far below D4RL's (whose expert
+# datasets sit near 100 by construction of the reference returns): the behaviour SAC fell short (docs/datasets.md)
+EXPERT_WARNING_SCORE = 60.0
 
 
 class EpisodeRecorder:
@@ -121,3 +129,26 @@ def replay_episodes_until(behaviour: dict, step: int) -> list[dict]:
                 out.append(cut)
             break
     return out
+
+
+def dataset_returns(env: str, kind: str, episodes: list[dict]) -> dict:
+    """A dataset's mean episode return and normalised score, beside D4RL v2's published mean where known."""
+    returns = [float(np.sum(ep["rewards"])) for ep in episodes if len(ep["rewards"])]
+    mean = float(np.mean(returns)) if returns else float("nan")
+    out = {"mean_return": mean, "normalized_score": float(normalized_score(env, mean)), "episodes": len(returns)}
+    published = D4RL_V2_MEAN_RETURN.get((env, kind))
+    if published is not None:
+        out.update(d4rl_v2_mean_return=published, d4rl_v2_normalized_score=float(normalized_score(env, published)))
+    return out
+
+
+def strength_warning(env: str, kind: str, scale: str, returns: dict) -> str | None:
+    """At paper scale, a warning when an `expert` dataset is far weaker than D4RL's (under EXPERT_WARNING_SCORE
+    normalised): every dataset of the env inherits that behaviour run's quality."""
+    if scale != "paper" or kind != "expert" or not returns["normalized_score"] < EXPERT_WARNING_SCORE:
+        return None
+    return (f"{env} expert dataset averages {returns['mean_return']:.0f} return ({returns['normalized_score']:.1f} "
+            f"normalised), far below D4RL's expert datasets (about 100; the warning fires under "
+            f"{EXPERT_WARNING_SCORE:g}): the behaviour SAC fell short, and medium, medium-replay and medium-expert "
+            f"inherit it. Compare with D4RL in docs/datasets.md before reading absolute thresholds.")
+
