@@ -156,6 +156,7 @@ SCHEMA = {
                         "latent_dim": _pos_int, "lr": _pos_num, "batch_size": _pos_int,
                         "next_state_weight": {"type": "number", "minimum": 0},
                         "latent_weight": {"type": "number", "minimum": 0},
+                        "latent_target": {"enum": ["stop_gradient", "end_to_end"]},
                     },
                 },
                 "augmentation": {

@@ -35,6 +35,9 @@ from wmaug.core.nets import EnsembleMLP, make_adam, mlp
 log = logging.getLogger(__name__)
 
 
+LATENT_TARGETS = ("stop_gradient", "end_to_end")
+
+
 @dataclass
 class WorldModelConfig:
     """Defaults are the paper text's; `authors_code()` gives the authors' implementation's choices."""
@@ -47,6 +50,9 @@ class WorldModelConfig:
     kl_weight: float | None = None  # None -> 1 / (batches per epoch) (docs/protocol.md)
     next_state_weight: float = 10.0
     latent_weight: float = 1.0
+    # the latent loss's target z' ~ q(z | s'): "stop_gradient" (no gradient into the encoder through the target, the
+    # harness's choice so far) or "end_to_end" (the paper: the model is "trained end-to-end"); docs/protocol.md
+    latent_target: str = "stop_gradient"
     lr: float = 1e-4
     batch_size: int = 4096
     epochs: int = 300
@@ -60,6 +66,9 @@ class WorldModelConfig:
             raise ValueError(f"WorldModelConfig: hidden, layers and latent_dim must be positive, got {self}")
         if self.batch_size <= 0 or self.epochs < 0:
             raise ValueError(f"WorldModelConfig: batch_size must be positive and epochs >= 0, got {self}")
+        if self.latent_target not in LATENT_TARGETS:
+            raise ValueError(f"WorldModelConfig: latent_target must be one of {LATENT_TARGETS}, got "
+                             f"{self.latent_target!r}")
 
     @classmethod
     def authors_code(cls, **overrides) -> "WorldModelConfig":
@@ -141,7 +150,7 @@ class WorldModel(LatentDynamics):
         # actual next state"). With the stop-gradient the sample is an unbiased, noisier stand-in for the
         # mean: E||z'_pred - (mu' + sigma' eps)||^2 = ||z'_pred - mu'||^2 + const, so the transition's
         # expected gradient is the same either way.
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.cfg.latent_target == "end_to_end" and torch.is_grad_enabled()):
             mu_n, logvar_n = self.encode(s_next)
             z_next_enc = self.reparameterize(mu_n, logvar_n)
         latent = F.mse_loss(z_next_pred, z_next_enc)
