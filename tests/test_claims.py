@@ -151,17 +151,6 @@ def test_quantifiers(verdicts, quantifier, expected):
     assert CL.combine(verdicts, quantifier) == expected
 
 
-@pytest.mark.parametrize("op, threshold, lo, hi, expected", [
-    (">", 0, 1, 2, "supported"), (">", 0, -1, 2, "inconclusive"), (">", 0, -2, 0, "contradicted"),
-    (">=", 100, 100, 101, "supported"), (">=", 100, 99, 101, "inconclusive"), (">=", 100, 90, 99.9, "contradicted"),
-    ("<", 5, 0, 4, "supported"), ("<", 5, 4, 6, "inconclusive"), ("<", 5, 5, 7, "contradicted"),
-    ("within", 10, -3, 4, "supported"), ("within", 10, -3, 12, "inconclusive"), ("within", 10, 11, 20, "contradicted"),
-    ("within", 10, -20, -11, "contradicted"),
-])
-def test_interval_verdicts(op, threshold, lo, hi, expected):
-    assert CL.interval_verdict(op, threshold, lo, hi) == expected
-
-
 # ---- per-run metrics ----------------------------------------------------------------------------------------
 def test_run_metrics_on_a_known_curve():
     steps = np.array([0, 100, 200, 300, 400], dtype=float)

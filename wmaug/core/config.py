@@ -27,7 +27,8 @@ SCALE_KEYS_INT = [
     "online_long_steps", "online_start_steps", "eval_every", "eval_episodes", "checkpoint_every", "bootstrap_reps",
     "holdout_samples",  # held-out transitions per world-model error estimate
     # paper B
-    "pretrain_iterations", "awac_pretrain_iterations", "fqe_iterations", "finetune_steps", "finetune_long_steps", "finetune_eval_every", "eval_steps",
+    "pretrain_iterations", "awac_pretrain_iterations", "fqe_iterations", "finetune_steps", "finetune_long_steps",
+    "finetune_eval_every", "eval_steps",
 ]
 SCALE_KEYS_STR = ["results_dir", "figures_dir"]
 MINARI_ROOT = "resources/minari"  # the datasets the harness builds (ids wmaug-<scale>/...)

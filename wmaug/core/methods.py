@@ -155,7 +155,8 @@ METHODS: dict[str, Recipe | FinetuneRecipe] = {r.name: r for r in PAPER_A + PAPE
 METHOD_LABELS = {
     "wm_td3bc_td3": "WM-TD3+BC -> TD3 (ours)", "td3bc_td3": "TD3+BC -> TD3", "td3": "TD3 (scratch)",
     "ours": "Ours (balanced replay + Q-ensemble)", "awac": "AWAC", "bcq_ft": "BCQ-ft", "sac_ft": "SAC-ft",
-    "sac": "SAC (scratch, 5-member ensemble)", "sac_single": "SAC (scratch, one agent)", "sac_ft_online_only": "CQL -> SAC, online only", "ours_uniform": "Uniform",
+    "sac": "SAC (scratch, 5-member ensemble)", "sac_single": "SAC (scratch, one agent)",
+    "sac_ft_online_only": "CQL -> SAC, online only", "ours_uniform": "Uniform",
     "ours_online_only": "Online only", "ours_e1": "Ensemble N=1", "ours_e2": "Ensemble N=2",
     "fqe_e1": "FQE-init (neutral Q)", "ours_keep_cql": "CQL regulariser kept", "ours_alt_ratio": "d_on / d_(off+on)",
     "ours_long": "Ours (CQL-init ensemble)", "fqe_long": "FQE-init ensemble",

@@ -3,9 +3,10 @@ regenerated results.
 
 A claim is a list of checks; each check is one of :data:`CHECKS` over a per-run metric (:data:`METRICS`: one
 value per seed of a cell, from the study's ``scores.csv`` or paper A's Fig 5 critic traces). The statistic of a
-check is the IQM (or mean) over seeds, per task or pooled over tasks. Each estimate gets a standard error from
-rliable's stratified bootstrap and one-sided t tests on either side of the threshold; a check over several tasks
-combines them as its quantifier says (the verdicts section below, and docs/claims.md). The verdict:
+check is the mean (or IQM) over seeds, per task or pooled over tasks. Each estimate gets one-sided t tests on either
+side of the threshold (Welch's for a mean; an IQM's standard error from rliable's stratified bootstrap); a check
+over several tasks combines them as its quantifier says (the verdicts section below, and docs/claims.md). The
+verdict:
 
 - ``supported``: the test for the claimed side rejects its null at ALPHA (a claim: every check supported);
 - ``contradicted``: the test for the other side rejects (a claim: any check, each at ALPHA / k for k checks);
@@ -118,7 +119,8 @@ def run_metric(steps: np.ndarray, values: np.ndarray, metric: str, params: dict)
 
 def _critic_runs(trace: pd.DataFrame | None, method: str, metric: str, params: dict) -> np.ndarray:
     """Per seed: the critic's error to the return-to-go (critic_error), its signed bias (critic_bias), or its
-    distance to the ``ref`` critic of the same seed (critic_gap), all over mean |G_t|; each seed's last ``tail`` steps left out (at most half)."""
+    distance to the ``ref`` critic of the same seed (critic_gap), all over mean |G_t|; each seed's last ``tail``
+    steps left out (at most half)."""
     if trace is None:
         return np.empty(0)
     own = trace[trace["label"] == method]
@@ -144,10 +146,10 @@ def _critic_runs(trace: pd.DataFrame | None, method: str, metric: str, params: d
 
 
 # --------------------------------------------------------------------------- verdicts
-# How a check is decided (docs/claims.md, "How a verdict is made"). Per task: the check's statistic (IQM or mean over
-# seeds) minus its threshold, with the stratified bootstrap's standard error scaled by sqrt(n / (n - 1)) and Student's
-# t at n - 1 degrees of freedom (n: the smaller side's seeds), gives two one-sided p-values: for the claimed side of
-# the threshold (support) and for the other (contradiction).
+# How a check is decided (docs/claims.md, "How a verdict is made"). Per task: the check's statistic (mean or IQM over
+# seeds) minus its threshold, with its standard error (Welch's for a mean; the stratified bootstrap's, scaled by
+# sqrt(n / (n - 1)), for an IQM) and Student's t, gives two one-sided p-values: for the claimed side of the
+# threshold (support) and for the other (contradiction).
 #   support of a check over T tasks: Stouffer's combination of the T support p-values at level ALPHA (the null: every
 #     task on the threshold), and the point estimates on the claimed side on at least the quantifier's share of tasks
 #     (`all`: 80%, see point_need), and no more tasks individually contradicted at ALPHA than the quantifier allows;
@@ -163,20 +165,6 @@ def point_need(quantifier: str, n: int) -> int:
     which asks 80% (nearly_all's share): at a true 1-SD effect on 12 tasks and 5 seeds, all 12 estimates on the
     claimed side happens only half the time."""
     return need_of("nearly_all" if quantifier == "all" else quantifier, n)
-
-
-def interval_verdict(op: str, threshold: float, lo: float, hi: float) -> str:
-    """supported / contradicted / inconclusive of the claim ``statistic <op> threshold`` given its interval."""
-    if op in (">", ">="):
-        ok = lo > threshold if op == ">" else lo >= threshold
-        bad = hi <= threshold if op == ">" else hi < threshold
-    elif op in ("<", "<="):
-        ok = hi < threshold if op == "<" else hi <= threshold
-        bad = lo >= threshold if op == "<" else lo > threshold
-    else:  # within +/- threshold
-        ok = -threshold <= lo and hi <= threshold
-        bad = lo > threshold or hi < -threshold
-    return "supported" if ok else "contradicted" if bad else "inconclusive"
 
 
 def need_of(quantifier: str, n: int) -> int:
@@ -438,7 +426,7 @@ def seeds_to_decide(gap: float, ses: Sequence[float], dfs: Sequence[float], n_ob
 
 
 def evaluate_check(check: Check, ev: StudyEvidence, min_seeds: int, reps: int, seed: int, key: tuple,
-                   interval: str = "calibrated", alpha_contradict: float = ALPHA, comparable: bool = True) -> dict:
+                   alpha_contradict: float = ALPHA, comparable: bool = True) -> dict:
     """A check's verdict with its evidence: per-task (or pooled) estimates, one-sided p-values, 1 - 2 ALPHA (92%)
     intervals (the one-sided tests' bounds), the effect it could detect and, when inconclusive, the seeds that
     would decide it.
@@ -549,7 +537,7 @@ def evaluate_claims(claims: Claims, evidence: dict[str, StudyEvidence], *, scale
                         "why": f"no study of pipeline {claim.pipeline!r} in the config", "checks": []})
             continue
         alpha_c = ALPHA / len(claim.checks)
-        checks = [evaluate_check(c, ev, claims.min_seeds, reps, seed, (claim.id, i), claims.interval, alpha_c,
+        checks = [evaluate_check(c, ev, claims.min_seeds, reps, seed, (claim.id, i), alpha_c,
                                  comparable=scale == "paper" or not c.paper_budget)
                   for i, c in enumerate(claim.checks)]
         verdict = combine([c["verdict"] for c in checks], "all")
