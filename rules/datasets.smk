@@ -1,12 +1,15 @@
 # D4RL-protocol datasets (behaviour SAC -> Minari datasets), each cell's seeded sample, and the world models.
 
 
-rule behaviour:
-    """Behaviour SAC with evaluation checkpoints: expert = last, medium = first at 1/3 of expert."""
+rule behaviour_run:
+    """One behaviour SAC (a seed of behaviour_seeds) with evaluation checkpoints: expert = last, medium = first at
+    1/3 of expert."""
     output:
-        C.behaviour_path(CFG, "{env}"),
+        C.behaviour_candidate_path(CFG, "{env}", "{seed}"),
     log:
-        f"{LOGS}/behaviour/{{env}}.log",
+        f"{LOGS}/behaviour/{{env}}-seed{{seed}}.log",
+    wildcard_constraints:
+        seed=r"\d+",
     params:
         budget={k: S[k] for k in ("behaviour_steps", "behaviour_start_steps", "behaviour_eval_every", "behaviour_eval_episodes")},
         sac=CFG["algorithms"]["sac"],
@@ -15,7 +18,25 @@ rule behaviour:
         runtime=max(10, S["behaviour_steps"] // 3000),  # minutes, at ~50 SAC updates/s worst case
         mem_mb=4000,
     shell:
-        "wmaug behaviour {CFG_ARG} --env {wildcards.env} --threads {threads} --out {output} 2> {log}"
+        "wmaug behaviour {CFG_ARG} --env {wildcards.env} --seed {wildcards.seed} --threads {threads} --out {output} 2> {log}"
+
+
+rule behaviour:
+    """The behaviour run an env's datasets come from: the strongest final policy of its seeds (docs/datasets.md)."""
+    input:
+        lambda wc: [C.behaviour_candidate_path(CFG, wc.env, seed) for seed in S["behaviour_seeds"]],
+    output:
+        C.behaviour_path(CFG, "{env}"),
+    log:
+        f"{LOGS}/behaviour/{{env}}-select.log",
+    params:
+        seeds=S["behaviour_seeds"],
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=8000,
+    shell:
+        "wmaug behaviour-select {CFG_ARG} --env {wildcards.env} --candidates {input} --out {output} 2> {log}"
 
 
 def dataset_inputs(wc):

@@ -4,8 +4,6 @@ episode end, Preempted (the CLI exits 143), and the re-run ends with the uninter
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +11,8 @@ import torch
 from wmaug.algos.sac import SAC
 from wmaug.behaviour import train_behaviour
 from wmaug.core.errors import Preempted
+
+from conftest import drawn_moment
 
 SAC_SETTINGS = {"hidden": [32, 32], "actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4, "init_alpha": 1.0,
                 "gamma": 0.99, "tau": 0.005, "batch_size": 64}
@@ -53,7 +53,7 @@ def _sigterm_at_update(count: int, monkeypatch) -> None:
 @pytest.mark.slow  # trains for seconds
 def test_sigterm_at_a_random_update_then_resume_gives_the_uninterrupted_run(tmp_path, monkeypatch):
     reference = behaviour()  # no checkpoint file at all: checkpointing must not change the run either
-    update = random.Random().randint(1, STEPS - START_STEPS - 60)
+    update = drawn_moment("SIGTERM update").randint(1, STEPS - START_STEPS - 60)
     print(f"SIGTERM at update {update}")
     checkpoint = tmp_path / "behaviour.checkpoint.pt"
     _sigterm_at_update(update, monkeypatch)
@@ -102,3 +102,49 @@ def test_a_dataset_records_its_returns_beside_d4rls_and_a_weak_expert_warns_at_p
     strong = P.dataset_returns("hopper", "expert", [{"rewards": np.full(1000, 3.4)}])  # 3,400: about 105
     assert P.strength_warning("hopper", "expert", "paper", strong) is None
     assert "d4rl_v2_mean_return" not in P.dataset_returns("ant", "random", episodes)
+
+
+def _candidate(seed: int, returns: list[float], env: str = "hopper") -> dict:
+    """What `wmaug behaviour` writes, with the fields selection reads; the actors are left out."""
+    return {"env": env, "seed": seed, "steps": 30, "start_steps": 10, "sac": SAC_SETTINGS, "wall_time_s": 1.0,
+            "checkpoints": [{"step": 10 * (i + 1), "return": r, "actor": {}} for i, r in enumerate(returns)],
+            "episodes": []}
+
+
+def test_the_behaviour_run_with_the_strongest_final_policy_is_selected_ties_to_the_lowest_seed():
+    """docs/datasets.md's rule: the highest final evaluation return wins, whatever the run's best checkpoint was
+    (seed 1 peaked at 2,826 and ended at 1,526, the hopper case of the issue); a tie goes to the lowest seed."""
+    from wmaug.data.d4rl_protocol import select_behaviour
+
+    runs = [_candidate(0, [300, 2013]), _candidate(1, [400, 2826, 1526]), _candidate(2, [200, 3014])]
+    assert select_behaviour(runs)["seed"] == 2
+    assert select_behaviour(runs[:2])["seed"] == 0
+    assert select_behaviour([_candidate(5, [10, 900]), _candidate(3, [10, 900])])["seed"] == 3
+    with pytest.raises(ValueError, match="behaviour_seeds is empty"):
+        select_behaviour([])
+
+
+def test_behaviour_select_records_every_candidate_and_the_dataset_reads_the_chosen_run(tmp_path, capsys):
+    from wmaug.cli import _load_behaviour, main
+    from wmaug.core.io import read_json, torch_save
+
+    paths = []
+    for seed, returns in ((0, [5.0, 40.0]), (1, [5.0, 90.0]), (2, [5.0, 60.0])):
+        paths.append(str(tmp_path / f"seed{seed}.pt"))
+        torch_save(_candidate(seed, returns), paths[-1])
+    out = tmp_path / "behaviour.json"
+    main(["behaviour-select", "--env", "hopper", "--candidates", *paths, "--out", str(out)])
+    record = read_json(out)
+    assert record["selected_seed"] == 1 and record["selected_path"] == paths[1]
+    assert [(c["seed"], c["final_return"], c["final_step"]) for c in record["candidates"]] == [
+        (0, 40.0, 20), (1, 90.0, 20), (2, 60.0, 20)]
+    assert "highest evaluation return" in record["rule"]
+    run, _ = _load_behaviour(str(out))
+    assert run["seed"] == 1 and run["checkpoints"][-1]["return"] == 90.0
+    # a candidate of another environment is refused, naming the file
+    torch_save(_candidate(3, [1.0, 2.0], env="walker2d"), tmp_path / "seed3.pt")
+    with pytest.raises(SystemExit) as exc:
+        main(["behaviour-select", "--env", "hopper", "--candidates", paths[0], str(tmp_path / "seed3.pt"),
+              "--out", str(tmp_path / "other.json")])
+    assert exc.value.code == 2
+    assert "seed3.pt: a behaviour run of 'walker2d', not of --env 'hopper'" in capsys.readouterr().err

@@ -87,6 +87,17 @@ def test_smoke_subset_and_overrides(base_config):
         # whole-number floats passed the schema as integers, then crashed in range()
         (lambda c: c["scales"]["smoke"].__setitem__("study_seeds", {"wmaug": 1.0}), ["scales.smoke.study_seeds.wmaug", "1.0", "write 1"]),
         (lambda c: c.__setitem__("seeds_per_job", 2.0), ["seeds_per_job", "2.0", "write 2"]),
+        # the behaviour runs the datasets are selected from (docs/datasets.md)
+        (lambda c: c["scales"]["paper"].__setitem__("behaviour_seeds", []), ["scales.paper.behaviour_seeds", "[]"]),
+        (lambda c: c["scales"]["quick"].__setitem__("behaviour_seeds", [1, 1]), ["scales.quick.behaviour_seeds", "[1, 1]"]),
+        (lambda c: c["scales"]["smoke"].__setitem__("behaviour_seeds", [-1]), ["scales.smoke.behaviour_seeds.0", "-1"]),
+        # cross-field checks: the online phase must start after its random steps; Fig 5d's run is the longer one
+        (lambda c: c["scales"]["smoke"].__setitem__("online_start_steps", 600),
+         ["scales.smoke.online_start_steps = 600", "below online_steps = 600"]),
+        (lambda c: c["scales"]["paper"].__setitem__("online_long_steps", 499_999),
+         ["scales.paper.online_long_steps = 499999", "at least online_steps = 500000"]),
+        (lambda c: c["scales"]["quick"].__setitem__("behaviour_start_steps", 300_000),
+         ["scales.quick.behaviour_start_steps = 300000", "below behaviour_steps = 300000"]),
     ],
 )
 def test_bad_values_are_named(base_config, edit, expected):
@@ -146,8 +157,10 @@ def test_paper_dry_run_plans_both_studies_grids():
     # without Fig 5's 50K (no augmentation there).
     assert counts["subsample"] == 4 * 3 * 5 + 3 * 4 * 2 * 5 + 5 + 5
     assert counts["world_model"] == 4 * 3 * 5 + 3 * 4 * 2 * 5 + 5
-    # hopper_noisy adds a behaviour policy and its medium-replay dataset.
-    assert counts["behaviour"] == 4 + 1 and counts["dataset"] == 4 * 5 + 1
+    # hopper_noisy adds a behaviour policy and its medium-replay dataset; each env's behaviour SAC runs once per
+    # behaviour seed (3), and one selection job per env picks the run its datasets come from.
+    assert counts["behaviour_run"] == (4 + 1) * 3 and counts["behaviour"] == 4 + 1
+    assert counts["dataset"] == 4 * 5 + 1
     # One held-out error per world model of the main grid; Fig 5's traces on ant-medium-replay.
     assert counts["world_model_error"] == 4 * 3 * 5 and counts["critic_trace"] == 1
     # One block of 5 agents per (env, dataset, seed) for CQL, AWAC and BCQ; FQE for halfcheetah's 4 datasets.
@@ -231,13 +244,15 @@ def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
                           "--config", "scale=paper"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     jobs = _job_resources(out.stdout + out.stderr)
-    assert {"cell", "pretrain", "behaviour", "dataset", "world_model", "report_wmaug", "claims"} <= set(jobs)
+    assert {"cell", "pretrain", "behaviour_run", "behaviour", "dataset", "world_model", "report_wmaug",
+            "claims"} <= set(jobs)
     training = jobs["cell"] + jobs["pretrain"]
     for rule, listed in jobs.items():
         for res in listed:
             partition = "EDIT_ME_GPU_PARTITION" if rule in ("cell", "pretrain") else "EDIT_ME_PARTITION"
             assert res["slurm_account"] == "EDIT_ME_ACCOUNT" and res["slurm_partition"] == partition, rule
     assert all(r["cpus_per_task"] == "2" and r["gpu"] == "1" for r in training)
+    assert all(r["cpus_per_task"] == "2" and "gpu" not in r for r in jobs["behaviour_run"])
     assert not any("gpu" in r for r in jobs["report_wmaug"] + jobs["dataset"])
     assert all(r["mem_mb"] == "16000" for r in jobs["pretrain"] + jobs["report_wmaug"])
     assert {r["runtime"] for r in jobs["cell"]} >= {str((200_000 + 500_000) // 6000)}

@@ -33,7 +33,8 @@ def test_a_claim_plans_only_the_cells_its_checks_read_and_what_they_need():
     assert len(cells) == 2 * seeds and not traces
     p = plan(cfg, ["A6"], claims_file=CLAIMS)
     rules = {rule: r["jobs"] for rule, r in p["rules"].items()}
-    assert rules == {"behaviour": 1, "dataset": 1, "subsample": seeds, "world_model": seeds, "cell": 2 * seeds,
+    behaviour_runs = len(C.scale_cfg(cfg)["behaviour_seeds"])  # one env's runs, the datasets' strongest picked later
+    assert rules == {"behaviour_run": behaviour_runs, "behaviour": 1, "dataset": 1, "subsample": seeds, "world_model": seeds, "cell": 2 * seeds,
                      "report": 1, "claims": 1}
     assert p["total"]["hours"] > 0 and p["total"]["updates"] > 0
 

@@ -1,7 +1,8 @@
 """`wmaug`: the entrypoints the Snakemake rules call, usable by hand with the same config.
 
     wmaug validate  [--config config/config.yaml] [--scale smoke]
-    wmaug behaviour --env hopper --out resources/smoke/behaviour/hopper/behaviour.pt
+    wmaug behaviour --env hopper --seed 0 --out resources/smoke/behaviour/hopper/seed0.pt
+    wmaug behaviour-select --env hopper --candidates ...seed0.pt ...seed1.pt --out ...behaviour.json
     wmaug dataset   --env hopper --kind medium --out resources/smoke/datasets/hopper/medium.json
     wmaug subsample --env hopper --dataset medium --seed 0 --out ...npz
     wmaug world-model --env hopper --dataset medium --seed 0 --out ...pt
@@ -69,14 +70,35 @@ def cmd_behaviour(args) -> None:
     torch_save(result, out)
 
 
-def _load_behaviour(path: str) -> dict:
-    from wmaug.core.io import torch_load
+def cmd_behaviour_select(args) -> None:
+    from wmaug.core.io import torch_load, write_json
+    from wmaug.data.d4rl_protocol import SELECTION_RULE, select_behaviour
+
+    candidates = []
+    for path in args.candidates:
+        run = torch_load(path, "behaviour candidate file")
+        if run["env"] != args.env:
+            raise InputError(f"{path}: a behaviour run of {run['env']!r}, not of --env {args.env!r}")
+        candidates.append({"seed": run["seed"], "path": path, "checkpoints": run["checkpoints"]})
+    chosen = select_behaviour(candidates)
+    record = {"env": args.env, "rule": SELECTION_RULE, "selected_seed": chosen["seed"], "selected_path": chosen["path"],
+              "candidates": [{"seed": c["seed"], "path": c["path"], "final_step": c["checkpoints"][-1]["step"],
+                              "final_return": c["checkpoints"][-1]["return"]} for c in candidates]}
+    logging.getLogger("wmaug").info("behaviour %s: seed %d selected, final returns %s", args.env, chosen["seed"],
+                                    {c["seed"]: round(c["final_return"], 1) for c in record["candidates"]})
+    write_json(args.out, record)
+
+
+def _load_behaviour(path: str) -> tuple[dict, dict]:
+    """The selected behaviour run of a selection record, and the record."""
+    from wmaug.core.io import read_json, torch_load
 
     from wmaug.behaviour import episodes_as_arrays
 
-    b = torch_load(path, "behaviour policy file")
+    record = read_json(path, "behaviour selection record")
+    b = torch_load(record["selected_path"], f"behaviour run selected by {path}")
     b["episodes"] = episodes_as_arrays(b["episodes"])
-    return b
+    return b, record
 
 
 def cmd_dataset(args) -> None:
@@ -95,10 +117,12 @@ def cmd_dataset(args) -> None:
     if kind == "random":
         episodes = P.rollout_episodes(env, P.uniform_policy(env, args.seed), n, args.seed, progress, f"{env} random")
     elif kind in ("expert", "medium", "medium-replay"):
-        behaviour = _load_behaviour(C.behaviour_path(cfg, env))
+        behaviour, selection = _load_behaviour(C.behaviour_path(cfg, env))
         ckpts = behaviour["checkpoints"]
         medium = P.pick_medium(ckpts, behaviour["start_steps"])
-        info["behaviour"] = {"path": C.behaviour_path(cfg, env), "expert_step": ckpts[-1]["step"],
+        info["behaviour"] = {"path": selection["selected_path"], "seed": behaviour["seed"],
+                             "candidates_final_return": {c["seed"]: c["final_return"] for c in selection["candidates"]},
+                             "expert_step": ckpts[-1]["step"],
                              "expert_return": ckpts[-1]["return"], "medium_step": medium["step"],
                              "medium_return": medium["return"], "medium_threshold": medium["threshold"],
                              "checkpoint_returns": {c["step"]: c["return"] for c in ckpts}}
@@ -340,6 +364,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_behaviour)
+
+    p = sub.add_parser("behaviour-select", help="pick the behaviour run an env's datasets come from (docs/datasets.md)")
+    _common(p)
+    p.add_argument("--env", required=True)
+    p.add_argument("--candidates", nargs="+", required=True, help="behaviour runs of the env, one per seed")
+    p.add_argument("--out", required=True, help="the selection record (JSON)")
+    p.set_defaults(func=cmd_behaviour_select)
 
     p = sub.add_parser("dataset", help="build one D4RL-protocol dataset as a Minari dataset")
     _common(p)

@@ -112,6 +112,9 @@ SCHEMA = {
                 "properties": {
                     **{k: _pos_int for k in SCALE_KEYS_INT},
                     **{k: {"type": "string", "minLength": 1} for k in SCALE_KEYS_STR},
+                    # the behaviour SAC's seeds, one run each; the datasets come from the strongest (docs/datasets.md)
+                    "behaviour_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1,
+                                        "uniqueItems": True},
                     # per-study seed counts (paper A runs 5 seeds, paper B 4)
                     "study_seeds": {"type": "object", "additionalProperties": _pos_int},
                     "grid_subset": {"type": "object", "additionalProperties": {
@@ -228,6 +231,7 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
     for name in config["scales"]:
         s = config["scales"][name]
         k = f"{where}: scales.{name}"
+        s.setdefault("behaviour_seeds", [0])  # one run, seed 0: what a config written before the key ran
         if s["online_start_steps"] >= s["online_steps"]:
             raise ConfigError(f"{k}.online_start_steps = {s['online_start_steps']} must be below online_steps = {s['online_steps']}")
         if s["behaviour_start_steps"] >= s["behaviour_steps"]:
@@ -388,8 +392,14 @@ def built_minari_id(scale: str, env: str, kind: str) -> str:
     return f"wmaug-{scale}/{env}/{kind}-v0"
 
 
+def behaviour_candidate_path(config: dict, env: str, seed) -> str:
+    """One behaviour SAC run (`wmaug behaviour --seed`): a candidate for the env's datasets."""
+    return f"{resources_dir(config)}/behaviour/{env}/seed{seed}.pt"
+
+
 def behaviour_path(config: dict, env: str) -> str:
-    return f"{resources_dir(config)}/behaviour/{env}/behaviour.pt"
+    """The selection record (`wmaug behaviour-select`): which candidate the env's datasets come from, and why."""
+    return f"{resources_dir(config)}/behaviour/{env}/behaviour.json"
 
 
 def dataset_marker(config: dict, env: str, kind: str) -> str:

@@ -76,6 +76,17 @@ def write_json(path: str | Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def read_json(path: str | Path, what: str = "file"):
+    """A JSON file, with an error that names the file and what it is."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise RuntimeError(f"{what} {path} is not valid JSON: {exc}") from exc
+
+
 def torch_save(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

@@ -112,6 +112,22 @@ def pick_medium(checkpoints: list[dict], learning_starts: int, fraction: float =
     return {**trained[-1], "threshold": threshold}
 
 
+SELECTION_RULE = ("the candidate whose final policy has the highest evaluation return (the mean over "
+                  "behaviour_eval_episodes episodes); a tie goes to the lowest seed")
+
+
+def select_behaviour(candidates: list[dict]) -> dict:
+    """Which of several behaviour SAC runs (one per seed) the datasets of an environment come from: the one whose
+    final policy, the `expert` of the D4RL protocol, evaluates highest. One seed decides every dataset of an
+    environment, and the same code's seeds end 2,000 and 3,000 apart on hopper (docs/datasets.md); picking the
+    strongest of several seeds is what keeps `expert` close to D4RL's fully trained SAC. `candidates` hold each
+    run's `seed` and `checkpoints` (steps and returns)."""
+    if not candidates:
+        raise ValueError("no behaviour candidate to select from: behaviour_seeds is empty")
+    ranked = sorted(candidates, key=lambda c: (-c["checkpoints"][-1]["return"], c["seed"]))
+    return ranked[0]
+
+
 def replay_episodes_until(behaviour: dict, step: int) -> list[dict]:
     """Every transition the behaviour SAC collected in its first `step` environment steps, as episodes."""
     out, total = [], 0

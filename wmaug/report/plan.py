@@ -23,7 +23,7 @@ from wmaug.core.papers import study_paper
 from wmaug.report.claims import CRITIC_METRICS, Claim, check_tasks, load_claims
 
 RATES_TABLE = Path(__file__).resolve().parents[2] / "config" / "rates.yaml"
-RULE_ORDER = ("behaviour", "dataset", "subsample", "world_model", "pretrain", "cell", "world_model_error",
+RULE_ORDER = ("behaviour_run", "behaviour", "dataset", "subsample", "world_model", "pretrain", "cell", "world_model_error",
               "critic_trace", "likelihood_shift", "report", "claims")
 # speed.py JSON rows -> the rates table's names
 SPEED_ROWS = {"td3": "wmaug TD3+BC, 1 agent", "td3_batched": "wmaug TD3+BC, 8 agents batched",
@@ -113,9 +113,11 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
         if kind == "medium-expert":
             dataset(env, "medium")
             dataset(env, "expert")
-        elif kind != "random" and ("behaviour", env) not in jobs:
-            jobs[("behaviour", env)] = Job("behaviour", updates=s["behaviour_steps"] - s["behaviour_start_steps"],
-                                           rate="sac", env_steps=s["behaviour_steps"], env=env)
+        elif kind != "random":
+            for seed in s["behaviour_seeds"]:  # one run per seed, then the selection (which costs nothing)
+                jobs[("behaviour_run", env, seed)] = Job("behaviour_run", rate="sac", env=env, env_steps=s["behaviour_steps"],
+                                                         updates=s["behaviour_steps"] - s["behaviour_start_steps"])
+            jobs[("behaviour", env)] = Job("behaviour", env=env)
 
     def pretrain(algo: str, env: str, kind: str, block: int) -> None:
         key = ("pretrain", algo, env, kind, block)
