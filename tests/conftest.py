@@ -27,6 +27,17 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
+def drawn_moment(name: str):
+    """A seeded stream for a test that draws when to interrupt a run: the property must hold wherever the moment
+    falls, and a failure must reproduce. $WMAUG_TEST_SEED moves the draw (default 0); the test prints the seed."""
+    import os
+    import random
+
+    seed = int(os.environ.get("WMAUG_TEST_SEED", "0"))
+    print(f"{name}: drawn with WMAUG_TEST_SEED={seed}")
+    return random.Random(seed)
+
+
 # ---- Pendulum learning tasks shared by test_learning.py and test_offline_algos.py -------------------------
 # Pendulum-v1 with actions rescaled to [-1, 1] (the agents' action range). A uniform-random policy scores about
 # -1200 per 200-step episode; a solved pendulum scores about -150. Small networks (64-64) and a higher learning

@@ -302,3 +302,107 @@ def test_density_ratio_state_dict_round_trip():
     info1 = dr.update(b, b.replace(observations=b.observations + 1))
     info2 = other.update(b, b.replace(observations=b.observations + 1))  # same weights and Adam moments
     assert info1 == info2
+
+
+# --- the sampler's wiring: what the density ratio sees and which priorities it writes ----------------------------
+@pytest.mark.parametrize("alternative", [False, True], ids=["ours", "ours_alt_ratio"])
+def test_balanced_sampler_writes_the_drawn_rows_priorities_against_its_reference_batch(alternative):
+    """Paper B, sec. 4.1 and appendix: after each draw, the drawn rows get p = w^(1/T) / mean_ref(w^(1/T)), with w
+    the density ratio and the reference batch drawn from the offline data (ours) or from offline + online in
+    proportion to their sizes (ours_alt_ratio, w ~ d_on / d_(off+on)). The ratio here is hand-set and frozen,
+    w(s, a) = max(s, 0), so every number is known: offline states are 1 (w = 1), online state i is i."""
+    from wmaug.paper_b.samplers import Balanced
+
+    m, k, n_ref, temperature = 64, 64, 32, 5.0
+    offline = Transitions(observations=np.ones((m, 1), "f4"), actions=np.zeros((m, 1), "f4"),
+                          rewards=-np.ones(m, "f4"), next_observations=np.ones((m, 1), "f4"),
+                          terminals=np.zeros(m, "f4"), timeouts=np.zeros(m, "f4"))
+    settings = {"online_share": 0.5, "default_samples": k, "hidden": [4], "lr": 3e-4, "temperature": temperature,
+                "batch_size": n_ref}
+    sampler = Balanced(offline, 1000, settings, "cpu", alternative=alternative)
+    sampler.ratio = relu_of_first_input(temperature)
+    sampler.ratio.opt = torch.optim.SGD(sampler.ratio.net.parameters(), lr=0.0)  # frozen: w stays max(s, 0)
+    for i in range(1, k + 1):
+        sampler.add(np.array([i], "f4"), np.zeros(1, "f4"), float(i), np.array([i + 1], "f4"), False)
+    entry = sampler.replay.tree.leaves()[: m + k].copy()
+    seen = {}
+    real_update = sampler.ratio.update
+
+    def spy_update(online_batch, reference):
+        seen["online"], seen["reference"] = online_batch, reference
+        return real_update(online_batch, reference)
+
+    sampler.ratio.update = spy_update
+    rng = np.random.default_rng(7)
+    batch, is_offline = sampler.sample(48, rng)
+    drawn = sampler.drawn.copy()
+    np.testing.assert_array_equal(is_offline, drawn < m)
+    np.testing.assert_array_equal(batch.rewards.numpy() < 0, is_offline)
+    sampler.after_sample(rng)
+
+    # the density ratio's P samples are online rows, its Q samples the reference batch
+    assert (seen["online"].rewards.numpy() >= 1).all() and len(seen["online"].rewards) == n_ref
+    reference_online = int((seen["reference"].rewards.numpy() >= 1).sum())
+    assert len(seen["reference"].rewards) == n_ref
+    if alternative:
+        # Binomial(32, k / (m + k) = 1/2) online rows: outside [6, 26] with probability < 1e-4
+        assert 6 <= reference_online <= 26, reference_online
+    else:
+        assert reference_online == 0
+    # the drawn rows' new priorities, computed here from the reference batch the ratio saw
+    ref_mean = seen["reference"].observations[:, 0].clamp(min=0).pow(1 / temperature).mean().item()
+    states = batch.observations[:, 0].numpy().astype(np.float64)
+    expected = np.clip(np.maximum(states, 0) ** (1 / temperature) / ref_mean, 1e-3, 1e3)
+    leaves = sampler.replay.tree.leaves()[: m + k]
+    last = {row: i for i, row in enumerate(drawn)}  # a row drawn twice holds its last write (the same value)
+    for row, i in last.items():
+        assert leaves[row] == pytest.approx(expected[i], rel=1e-5), (row, states[i])
+    untouched = np.setdiff1d(np.arange(m + k), drawn)
+    np.testing.assert_array_equal(leaves[untouched], entry[untouched])
+    if not alternative:  # reference all offline, w_off = 1: an online state i gets i^(1/5), above 1 for i > 1
+        online_drawn = [row for row in last if row >= m]
+        assert online_drawn and all(leaves[row] > 1.0 for row in online_drawn if row > m)
+
+
+def test_a_balanced_sampler_is_built_from_its_settings_and_stores_what_it_is_given():
+    """Every balanced-replay setting reaches the part that uses it (values apart from the defaults, so a dropped
+    argument shows), and an online transition is stored field by field."""
+    from wmaug.paper_b.samplers import Balanced, make_sampler
+
+    settings = {"online_share": 0.3, "default_samples": 77, "hidden": [8, 6], "lr": 1.5e-3, "temperature": 3.0,
+                "batch_size": 16}
+    for alternative in (False, True):
+        sampler = make_sampler("balanced_alt" if alternative else "balanced", offline_data(40), OBS, ACT, 500,
+                               settings, "cpu")
+        assert isinstance(sampler, Balanced) and sampler.alternative is alternative
+        assert (sampler.replay.f, sampler.replay.n_default, sampler.replay.online_capacity) == (0.3, 77, 500)
+        assert sampler.replay.max_priority == pytest.approx(40 * 0.3 / (0.7 * 77))
+        assert sampler.ratio.temperature == 3.0 and sampler.ratio_batch == 16
+        assert [p.shape for p in sampler.ratio.net.parameters()] == [(8, OBS + ACT), (8,), (6, 8), (6,), (1, 6), (1,)]
+        assert [g["lr"] for g in sampler.ratio.opt.param_groups] == [1.5e-3]
+    from wmaug.paper_b.samplers import OnlineOnly, Uniform
+
+    online = make_sampler("online_only", None, OBS, ACT, 30, settings, "cpu")
+    assert type(online) is OnlineOnly and online.online.capacity == 30 and online.online.layout.width == 2 * OBS + ACT + 2
+    uniform = make_sampler("uniform", offline_data(40), OBS, ACT, 30, settings, "cpu")
+    assert type(uniform) is Uniform and uniform.online.capacity == 30 and len(uniform.union.offline) == 40
+    obs, act, next_obs = np.array([1, 2, 3], "f4"), np.array([0.5, -0.5], "f4"), np.array([4, 5, 6], "f4")
+    sampler.add(obs, act, 2.5, next_obs, True)
+    row = sampler.recent_online(1)
+    for got, want in ((row.observations, obs), (row.actions, act), (row.rewards, [2.5]),
+                      (row.next_observations, next_obs), (row.terminals, [1.0])):
+        np.testing.assert_array_equal(got.numpy().ravel(), np.asarray(want, "f4").ravel())
+
+
+def test_density_ratio_update_reports_its_loss_and_mean_ratios():
+    """The fine-tuning log's density_loss, w_online and w_offline columns are the step's loss (before the step) and
+    the mean ratios of its two batches."""
+    dr = relu_of_first_input()
+    on = Batch(torch.tensor([[2.0], [4.0]]), torch.zeros(2, 1), torch.zeros(2), torch.zeros(2, 1), torch.zeros(2))
+    off = on.replace(observations=torch.tensor([[1.0], [0.5]]))
+    expected = js_loss(torch.tensor([2.0, 4.0]), torch.tensor([1.0, 0.5])).item()
+    metrics = dr.update(on, off)
+    assert set(metrics) == {"density_loss", "w_online", "w_offline"}
+    assert metrics["density_loss"] == pytest.approx(expected, rel=1e-6)
+    assert (metrics["w_online"], metrics["w_offline"]) == (pytest.approx(3.0), pytest.approx(0.75))
+    assert dr.updates == 1

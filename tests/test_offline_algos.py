@@ -53,25 +53,28 @@ def make_agent(algo: str, members: int, hidden=HIDDEN, **overrides):
 # Budgets: 3000 updates of batch 128 each (CQL: 4000). CQL at test size: 4 sampled actions per kind (1-D actions)
 # and min-Q weight 10 (the paper's 5 learns more slowly here).
 # Return: mean over 10 evaluation episodes.
-# Bar: -700, i.e. 500 above uniform-random actions (-1200): most evaluation episodes swing up and balance, where
-# a policy that never swings up scores -1200 or worse. The data's policy scores about -240.
+# Bars: -700 for CQL, i.e. 500 above uniform-random actions (-1200): most evaluation episodes swing up and balance,
+# where a policy that never swings up scores -1200 or worse. The data's policy scores about -240, and behaviour
+# cloning of the data reaches it, so for AWAC and BCQ, whose policies are constrained to the data's actions, the bar
+# is set nearer the data's level: AWAC -400 and BCQ -600 (seed 0 gives -197 and -503 below; the margin is for other
+# machines' float rounding). A bar cannot pin a loss: the losses' equations are pinned on fixed batches in
+# tests/test_loss_equations.py and tests/test_recipe_losses.py.
 # Seen here over seeds 0-2 (torch 2.13 CPU, one thread): CQL after 3000 updates -666, -413, -1008 and after 4000
 # -569, -532, -603; CQL in bf16 after 3000 -747, -447, -716 and after 4000 -524, -523, -453 (so bf16 learns as
 # float32 does at this budget); AWAC -197, -444, -369; BCQ -503, -239, -509 (3000 updates).
 OFFLINE = {
-    "cql": dict(updates=4000, overrides=dict(n_actions=4, min_q_weight=10.0)),
+    "cql": dict(updates=4000, overrides=dict(n_actions=4, min_q_weight=10.0), bar=-700.0),
     # the opt-in bfloat16 matmuls (paper B's pre-training at ~2x the speed on an AMX CPU) must learn as well
-    "cql_bf16": dict(updates=4000, overrides=dict(n_actions=4, min_q_weight=10.0, precision="bf16")),
-    "awac": dict(updates=3000, overrides={}),
-    "bcq": dict(updates=3000, overrides={}),
+    "cql_bf16": dict(updates=4000, overrides=dict(n_actions=4, min_q_weight=10.0, precision="bf16"), bar=-700.0),
+    "awac": dict(updates=3000, overrides={}, bar=-400.0),
+    "bcq": dict(updates=3000, overrides={}, bar=-600.0),
 }
-BAR = -700.0
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", list(OFFLINE))
 def test_offline_learner_learns_from_a_noisy_expert(algo, noisy_expert):
-    """Trained offline only, each learner's greedy policy (members=1) scores above BAR = -700, far above random."""
+    """Trained offline only, each learner's greedy policy (members=1) scores above its bar, far above random."""
     data, behaviour_return = noisy_expert
     budget = OFFLINE[algo]
     buffer = ReplayBuffer.of(data)
@@ -85,7 +88,8 @@ def test_offline_learner_learns_from_a_noisy_expert(algo, noisy_expert):
     offline_return = evaluate(pendulum(200), greedy(agent), episodes=10, seed=200).mean()
     print(f"{algo.upper()} offline after {budget['updates']} updates ({train_s:.1f} s): {offline_return:.0f}; "
           f"the data's policy {behaviour_return:.0f}; random about {RANDOM_RETURN:.0f}")
-    assert offline_return > BAR, f"{algo}: {offline_return:.0f} <= {BAR:.0f} (data's policy {behaviour_return:.0f})"
+    bar = budget["bar"]
+    assert offline_return > bar, f"{algo}: {offline_return:.0f} <= {bar:.0f} (data's policy {behaviour_return:.0f})"
 
 
 # ---- batched members are independent agents ----------------------------------------------------------

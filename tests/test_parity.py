@@ -17,10 +17,14 @@ import torch
 from conftest import ROOT
 
 SUITE = ROOT / "benchmarks" / "parity.py"
+# Shown in pytest's summary (pyproject's addopts -rs): an optional part, not a passing test.
+D3RLPY_MISSING = ("OPTIONAL PART NOT TESTED: the parity suite needs d3rlpy 2.8.1, not a dependency (it pins gymnasium "
+                  "1.0.0): pip install --no-deps d3rlpy==2.8.1 && pip install structlog colorama dataclasses-json "
+                  "click gym scikit-learn (benchmarks/parity/README.md)")
 
 
 def lockstep(pair: str, updates: int, **kw) -> list[float]:
-    pytest.importorskip("d3rlpy", reason="the parity suite needs d3rlpy: see benchmarks/README.md")
+    pytest.importorskip("d3rlpy", reason=D3RLPY_MISSING)
     sys.path.insert(0, str(SUITE.parent))
     import parity
 
@@ -52,7 +56,7 @@ def test_with_d3rlpys_temperature_rule_the_harness_sac_is_d3rlpys_step_for_step(
 def test_the_lockstep_check_sees_a_small_change_of_rule(monkeypatch):
     """The check can fail: the harness's TD3 with tau 0.0051 against d3rlpy's with 0.005 parts at its second update
     (the first soft update of the targets) by far more than float64 rounding."""
-    pytest.importorskip("d3rlpy", reason="the parity suite needs d3rlpy: see benchmarks/README.md")
+    pytest.importorskip("d3rlpy", reason=D3RLPY_MISSING)
     sys.path.insert(0, str(SUITE.parent))
     import parity_lockstep
 
@@ -78,7 +82,7 @@ def test_sacs_temperature_rule_is_the_one_difference_from_d3rlpy():
 def test_d3rlpys_awac_side_has_awacs_target_without_an_entropy_term():
     """d3rlpy's AWACImpl inherits SAC's target, r + gamma (min Q'(s', a') - exp(log_temp) log pi(a'|s')) with a
     dummy log_temp of 0; the suite's d3rlpy side drops that term (AWAC has none), drawing a' the same way."""
-    pytest.importorskip("d3rlpy", reason="the parity suite needs d3rlpy: see benchmarks/README.md")
+    pytest.importorskip("d3rlpy", reason=D3RLPY_MISSING)
     sys.path.insert(0, str(SUITE.parent))
     import parity
     from d3rlpy.algos.qlearning.torch.sac_impl import SACImpl
@@ -108,7 +112,7 @@ def test_the_suite_names_the_install_line_when_d3rlpy_is_missing(tmp_path):
 
 @pytest.mark.slow
 def test_every_pair_runs_both_sides_and_the_report_gives_a_verdict(tmp_path):
-    pytest.importorskip("d3rlpy", reason="the parity suite needs d3rlpy: see benchmarks/README.md")
+    pytest.importorskip("d3rlpy", reason=D3RLPY_MISSING)
     for command in (["run", "--no-progress"], ["report"]):
         out = subprocess.run([sys.executable, str(SUITE), *command, "--budget", "toy", "--out", str(tmp_path)],
                              capture_output=True, text=True, cwd=ROOT, timeout=1200)

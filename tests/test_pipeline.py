@@ -133,7 +133,6 @@ def test_same_seed_same_cpu_curve(tmp_path, hopper_random, base_config, method):
     assert not (tmp_path / "a" / "checkpoint.pt").exists()
 
 
-@pytest.mark.slow  # starts a subprocess
 def test_missing_input_fails_before_compute(tmp_path, base_config):
     spec = tiny_spec(base_config, tmp_path, "wm_td3bc_td3")
     with pytest.raises(FileNotFoundError, match="offline sample .* not found"):
@@ -186,12 +185,12 @@ def test_sigterm_saves_a_checkpoint_exits_nonzero_and_resumes_to_the_same_curve(
                                                                                   base_config):
     """SIGTERM (SLURM's warning before a kill) at a random point of the run: the cell checkpoints at once
     (offline) or at the next episode end (online), exits 143, and the re-run resumes to the uninterrupted curve.
-    The point is drawn afresh each run and printed; the property must hold wherever it falls."""
-    import random
+    The point comes from a seeded draw ($WMAUG_TEST_SEED, printed); the property must hold wherever it falls."""
+    from conftest import drawn_moment
 
     reference, out, cmd = _killable_cell(tmp_path, hopper_random, base_config)
     ref_time = json.loads((reference / "summary.json").read_text())["time_s"]["wall_this_run"]
-    delay = random.Random().uniform(0.05, 0.8) * ref_time
+    delay = drawn_moment("SIGTERM delay").uniform(0.05, 0.8) * ref_time
     print(f"SIGTERM {delay:.2f} s after the first evaluation (the run takes about {ref_time:.1f} s)")
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     lines = []

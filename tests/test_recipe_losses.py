@@ -251,11 +251,32 @@ def test_a_paper_b_cell_builds_the_rule_its_recipe_names(tmp_path, base_config, 
         assert run.agent.cfg.cql_weight == cql_weight and (cql_weight == 5.0 or not keep_cql)
 
 
+def cql_h_by_hand(agent, obs: torch.Tensor, next_obs: torch.Tensor, q_data: torch.Tensor, n: int) -> torch.Tensor:
+    """CQL(H)'s term per member and critic, (E, 2), state by state: log sum_k exp(Q_ij(s, a_k) - log mu(a_k|s)) over
+    the 3n actions a_k (n uniform, mu = 2^-|A|; n from pi_i(.|s'); n from pi_i(.|s)), averaged over states, minus
+    E[Q_ij(s, a)] (Kumar et al. 2020, appendix F). Draws in the code's order: pi(.|s), pi(.|s'), then uniform."""
+    E, B, d = obs.shape
+    with torch.no_grad():
+        a_cur, logp_cur = agent.actor(obs, samples=n)  # sample-major: row k * B + i is state i's k-th
+        a_nxt, logp_nxt = agent.actor(next_obs, samples=n)
+        a_rnd = torch.empty_like(a_cur).uniform_(-1.0, 1.0)
+    log_uniform = torch.full((n,), agent.act_dim * float(np.log(0.5)))
+    penalty = torch.zeros(E, 2)
+    for e in range(E):
+        for i in range(B):
+            s = obs[e, i].expand(n, d)
+            rows = [k * B + i for k in range(n)]
+            terms = [agent.critic(s, actions)[e] - log_mu  # (2, n)
+                     for actions, log_mu in ((a_rnd[e, rows], log_uniform), (a_nxt[e, rows], logp_nxt[e, rows]),
+                                             (a_cur[e, rows], logp_cur[e, rows]))]
+            penalty[e] = penalty[e] + torch.logsumexp(torch.cat(terms, dim=1), dim=1) / B
+    return penalty - q_data.mean(-1)
+
+
 @pytest.mark.parametrize("cql_weight", [0.0, 5.0])
 def test_ensemble_sac_losses_are_its_equations(cql_weight):
     """L_Q = sum_i sum_j E[(Q_ij(s, a) - y)^2] (+ CQL's term only when kept) and L_pi = E[alpha log pi(a|s) -
     mean_i min_j Q_ij(s, a)] with the moment-matched mixture policy; recomputed from the same draws."""
-    from wmaug.algos.cql import cql_penalty
     from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 
     torch.manual_seed(0)
@@ -263,6 +284,7 @@ def test_ensemble_sac_losses_are_its_equations(cql_weight):
     g = torch.Generator().manual_seed(1)
     b = Batch(torch.randn(64, 5, generator=g), torch.rand(64, 2, generator=g) * 2 - 1, torch.randn(64, generator=g),
               torch.randn(64, 5, generator=g), (torch.rand(64, generator=g) < 0.1).float())
+    assert 0 < b.terminals.sum() < 64  # terminal rows: y = r there
     alpha = torch.tensor([0.3])
     state = torch.get_rng_state()
     got, _ = agent.critic_loss(b, alpha)
@@ -273,7 +295,9 @@ def test_ensemble_sac_losses_are_its_equations(cql_weight):
     q = agent.critic(b.observations, b.actions)
     expected = (q - y.unsqueeze(1)).pow(2).mean(-1).sum()
     if cql_weight:
-        expected = expected + cql_weight * cql_penalty(agent.critic, agent.actor, b.for_members(3), q, 10, 1.0).sum()
+        members = b.for_members(3)  # each member's own policy proposes the actions, on the shared batch
+        expected = expected + cql_weight * cql_h_by_hand(agent, members.observations, members.next_observations, q,
+                                                         10).sum()
     torch.testing.assert_close(got, expected)
     state = torch.get_rng_state()
     got, _ = agent.actor_loss(b, alpha)
@@ -314,19 +338,7 @@ def test_cql_critic_loss_is_bellman_plus_five_times_the_cql_h_term():
     with torch.no_grad():
         a2, logp2 = agent.actor(b.next_observations)
         y = b.rewards + 0.9 * (1 - b.terminals) * (agent.critic_target(b.next_observations, a2).min(1).values - 0.2 * logp2)
-        a_cur, logp_cur = agent.actor(b.observations, samples=n)  # sample-major: row k * B + i is state i's k-th
-        a_nxt, logp_nxt = agent.actor(b.next_observations, samples=n)
-        a_rnd = torch.empty_like(a_cur).uniform_(-1.0, 1.0)
     q_data = agent.critic(b.observations, b.actions)[0]  # (2, B)
     bellman = (q_data - y[0]).pow(2).mean(-1).sum()
-    penalty = torch.zeros(())
-    for i in range(B):
-        s = b.observations[0, i].expand(n, 4)
-        rows = [k * B + i for k in range(n)]
-        terms = []
-        for actions, log_mu in ((a_rnd[0, rows], torch.full((n,), 2 * np.log(0.5))), (a_nxt[0, rows], logp_nxt[0, rows]),
-                                (a_cur[0, rows], logp_cur[0, rows])):
-            terms.append(agent.critic(s, actions)[0] - log_mu)  # (2, n)
-        penalty = penalty + torch.logsumexp(torch.cat(terms, dim=1), dim=1).sum() / B
-    penalty = penalty - q_data.mean(-1).sum()
+    penalty = cql_h_by_hand(agent, b.observations, b.next_observations, q_data.unsqueeze(0), n).sum()
     torch.testing.assert_close(got, bellman + 5.0 * penalty, rtol=1e-5, atol=1e-5)

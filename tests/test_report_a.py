@@ -96,7 +96,7 @@ def fig_csv(report, name) -> pd.DataFrame:
     return pd.read_csv(report["figures"] / f"{STUDY}_{name}.csv")
 
 
-@pytest.mark.slow  # trains for seconds
+@pytest.mark.slow  # draws every figure of a report (seconds; nothing trains)
 def test_every_figure_and_table_is_written(report):
     assert_report_files(report["figures"], report["results"], STUDY)
     assert report["notes"] == {}  # every figure had data
@@ -138,7 +138,7 @@ def test_fig5_and_world_model_error_read_the_analysis_tables(report):
     assert set(wm["env"].dropna()) >= {"hopper", "ant"}
 
 
-@pytest.mark.slow  # trains for seconds
+@pytest.mark.slow  # draws every figure of a report (seconds; nothing trains)
 def test_missing_analysis_and_cells_give_notes(tmp_path):
     cfg = config(tmp_path)
     cells = [d for d in write_cells(tmp_path / "cells", cfg)

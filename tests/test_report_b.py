@@ -107,7 +107,7 @@ def fig_csv(report, name) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- files and notes
-@pytest.mark.slow  # trains for seconds
+@pytest.mark.slow  # draws every figure of a report (seconds; nothing trains)
 def test_every_figure_and_table_is_written(report):
     assert_report_files(report["figures"], report["results"], STUDY)
     leftovers = [p.name for d in (report["figures"], report["results"]) for p in d.iterdir()

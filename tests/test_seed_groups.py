@@ -174,3 +174,60 @@ def test_snakemake_plans_paper_a_cells_in_seed_groups_with_a_folder_per_seed():
     outputs = re.search(r"output: (.*)", job).group(1).split(", ")
     seeds = sorted({re.search(r"/seed(\d+)/", o).group(1) for o in outputs})
     assert seeds == ["0", "1", "2", "3", "4"] and len(outputs) == 15
+
+
+def _preempt_at_online_step(monkeypatch, step: int) -> None:
+    real_step = SeedRun.env_step
+
+    def sigterm_at(self, action):
+        ended = real_step(self, action)
+        if self.p.env_steps == step:
+            self.cell_run.sigterm.requested = True  # what the SIGTERM handler sets
+        return ended
+
+    monkeypatch.setattr(SeedRun, "env_step", sigterm_at)
+
+
+def test_seeds_whose_checkpoints_are_at_different_points_start_over(tmp_path, hopper_random, base_config,
+                                                                     monkeypatch, caplog):
+    """A group whose seeds' checkpoints disagree (here one seed's is gone, as after a crash between two
+    renames or a hand clean-up) cannot resume one seed without the other: every seed starts over, with a
+    warning, and ends on the uninterrupted curves."""
+    specs = group_specs(base_config, tmp_path, hopper_random, "td3bc_td3", [0, 3], online_steps=300,
+                        checkpoint_every=1000)
+    reference = [tmp_path / "r0", tmp_path / "r3"]
+    run_cells(copy.deepcopy(specs), reference, device="cpu", progress=False)
+    outs = [tmp_path / "s0", tmp_path / "s3"]
+    _preempt_at_online_step(monkeypatch, 130)
+    with pytest.raises(Preempted):
+        run_cells(copy.deepcopy(specs), outs, device="cpu", progress=False)
+    monkeypatch.undo()
+    (outs[1] / "checkpoint.pt").unlink()
+    summaries = run_cells(specs, outs, device="cpu", progress=False)
+    assert "checkpoints are from different points" in caplog.text
+    for out, ref, summary in zip(outs, reference, summaries):
+        assert summary["resumed"] is False
+        assert curve(out).equals(curve(ref))
+
+
+def test_a_cells_checkpoint_from_another_configuration_is_ignored(tmp_path, hopper_random, base_config,
+                                                                  monkeypatch, caplog):
+    """A checkpoint left in a cell's folder by a run of other settings (here another TD3 learning rate, so another
+    config hash, the checkpoint's key) is not resumed from: the cell warns, starts over and ends on its own
+    uninterrupted curve."""
+    specs = group_specs(base_config, tmp_path, hopper_random, "td3bc_td3", [0], online_steps=300,
+                        checkpoint_every=1000)
+    other = copy.deepcopy(specs)
+    other[0]["td3"]["actor_lr"] *= 3
+    other[0]["config_hash"] = "0123456789abcdef"  # what the config of those settings hashes to (not this one's)
+    out = tmp_path / "cell"
+    _preempt_at_online_step(monkeypatch, 130)
+    with pytest.raises(Preempted):
+        run_cells(copy.deepcopy(other), [out], device="cpu", progress=False)
+    monkeypatch.undo()
+    assert (out / "checkpoint.pt").exists()
+    run_cells(copy.deepcopy(specs), [tmp_path / "reference"], device="cpu", progress=False)
+    [summary] = run_cells(specs, [out], device="cpu", progress=False)
+    assert "from another configuration: starting over" in caplog.text
+    assert summary["resumed"] is False
+    assert curve(out).equals(curve(tmp_path / "reference"))
