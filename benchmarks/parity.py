@@ -684,12 +684,14 @@ def with_machine(prov: dict) -> dict:
 
 
 # ---- paper A's world model: held-out one-step error against copying the state ---------------------------------
-def world_model_study(budget: str, seeds: list[int], epochs: int, every: int) -> None:
+def world_model_study(budget: str, seeds: list[int], epochs: int, every: int, latent_target: str | None = None) -> None:
     """Paper A's world model at the protocol's settings (config/config.yaml: lr 1e-4, batch 4096, 300 epochs on a
     10K sample, about 900 Adam steps), trained on the medium-expert sample of each seed, its deterministic one-step
     error measured every `every` epochs on the sample and on 10K held-out rows of the same dataset, beside the
     copy-the-state baseline MSE(s, s'). States z-scored with the sample's statistics (each dimension weighs the
-    same; `one_step_error`'s *_normalized keys)."""
+    same; `one_step_error`'s *_normalized keys). `latent_target` (stop_gradient or end_to_end) sets the latent
+    loss's target against the config's choice; results then go to `world_model_<latent_target>/`, so that the two
+    can be compared on the same samples (docs/protocol.md, the world model's latent loss)."""
     import pandas as pd
 
     from wmaug.data.sample import subsample_indices
@@ -699,6 +701,8 @@ def world_model_study(budget: str, seeds: list[int], epochs: int, every: int) ->
     cfg = load_config()
     wm = cfg["algorithms"]["world_model"]
     base = WorldModelConfig.authors_code() if wm["variant"] == "authors_code" else WorldModelConfig()
+    if latent_target is not None:
+        wm = {**wm, "latent_target": latent_target}
     data, prov = dataset(budget, "medium-expert")
     n = BUDGETS[budget]["sample"]
     rows = []
@@ -725,7 +729,7 @@ def world_model_study(budget: str, seeds: list[int], epochs: int, every: int) ->
                      ho["model_mse_normalized"], ho["copy_mse_normalized"], tr["model_mse_normalized"])
 
         train_world_model(train, wm_cfg, seed, after_epoch=measure)
-        out = results_dir(budget) / "world_model"
+        out = results_dir(budget) / ("world_model" if latent_target is None else f"world_model_{latent_target}")
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "error_by_epoch.csv", pd.DataFrame(rows).to_csv(index=False, float_format="%.5f"))
         write_json(out / "provenance.json", {"data": {k: v for k, v in prov.items() if k != "checkpoint_returns"},
@@ -895,6 +899,8 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
             p.add_argument("--epochs", type=int, default=300, help="300: the protocol's")
             p.add_argument("--every", type=int, default=25, help="measure every this many epochs")
+            p.add_argument("--latent-target", default=None, choices=["stop_gradient", "end_to_end"],
+                           help="the latent loss's target (default: the config's); results in world_model_<it>/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)  # one core a process: pairs can run side by side
@@ -917,7 +923,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "lockstep":
         lockstep_report(args.budget, args.pairs, args.updates)
     elif args.command == "world-model":
-        world_model_study(args.budget, args.seeds, args.epochs, args.every)
+        world_model_study(args.budget, args.seeds, args.epochs, args.every, args.latent_target)
     else:
         report(args.budget)
 
