@@ -228,7 +228,7 @@ def test_a_dim_constant_over_the_sample_does_not_blow_up_other_states():
 
 
 def test_the_latent_targets_gradient_reaches_the_encoder_only_end_to_end():
-    """The latent loss ||z'_pred - z'||^2, z' ~ q(z | s'): with `stop_gradient` (the default) the target is a
+    """The latent loss ||z'_pred - z'||^2, z' ~ q(z | s'): with `stop_gradient` the target is a
     constant and the encoder learns only through the prediction; `end_to_end` (the paper's "trained end-to-end")
     lets the target's gradient in too. On a fixed batch with the same draws: the encoder's gradients differ exactly
     when the latent term counts."""
@@ -250,3 +250,17 @@ def test_the_latent_targets_gradient_reaches_the_encoder_only_end_to_end():
                                                            encoder_grads("end_to_end", 1.0)))
     with pytest.raises(ValueError, match="latent_target"):
         WorldModelConfig(latent_target="detach")
+
+
+def test_the_world_model_trains_end_to_end_as_paper_a_says():
+    """Paper A: the model is "trained end-to-end" (docs/protocol.md); the protocol's config and the class's default
+    both take the target's gradient into the encoder."""
+    from pathlib import Path
+
+    from wmaug.core import config as C
+
+    root = Path(__file__).resolve().parents[1]
+    for scale in ("paper", "smoke"):
+        spec = C.world_model_spec(C.load_config(root / "config" / "config.yaml", scale))
+        assert spec["latent_target"] == "end_to_end", scale
+    assert WorldModelConfig().latent_target == "end_to_end"

@@ -50,9 +50,10 @@ class WorldModelConfig:
     kl_weight: float | None = None  # None -> 1 / (batches per epoch) (docs/protocol.md)
     next_state_weight: float = 10.0
     latent_weight: float = 1.0
-    # the latent loss's target z' ~ q(z | s'): "stop_gradient" (no gradient into the encoder through the target, the
-    # harness's choice so far) or "end_to_end" (the paper: the model is "trained end-to-end"); docs/protocol.md
-    latent_target: str = "stop_gradient"
+    # the latent loss's target z' ~ q(z | s'): "end_to_end" (the paper: the model is "trained end-to-end"; 7-10%
+    # lower held-out error, benchmarks/parity/README.md) or "stop_gradient" (no gradient into the encoder through
+    # the target, the harness's choice before 2026-12-07); docs/protocol.md
+    latent_target: str = "end_to_end"
     lr: float = 1e-4
     batch_size: int = 4096
     epochs: int = 300
@@ -147,9 +148,10 @@ class WorldModel(LatentDynamics):
         z_next_pred = self.step_latent(z, act)
         next_state = F.mse_loss(self.decode(z_next_pred), s_next)
         # Target: a SAMPLE of q(z | s'), as the paper's text says ("the one sampled by the encoder using the
-        # actual next state"). With the stop-gradient the sample is an unbiased, noisier stand-in for the
-        # mean: E||z'_pred - (mu' + sigma' eps)||^2 = ||z'_pred - mu'||^2 + const, so the transition's
-        # expected gradient is the same either way.
+        # actual next state"). End to end (the default) its gradient also reaches the encoder; with the
+        # stop-gradient the sample is an unbiased, noisier stand-in for the mean:
+        # E||z'_pred - (mu' + sigma' eps)||^2 = ||z'_pred - mu'||^2 + const, so the transition's expected
+        # gradient is the same either way.
         with torch.set_grad_enabled(self.cfg.latent_target == "end_to_end" and torch.is_grad_enabled()):
             mu_n, logvar_n = self.encode(s_next)
             z_next_enc = self.reparameterize(mu_n, logvar_n)
