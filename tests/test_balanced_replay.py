@@ -406,3 +406,29 @@ def test_density_ratio_update_reports_its_loss_and_mean_ratios():
     assert metrics["density_loss"] == pytest.approx(expected, rel=1e-6)
     assert (metrics["w_online"], metrics["w_offline"]) == (pytest.approx(3.0), pytest.approx(0.75))
     assert dr.updates == 1
+
+
+# ---- bad input and the online-only sampler (mutants the tests above let through; docs/testing.md) -------------
+def test_a_sum_tree_of_zero_priorities_refuses_to_sample():
+    tree = SumTree(4)
+    tree.build(np.zeros(4))
+    with pytest.raises(ValueError, match="all priorities are zero"):
+        tree.sample(2, np.random.default_rng(0))
+
+
+def test_offline_data_of_other_dimensions_is_named():
+    with pytest.raises(ValueError, match=f"offline data is {OBS}/{ACT}-dim, expected {OBS + 1}/{ACT}"):
+        BalancedReplay(offline_data(10), OBS + 1, ACT, online_capacity=8)
+
+
+def test_online_only_gives_the_newest_transitions_first():
+    """The AUROC analysis's real pairs (wmaug/paper_b/finetune.py): the last n online transitions, newest first,
+    across the ring buffer's wrap."""
+    from wmaug.paper_b.samplers import OnlineOnly
+
+    sampler = OnlineOnly(1, 1, capacity=4, device="cpu")
+    for i in range(6):  # the buffer wraps: it holds 2, 3, 4, 5
+        sampler.add(np.array([float(i)]), np.zeros(1), 0.0, np.zeros(1), False)
+    assert sampler.recent_online(3).observations[:, 0].tolist() == [5.0, 4.0, 3.0]
+    batch, offline = sampler.sample(8, np.random.default_rng(0))
+    assert offline.dtype == bool and not offline.any()

@@ -170,6 +170,40 @@ def test_interrupted_finetune_resumes_to_the_same_curve(tmp_path, base_config, h
     pd.testing.assert_frame_equal(curve(tmp_path / "killed"), curve(tmp_path / "reference"))
 
 
+def test_a_finetune_checkpoint_carries_the_learner_and_the_sampler(tmp_path, base_config, hopper_d4rl_file,
+                                                                   cql_block):
+    """The fast tier's check of what the slow resume test above relies on: extra_state holds both the ensemble and
+    balanced replay (its priorities and density ratio), and load_extra_state puts both back."""
+    from wmaug.core.spec import cell_spec_from_json
+
+    spec = cell_spec_from_json(finetune_spec(base_config, "ours", hopper_d4rl_file, cql_block, seed=1), "test")
+    a = FinetuneRun(spec, tmp_path / "a", torch.device("cpu"), progress=False)
+    rng = np.random.default_rng(0)
+    obs_dim, act_dim = 11, 3  # Hopper
+    for _ in range(5):
+        a.sampler.add(rng.normal(size=obs_dim), rng.uniform(-1, 1, act_dim), 1.0, rng.normal(size=obs_dim), False)
+    with torch.no_grad():
+        a.agent.log_alpha.fill_(-2.0)
+    b = FinetuneRun(spec, tmp_path / "b", torch.device("cpu"), progress=False)
+    b.load_extra_state(a.extra_state())
+    assert torch.equal(b.agent.log_alpha, a.agent.log_alpha)
+    assert b.sampler.replay.online_size == a.sampler.replay.online_size == 5
+
+
+@pytest.mark.parametrize("after, fails", [(400, True), (399, False)])
+def test_first_updates_after_must_leave_an_update(tmp_path, base_config, hopper_d4rl_file, cql_block, after, fails):
+    from wmaug.core.spec import cell_spec_from_json
+
+    raw = finetune_spec(base_config, "ours", hopper_d4rl_file, cql_block, finetune_steps=400)
+    raw["algorithms"]["finetune"]["first_updates_after"] = after
+    make = lambda: FinetuneRun(cell_spec_from_json(raw, "test"), tmp_path, torch.device("cpu"), progress=False)  # noqa: E731
+    if fails:
+        with pytest.raises(ValueError, match="first_updates_after = 400 leaves no update in 400"):
+            make()
+    else:
+        assert make().first_updates_after == 399
+
+
 def test_finetune_cell_without_its_agents_fails_before_compute(tmp_path, base_config, hopper_d4rl_file):
     spec = finetune_spec(base_config, "ours", hopper_d4rl_file, tmp_path / "missing.pt")
     with pytest.raises(FileNotFoundError, match="pre-trained agents .* not found"):

@@ -227,6 +227,8 @@ def test_a_paper_b_cell_builds_the_rule_its_recipe_names(tmp_path, base_config, 
     rule, members, keep_cql, sampling = PAPER_B_FINETUNE[method]
     obs_dim, act_dim = 11, 3
     spec = finetune_spec(base_config, method, tmp_path / "none.hdf5", tmp_path / "block.pt")
+    lrs = {"actor_lr": 1.1e-4, "critic_lr": 2.3e-4}  # not the ensemble's defaults: the config's must reach it
+    spec["algorithms"]["finetune"].update(lrs)
     monkeypatch.setattr(finetune, "load_full_dataset", lambda *a: (None, {}))  # the sampler is checked below
     built_samplers = []
     monkeypatch.setattr(finetune, "make_sampler", lambda kind, *a: built_samplers.append(kind))
@@ -244,6 +246,9 @@ def test_a_paper_b_cell_builds_the_rule_its_recipe_names(tmp_path, base_config, 
     monkeypatch.setattr(finetune, "load_block", block)
     run = finetune.FinetuneRun(cell_spec_from_json(spec, "test"), tmp_path / "out", torch.device("cpu"), progress=False)
     assert type(run.agent).__name__ == rule and run.agent.members == members
+    if rule == "EnsembleSAC":  # AWAC and BCQ fine-tune with their own rule and learning rates
+        assert run.agent.critic_opt.param_groups[0]["lr"] == lrs["critic_lr"]
+        assert run.agent.actor_opt.param_groups[0]["lr"] == lrs["actor_lr"]
     assert built_samplers == [sampling]
     assert blocks == ([members] if spec["recipe"]["pretrain"] else [])
     if rule == "EnsembleSAC":

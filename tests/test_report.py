@@ -200,6 +200,9 @@ def test_iqm_matches_scipy_trim_mean():
                                    atol=1e-12)
         np.testing.assert_allclose(agg.iqm(x), scipy.stats.trim_mean(x, 0.25, axis=None),
                                    atol=1e-12)
+        # the last axis: one IQM per row (the claims' bootstrap statistic, wmaug.report.claims)
+        np.testing.assert_allclose(agg.iqm(x.T, axis=-1), scipy.stats.trim_mean(x.T, 0.25, axis=-1),
+                                   atol=1e-12)
 
 
 # --------------------------------------------------------------------------- aggregates
