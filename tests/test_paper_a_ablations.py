@@ -306,3 +306,40 @@ def test_critic_trace_command_uses_an_expert_episode_and_its_return_to_go(tmp_pa
     final = torch_load(tmp_path / "td3bc_td3" / "model.pt")
     assert not all(torch.equal(final["critic"][k], final["offline"]["critic"][k]) for k in final["critic"])
     assert offline_q.std() > 0
+
+
+def test_the_k_step_augmenter_replaces_its_drawn_rows_with_the_rollouts_outcome(hopper_random):
+    """k = 3: the rows are randperm's first half from the augmenter's own generator; in those rows the next state,
+    the accumulated reward, the terminal and the discount are the rollout's, elsewhere the data's."""
+    data = subsample(hopper_random, 500, seed=0)
+    wm = small_world_model(data, reward=True)
+    batch = _batch(data, n=48)
+    policy = lambda obs: torch.tanh(obs[..., :3])  # noqa: E731
+    # a rule of the state alone that ends about half the imagined states (hopper's own ends none of this model's)
+    terminal = lambda obs: (obs[..., 0] * 1e4).long() % 2 == 1  # noqa: E731
+    settings = dict(steps=3, gamma=0.9, stochastic=False, policy=policy, terminal=terminal)
+    out = WorldModelAugmenter(wm, rate=0.5, generator=torch.Generator().manual_seed(7), **settings)(batch)
+    idx = torch.randperm(48, generator=torch.Generator().manual_seed(7))[:24]
+    part = Batch(*(getattr(batch, k)[idx] for k in ("observations", "actions", "rewards", "next_observations",
+                                                     "terminals")))
+    want = latent_rollout(wm, part, **settings)
+    rest = torch.ones(48, dtype=torch.bool)
+    rest[idx] = False
+    for name in ("next_observations", "rewards", "terminals"):
+        torch.testing.assert_close(getattr(out, name)[idx], getattr(want, name))
+        assert torch.equal(getattr(out, name)[rest], getattr(batch, name)[rest])
+    assert not torch.equal(out.rewards[idx], batch.rewards[idx])
+    assert not torch.equal(out.terminals[idx], batch.terminals[idx])  # imagined states that end the episode
+    torch.testing.assert_close(out.discounts[idx], want.discounts)
+    assert torch.equal(out.discounts[rest], torch.full((24,), 0.9))
+
+
+def test_the_augmenters_settings_and_generators_are_checked(hopper_random):
+    data = subsample(hopper_random, 200, seed=0)
+    wm = small_world_model(data)
+    for rate in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=f"augmentation rate must lie in \\[0, 1\\], got {rate}"):
+            WorldModelAugmenter(wm, rate=rate)
+    batch = _batch(data, n=16).for_members(2)
+    with pytest.raises(ValueError, match="augmenting 2 members' batches needs a generator per member, got 1"):
+        WorldModelAugmenter(wm, rate=0.5, generator=[torch.Generator()])(batch)
