@@ -428,7 +428,24 @@ def test_online_only_gives_the_newest_transitions_first():
 
     sampler = OnlineOnly(1, 1, capacity=4, device="cpu")
     for i in range(6):  # the buffer wraps: it holds 2, 3, 4, 5
-        sampler.add(np.array([float(i)]), np.zeros(1), 0.0, np.zeros(1), False)
-    assert sampler.recent_online(3).observations[:, 0].tolist() == [5.0, 4.0, 3.0]
+        sampler.add(np.array([float(i)]), np.array([i / 10]), float(i), np.array([i + 1.0]), i % 2 == 1)
+    newest = sampler.recent_online(3)
+    assert newest.observations[:, 0].tolist() == [5.0, 4.0, 3.0]
+    torch.testing.assert_close(newest.actions[:, 0], torch.tensor([0.5, 0.4, 0.3]))
+    assert newest.rewards.tolist() == [5.0, 4.0, 3.0] and newest.next_observations[:, 0].tolist() == [6.0, 5.0, 4.0]
+    assert newest.terminals.tolist() == [1.0, 0.0, 1.0]
     batch, offline = sampler.sample(8, np.random.default_rng(0))
     assert offline.dtype == bool and not offline.any()
+
+
+def test_uniform_sampling_draws_offline_and_online_rows_alike():
+    """Fig 1b's and 4c's "Uniform": one buffer of both; with 100 offline rows (reward -1) and 100 online ones
+    (reward >= 0), about half of a large batch is online, and the flags say which rows are offline."""
+    from wmaug.paper_b.samplers import Uniform
+
+    sampler = Uniform(offline_data(100), capacity=200, device="cpu")
+    for i in range(100):
+        sampler.add(np.full(OBS, i, "f4"), np.zeros(ACT, "f4"), float(i), np.full(OBS, i + 1, "f4"), False)
+    batch, offline = sampler.sample(2000, np.random.default_rng(0))
+    assert np.array_equal(offline, batch.rewards.numpy() < 0)
+    assert 0.45 < offline.mean() < 0.55  # binomial(2000, 1/2): sd 0.011, so the band is 4.5 sd wide each side
