@@ -478,4 +478,8 @@ def test_tasks_that_share_a_cell_are_combined_as_correlated():
     v_me = me.var(ddof=1) / len(me)
     assert res["correlation_sum"] == pytest.approx(2 + 2 * v_me / (t[0]["se"] * t[1]["se"]))
     assert res["p_support"] == pytest.approx(CL.stouffer([r["p_support"] for r in t], res["correlation_sum"]))
+    # the detectable effect (and the seeds to decide) read the same correlation sum
+    ses, dfs = [r["se"] for r in t], [r["df"] for r in t]
+    assert res["detectable"] == pytest.approx(CL.detectable_shift(ses, dfs, corr_sum=res["correlation_sum"]))
+    assert res["detectable"] != pytest.approx(CL.detectable_shift(ses, dfs))
     assert "cells" not in t[0]  # bookkeeping stays out of the evidence

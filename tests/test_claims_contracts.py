@@ -54,23 +54,6 @@ def test_an_estimate_without_spread_adds_no_correlation():
     assert CL.correlation_sum(rows) == 2.0
 
 
-def test_the_detectable_effect_of_correlated_tasks_uses_their_correlation():
-    """A7's shape (tests/test_claims.py, test_tasks_that_share_a_cell_are_combined_as_correlated): the detectable
-    effect and the seeds to decide read the same correlation sum as the combined p-value."""
-    rng = np.random.default_rng(5)
-    rows = []
-    for ds in ("random", "medium-replay", "medium-expert"):
-        rows += curve_rows("hopper", ds, "td3bc_td3", list(rng.normal(8 if ds != "medium-expert" else 10, 2, 5)))
-    ev = evidence(rows, grid={"envs": ["hopper"], "datasets": ["random", "medium-replay"]})
-    chk = check("difference", "td3bc_td3", {"method": "td3bc_td3", "dataset": "medium-expert"}, op="<", threshold=0,
-                over_tasks="most")
-    res = verdict(chk, ev)
-    ses, dfs = [r["se"] for r in res["tasks"]], [r["df"] for r in res["tasks"]]
-    assert res["correlation_sum"] != pytest.approx(len(ses))
-    assert res["detectable"] == pytest.approx(CL.detectable_shift(ses, dfs, corr_sum=res["correlation_sum"]))
-    assert res["detectable"] != pytest.approx(CL.detectable_shift(ses, dfs))
-
-
 def test_seeds_to_decide_are_given_only_when_every_task_ran():
     """An inconclusive check over all its tasks says how many seeds would decide it; with a task missing the
     question is different (more tasks, not more seeds)."""
