@@ -37,13 +37,15 @@ from wmaug.algos.ensemble_sac import EnsembleSAC, EnsembleSACConfig
 from wmaug.algos.sac import SAC, SACConfig
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.core.allocator import keep_freed_memory
+from wmaug.core.envs import ENV_SPECS
 from wmaug.data.buffer import ReplayBuffer
 from wmaug.data.transitions import Transitions
 from wmaug.paper_a.world_model import WorldModel, WorldModelConfig
 from wmaug.core.nets import make_adam
 from wmaug.core.provenance import package_versions
 
-from reference import PlainCQL, PlainTD3BC  # benchmarks/ is the script's own folder, first on sys.path
+from env_speed import steps_per_second  # benchmarks/ is the script's own folder, first on sys.path
+from reference import PlainCQL, PlainTD3BC
 from timing import rate, sync
 
 OBS, ACT, BATCH, N = 17, 6, 256, 10_000
@@ -250,6 +252,53 @@ def run_seed_group(scale: str, device: torch.device, seeds: int, compile: bool =
             "one_job_s": together, "speedup": alone / together}
 
 
+def rates_table(args, data: Transitions, buffer: ReplayBuffer, sample, device: torch.device) -> None:
+    """The planner's rates (config/rates.yaml's names), each learner timed alone, and the environments' steps."""
+    from wmaug.report.plan import SPEED_ROWS
+
+    K = args.members
+    td3_1 = TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device)
+    td3_k = TD3(OBS, ACT, TD3Config(bc_alpha=2.5), device=device, members=K)
+    cql_5 = CQL(OBS, ACT, CQLConfig(), members=5, device=device)
+    ens = EnsembleSAC(OBS, ACT, EnsembleSACConfig(), members=5, device=device)
+    sac = SAC(OBS, ACT, SACConfig(), device=device)
+    wm = WorldModel(OBS, ACT, WorldModelConfig(), data.observations.mean(0), data.observations.std(0)).to(device)
+    wm_opt = make_adam(wm.parameters(), 1e-4)
+    wm_batch = buffer.sample(4096, np.random.default_rng(1))
+
+    def wm_step():
+        loss, _ = wm.loss(wm_batch.observations, wm_batch.actions, wm_batch.next_observations, kl_weight=1 / 3)
+        wm_opt.zero_grad()
+        loss.backward()
+        wm_opt.step()
+
+    steps = {"td3": (lambda: td3_1.update(sample()), 1), "td3_batched": (lambda: td3_k.update(sample(K)), K),
+             "cql_block": (lambda: cql_5.update(sample(5)), 5), "ensemble_sac": (lambda: ens.update(sample()), 1),
+             "sac": (lambda: sac.update(sample()), 1), "world_model": (wm_step, 1)}
+    rows, table = [], {}
+    for name, (step, agents) in steps.items():
+        r = rate(step, args.seconds, warmup=3)
+        table[name] = round(r * (agents if name == "td3_batched" else 1), 1)
+        rows.append({"group": "rates", "learner": SPEED_ROWS[name], "agents": agents, "updates_per_s": r,
+                     "agent_updates_per_s": r * agents, "ratio_to_plain": None})
+        print(f"{name:<14} {table[name]:>10,.1f} {'agent-updates/s' if name == 'td3_batched' else 'updates/s'}",
+              flush=True)
+    env_steps = {name: round(steps_per_second(name, args.seconds)[0]) for name in ENV_SPECS}
+    for name, r in env_steps.items():
+        print(f"{name:<14} {r:>10,} env steps/s", flush=True)
+    print("config/rates.yaml (cpu):")
+    print("\n".join(f"  {k}: {v}" for k, v in table.items()))
+    print("  env_steps_per_s: {" + ", ".join(f"{k}: {v}" for k, v in env_steps.items()) + "}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "rows": rows, "env_steps_per_s": env_steps, "rates": table, "members": K, "threads": args.threads,
+        "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        "seconds_per_row": args.seconds, "machine": platform.platform(), "processor": platform.processor(),
+        "python": sys.version.split()[0], "packages": package_versions()}, indent=2))
+    print(f"written: {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per row, after a warm-up")
@@ -262,6 +311,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true",
                         help="also the compiled path's rows (wmaug's --compile on: torch.compile, CUDA graphs on a GPU); "
                              "the --cell runs compiled")
+    parser.add_argument("--rates-only", action="store_true",
+                        help="only the learners config/rates.yaml holds (fp32; no references, bf16 or d3rlpy rows) and "
+                             "the environments' steps: the planner's table in minutes; prints its YAML")
     parser.add_argument("--out", default="benchmarks/results/speed.json")
     args = parser.parse_args()
     # What `wmaug` commands do at start; applied before any row, so every learner (d3rlpy's too) runs with it.
@@ -277,6 +329,9 @@ def main() -> None:
 
     def sample(members=None):
         return buffer.sample(BATCH, rng, members=members)
+
+    if args.rates_only:
+        return rates_table(args, data, buffer, sample, device)
 
     rows = []
     print(f"{'group':<12} {'learner':<66} {'updates/s':>10} {'agent-upd/s':>12} {'x plain':>8}", flush=True)
@@ -401,10 +456,13 @@ def main() -> None:
     for g in groups:
         print(f"cell {g['cell']} at scale {g['scale']}, {g['seeds']} seeds: one job per seed "
               f"{g['one_job_per_seed_s']:.1f} s, one job for all {g['one_job_s']:.1f} s ({g['speedup']:.2f}x)")
+    # MuJoCo's own rate per task (the CPU's on either device): with these the JSON is a whole `wmaug plan --rates`
+    env_steps = {name: steps_per_second(name, args.seconds)[0] for name in ENV_SPECS}
+    print("env steps/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in env_steps.items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "rows": rows, "ratios": ratios, "targets": TARGETS, "cells": cells, "seed_groups": groups,
+        "rows": rows, "env_steps_per_s": env_steps, "ratios": ratios, "targets": TARGETS, "cells": cells, "seed_groups": groups,
         "grid_updates": updates, "allocator_kept_freed_memory": allocator_tuned, "grid_hours_one_process": hours,
         "grid_hours_one_process_cql_bf16": hours_bf16, "grid_hours_one_process_compiled": hours_compiled,
         "compile_s": compile_s, "replay_aten_calls_per_step": replay_ops, "members": K, "threads": args.threads,

@@ -84,6 +84,13 @@ def test_smoke_subset_and_overrides(base_config):
          ["scales.smoke.grid_subset.wmaug.envs[0]", "'hoppr'", "'hopper'"]),
         (lambda c: c["scales"]["smoke"]["grid_subset"]["wmaug"].__setitem__("datasets", ["random", "expertt"]),
          ["grid_subset.wmaug.datasets[1]", "'expertt'"]),
+        (lambda c: c["scales"]["evidence"]["grid_subset"]["wmaug"]["blocks"].__setitem__("fig4_int", {}),
+         ["scales.evidence.grid_subset.wmaug.blocks", "block 'fig4_int'", "'fig4_init'"]),
+        # a block's own names: fig4_init runs on ant only, so hopper there would keep nothing
+        (lambda c: c["scales"]["evidence"]["grid_subset"]["wmaug"]["blocks"]["fig4_init"].__setitem__("envs", ["hopper"]),
+         ["grid_subset.wmaug.blocks.fig4_init.envs[0]", "'hopper'", "Valid: ant"]),
+        (lambda c: c["scales"]["evidence"]["grid_subset"]["balanced_replay"]["blocks"]["main"].__setitem__(
+            "methods", ["ours", "our_e1"]), ["grid_subset.balanced_replay.blocks.main.methods[1]", "'our_e1'"]),
         # whole-number floats passed the schema as integers, then crashed in range()
         (lambda c: c["scales"]["smoke"].__setitem__("study_seeds", {"wmaug": 1.0}), ["scales.smoke.study_seeds.wmaug", "1.0", "write 1"]),
         (lambda c: c.__setitem__("seeds_per_job", 2.0), ["seeds_per_job", "2.0", "write 2"]),
@@ -353,3 +360,21 @@ def test_a_cql_task_override_names_a_real_task(base_config):
     with pytest.raises(C.ConfigError, match="algorithms.cql.task_overrides.halfcheeta/medium-expert.*halfcheetah"):
         C.validate(cfg)
 
+
+
+def test_a_grid_subset_keeps_only_the_blocks_and_methods_it_names(base_config):
+    """The evidence scale: paper A's main grid on hopper and Fig 4a's two actor-only methods on ant-medium-replay;
+    paper B's blocks that claims B3, B4 and B7 read, on halfcheetah random and medium-expert. Blocks left out stay,
+    empty (their figures say "not run")."""
+    cfg = C.load_config(ROOT / "config" / "config.yaml", "evidence")
+    a, b = C.grid_blocks(cfg, "wmaug"), C.grid_blocks(cfg, "balanced_replay")
+    assert a["main"] == {"envs": ["hopper"], "datasets": ["medium-expert", "medium-replay", "random"],
+                         "methods": ["wm_td3bc_td3", "td3bc_td3", "td3"]}
+    assert a["fig4_init"] == {"envs": ["ant"], "datasets": ["medium-replay"],
+                              "methods": ["wm_actor_only", "td3bc_actor_only"]}
+    assert a["sweep_rate"] == a["fig5_critics"] == {"envs": [], "datasets": [], "methods": []}
+    assert b["main"]["methods"] == ["ours"] and b["main"]["datasets"] == ["random", "medium-expert"]
+    assert {n for n, blk in b.items() if blk["methods"]} == {"main", "fig1c_q_init", "fig4c_sampling", "fig4d_ensemble_size"}
+    assert b["fig1c_q_init"]["envs"] == ["halfcheetah"]
+    cells = {(c["env"], c["dataset"], c["method"]) for c in C.grid_cells(cfg, "balanced_replay")}
+    assert len(cells) == 2 * 6  # two tasks x ours, ours_e1, fqe_e1, ours_uniform, ours_online_only, ours_e2

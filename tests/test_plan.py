@@ -54,6 +54,25 @@ def test_every_claim_plans_a_part_of_the_grid_and_rates_can_come_from_a_speed_js
     assert gpu["total"]["hours"] == pytest.approx(table["total"]["hours"], rel=0.01)  # the table holds that JSON's rates
 
 
+def test_the_wall_clock_estimate_schedules_stages_on_the_cores():
+    """Stage by stage, longest first: one 4-hour job and four 1-hour ones on 2 cores take 4 hours; a second stage
+    of two 1-hour jobs waits for the first, and on 1 core everything is sequential."""
+    from wmaug.report.plan import wall_hours
+
+    jobs = [(0, 4.0), (0, 1.0), (0, 1.0), (0, 1.0), (0, 1.0), (1, 1.0), (1, 1.0)]
+    assert wall_hours(jobs, 2) == pytest.approx(5.0)
+    assert wall_hours(jobs, 1) == pytest.approx(10.0)
+    assert wall_hours(jobs, 8) == pytest.approx(5.0)  # the longest chain bounds it
+
+
+def test_the_evidence_scale_costs_what_its_line_promises():
+    """config.yaml's evidence scale: about 40 core-hours at the committed rates (issue 31), and its wall clock on 8
+    cores under a day."""
+    p = plan(C.load_config(ROOT / "config" / "config.yaml", "evidence"), claims_file=CLAIMS)
+    assert p["total"]["hours"] <= 45 and p["wall_hours"] < 24, (p["total"]["hours"], p["wall_hours"])
+    assert p["wall_hours"] >= p["total"]["hours"] / 8
+
+
 def test_an_unknown_claim_is_named():
     with pytest.raises(InputError, match="'A66'.*A6"):
         plan(paper_config(), ["A66"], claims_file=CLAIMS)

@@ -342,7 +342,7 @@ def cmd_plan(args) -> None:
     from wmaug.report.plan import plan, plan_text
 
     cfg = _load(args)
-    p = plan(cfg, args.claim or cfg.get("claims"), args.device, args.rates, args.claims)
+    p = plan(cfg, args.claim or cfg.get("claims"), args.device, args.rates, args.claims, cores=args.cores)
     print(plan_text(p))
     if args.json:
         from wmaug.core.io import write_json
@@ -482,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="whose measured rates: core-hours or GPU-hours")
     p.add_argument("--rates", default=None, help="a benchmarks/speed.py JSON (default: config/rates.yaml)")
     p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
+    p.add_argument("--cores", type=int, default=8, help="job slots the wall-clock estimate schedules on (default 8)")
     p.add_argument("--json", default=None, help="also write the plan as JSON here")
     p.set_defaults(func=cmd_plan)
 

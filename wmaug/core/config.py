@@ -42,6 +42,7 @@ _pos_int = {"type": "integer", "minimum": 1}
 _pos_num = {"type": "number", "exclusiveMinimum": 0}
 _name_list = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
 _hidden = {"type": "array", "items": _pos_int, "minItems": 1}
+_subset_props = {"envs": _name_list, "datasets": _name_list, "methods": _name_list}
 _gamma = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
 
 
@@ -117,9 +118,13 @@ SCHEMA = {
                                         "uniqueItems": True},
                     # per-study seed counts (paper A runs 5 seeds, paper B 4)
                     "study_seeds": {"type": "object", "additionalProperties": _pos_int},
+                    # a sub-grid per study: envs/datasets/methods kept in every block, and `blocks` (if given):
+                    # the only blocks run (main = the main grid), each with its own envs/datasets/methods kept
                     "grid_subset": {"type": "object", "additionalProperties": {
                         "type": "object", "additionalProperties": False,
-                        "properties": {"envs": _name_list, "datasets": _name_list}}},
+                        "properties": {**_subset_props, "blocks": {
+                            "type": "object", "minProperties": 1, "additionalProperties": {
+                                "type": "object", "additionalProperties": False, "properties": _subset_props}}}}},
                     # algorithm settings this scale changes (toy widths at smoke), checked like `algorithms`
                     "algorithm_overrides": {"type": "object", "additionalProperties": {"type": "object"}},
                 },
@@ -314,18 +319,27 @@ def _check_known_keys(config: dict, where: str) -> None:
 
 
 def _check_grid_subsets(config: dict, where: str) -> None:
-    """A scale's grid_subset may only name envs and datasets its study runs: a typo would shrink the grid."""
+    """A scale's grid_subset may only name blocks, envs, datasets and methods its study runs (a block's own names:
+    those of that block): a typo would shrink the grid."""
+    kinds = {"envs": "environment", "datasets": "dataset", "methods": "method"}
     for name, s in config["scales"].items():
         for study, subset in s.get("grid_subset", {}).items():
             grid = config["studies"][study]
-            blocks = [grid, *grid.get("ablations", {}).values()]
-            for key in ("envs", "datasets"):
-                valid = list(dict.fromkeys(v for b in blocks for v in b.get(key, grid[key])))
-                for i, value in enumerate(subset.get(key, [])):
-                    if value not in valid:
-                        kind = "environment" if key == "envs" else "dataset"
-                        raise ConfigError(unknown_name_message(
-                            kind, value, valid, f"{where}: key 'scales.{name}.grid_subset.{study}.{key}[{i}]'"))
+            blocks = {"main": grid, **grid.get("ablations", {})}
+            at = f"{where}: key 'scales.{name}.grid_subset.{study}"
+
+            def check(sub: dict, among: list[dict], prefix: str) -> None:
+                for key, kind in kinds.items():
+                    valid = list(dict.fromkeys(v for b in among for v in b.get(key, grid[key])))
+                    for i, value in enumerate(sub.get(key, [])):
+                        if value not in valid:
+                            raise ConfigError(unknown_name_message(kind, value, valid, f"{prefix}.{key}[{i}]'"))
+
+            check(subset, list(blocks.values()), at)
+            for block, sub in subset.get("blocks", {}).items():
+                if block not in blocks:
+                    raise ConfigError(unknown_name_message("block", block, list(blocks), f"{at}.blocks'"))
+                check(sub, [blocks[block]], f"{at}.blocks.{block}")
 
 
 def _check_sample_sizes(config: dict, where: str) -> None:
@@ -522,15 +536,20 @@ def grid_blocks(config: dict, study: str) -> dict[str, dict]:
     for name, block in grid.get("ablations", {}).items():
         blocks[name] = {"envs": block.get("envs", grid["envs"]), "datasets": block.get("datasets", grid["datasets"]),
                         "methods": block["methods"]}
-    # A scale may run a sub-grid (smoke: a few tasks of each figure, so the whole DAG stays minutes).
+    # A scale may run a sub-grid (smoke: a few tasks of each figure, so the whole DAG stays minutes; evidence: the
+    # blocks a few claims read).
     subset = scale_cfg(config).get("grid_subset", {}).get(study)
     if subset:
-        blocks = {
-            name: {**b, "envs": [e for e in b["envs"] if e in subset.get("envs", b["envs"])],
-                   "datasets": [d for d in b["datasets"] if d in subset.get("datasets", b["datasets"])]}
-            for name, b in blocks.items()
-        }
+        kept = subset.get("blocks", {name: {} for name in blocks})
+        none = {"envs": [], "datasets": [], "methods": []}  # a block left out stays, empty (figures say "not run")
+        blocks = {name: _keep(_keep(b, subset), kept[name]) if name in kept else dict(none)
+                  for name, b in blocks.items()}
     return blocks
+
+
+def _keep(block: dict, subset: dict) -> dict:
+    """`block` with only the envs, datasets and methods `subset` names (all where it names none), in block order."""
+    return {k: [v for v in block[k] if v in subset.get(k, block[k])] for k in ("envs", "datasets", "methods")}
 
 
 def grid_cells(config: dict, study: str) -> list[dict]:

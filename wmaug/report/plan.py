@@ -49,7 +49,9 @@ def load_rates(device: str, path: str | Path | None = None) -> tuple[dict, str]:
         return rates, f"committed table config/rates.yaml ({device}: {rates['measured']})"
     data = json.loads(Path(path).read_text())
     rows = {r["learner"]: r for r in data.get("rows", [])}
-    rates = dict(table[device])  # environment steps come from the table
+    rates = dict(table[device])
+    # environment steps: the JSON's own (speed.py measures them since 2026-12-07), else the table's
+    rates["env_steps_per_s"] = {**rates["env_steps_per_s"], **data.get("env_steps_per_s", {})}
     for name, row in SPEED_ROWS.items():
         if row in rows:
             key = "agent_updates_per_s" if name == "td3_batched" else "updates_per_s"
@@ -173,13 +175,35 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
     return jobs
 
 
+# The DAG's stages: a job waits for the stages before its own (behaviour runs -> datasets -> world models and CQL
+# blocks -> FQE blocks on those -> cells). What the wall-clock estimate schedules.
+STAGES = {"behaviour_run": 0, "behaviour": 1, "dataset": 2, "subsample": 3, "world_model": 3, "pretrain": 3,
+          "pretrain_fqe": 4, "cell": 5, "world_model_error": 6, "critic_trace": 6, "likelihood_shift": 6, "report": 7,
+          "claims": 8}
+WALL_CORES = 8
+
+
+def wall_hours(jobs: list[tuple[str, float]], cores: int) -> float:
+    """Hours on `cores` one-core job slots: each stage's jobs (stage, hours) longest first onto the least loaded
+    slot, a stage starting when the one before has ended. Snakemake overlaps stages, so this is an upper estimate;
+    it is never below total / cores nor below the longest chain."""
+    total = 0.0
+    for stage in sorted({st for st, _ in jobs}):
+        slots = [0.0] * cores
+        for hours in sorted((h for st, h in jobs if st == stage), reverse=True):
+            slots[slots.index(min(slots))] += hours
+        total += max(slots)
+    return total
+
+
 def plan(cfg: dict, claim_ids: list[str] | None = None, device: str = "cpu", rates_file: str | Path | None = None,
-         claims_file: str | Path = "config/claims.yaml") -> dict:
+         claims_file: str | Path = "config/claims.yaml", cores: int = WALL_CORES) -> dict:
     rates, source = load_rates(device, rates_file)
     cells, traces = cells_of(cfg, claim_ids, claims_file)
     jobs = jobs_of(cfg, cells, traces, whole=not claim_ids)
     by_rule = defaultdict(lambda: {"jobs": 0, "updates": 0.0, "env_steps": 0.0, "hours": 0.0})
-    for job in jobs.values():
+    staged = []
+    for key, job in jobs.items():
         row = by_rule[job.rule]
         row["jobs"] += 1
         row["updates"] += job.updates
@@ -188,10 +212,11 @@ def plan(cfg: dict, claim_ids: list[str] | None = None, device: str = "cpu", rat
         if job.env_steps:
             seconds += job.env_steps / rates["env_steps_per_s"][job.env]
         row["hours"] += seconds / 3600
+        staged.append((STAGES["pretrain_fqe" if key[:2] == ("pretrain", "fqe") else job.rule], seconds / 3600))
     rows = {rule: by_rule[rule] for rule in RULE_ORDER if rule in by_rule}
     total = {k: sum(r[k] for r in rows.values()) for k in ("jobs", "updates", "env_steps", "hours")}
     return {"scale": cfg["scale"], "claims": claim_ids or "all", "device": device, "rates": source,
-            "cells": len(cells), "rules": rows, "total": total}
+            "cells": len(cells), "rules": rows, "total": total, "cores": cores, "wall_hours": wall_hours(staged, cores)}
 
 
 def plan_text(p: dict) -> str:
@@ -202,6 +227,9 @@ def plan_text(p: dict) -> str:
              f"{'rule':<18} {'jobs':>6} {'updates':>14} {'env steps':>14} {unit:>12}"]
     for rule, r in [*p["rules"].items(), ("total", p["total"])]:
         lines.append(f"{rule:<18} {r['jobs']:>6} {r['updates']:>14,.0f} {r['env_steps']:>14,.0f} {r['hours']:>12,.1f}")
+    slots = f"{p['cores']} GPUs, one job each" if p["device"] == "cuda" else f"{p['cores']} cores, one job each"
+    lines += ["", f"wall clock on {slots}: about {p['wall_hours']:,.1f} hours "
+                  f"({p['wall_hours'] / 24:,.1f} days; stage by stage, longest jobs first: an upper estimate)"]
     lines += ["", "One process per job at the measured rates; evaluation episodes and the minutes of report, analysis"
               " and sample jobs are left out. Learner jobs (cells, pre-training, world models, behaviour) on the device"
               f" named; environment steps at the CPU's rate. {'GPU-hours assume one job per GPU.' if p['device'] == 'cuda' else ''}"]
