@@ -328,6 +328,27 @@ def cmd_claims(args) -> None:
     print(f"written: {out / 'claims.md'}, {out / 'claims.json'}, {out / 'claims.rst'}")
 
 
+def cmd_regenerate(args) -> None:
+    """Every study's tables and figures, then the claims' verdicts, from the finished cells already in the scale's
+    results_dir (their curve.csv and summary.json, and the analyses' CSVs): what the report and claims rules do,
+    without the DAG and its datasets. How the committed evidence run is re-drawn on a fresh clone."""
+    from wmaug.report.build import build_study_report
+    from wmaug.report.claims import build_claims
+    from wmaug.report.plan import claim_hours
+
+    cfg = _load(args)
+    s = C.scale_cfg(cfg)
+    for study in cfg["studies"]:
+        cells = [C.cell_dir(cfg, study, c["env"], c["dataset"], c["method"], c["seed"]) for c in C.grid_cells(cfg, study)]
+        done = [Path(d) for d in cells if (Path(d) / "summary.json").is_file()]
+        print(f"{study}: {len(done)} of {len(cells)} cells finished in {s['results_dir']}/{study}")
+        build_study_report(cfg, study, done, Path(s["results_dir"]) / study, Path(s["figures_dir"]))
+    out = Path(s["figures_dir"])
+    for r in build_claims(cfg, args.claims, out, claim_hours=claim_hours(cfg, args.claims)):
+        print(f"{r['id']:>4}  {r['verdict']:<13} {r['says'][:90]}")
+    print(f"written: {out}")
+
+
 def cmd_claim(args) -> None:
     from wmaug.report.claim_targets import audit_claim
 
@@ -467,6 +488,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
     p.add_argument("--out-dir", default=None, help="where claims.md/.json/.rst go (default: the scale's figures_dir)")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("regenerate", help="every study's tables and figures and the claims' verdicts from the finished "
+                                          "cells in the scale's results_dir (no DAG, no datasets): docs/evidence.md")
+    _common(p)
+    p.add_argument("--claims", default="config/claims.yaml", help="the claims file (YAML)")
+    p.set_defaults(func=cmd_regenerate)
 
     p = sub.add_parser("claim", help="one claim on its own: a report of only the cells it reads, then its verdict")
     _common(p)

@@ -183,6 +183,14 @@ STAGES = {"behaviour_run": 0, "behaviour": 1, "dataset": 2, "subsample": 3, "wor
 WALL_CORES = 8
 
 
+def job_seconds(job: Job, rates: dict) -> float:
+    """One job's estimate: its updates at its learner's rate plus its environment steps at the task's."""
+    seconds = job.updates / rates[job.rate] if job.updates else 0.0
+    if job.env_steps:
+        seconds += job.env_steps / rates["env_steps_per_s"][job.env]
+    return seconds
+
+
 def wall_hours(jobs: list[tuple[str, float]], cores: int) -> float:
     """Hours on `cores` one-core job slots: each stage's jobs (stage, hours) longest first onto the least loaded
     slot, a stage starting when the one before has ended. Snakemake overlaps stages, so this is an upper estimate;
@@ -208,9 +216,7 @@ def plan(cfg: dict, claim_ids: list[str] | None = None, device: str = "cpu", rat
         row["jobs"] += 1
         row["updates"] += job.updates
         row["env_steps"] += job.env_steps
-        seconds = job.updates / rates[job.rate] if job.updates else 0.0
-        if job.env_steps:
-            seconds += job.env_steps / rates["env_steps_per_s"][job.env]
+        seconds = job_seconds(job, rates)
         row["hours"] += seconds / 3600
         staged.append((STAGES["pretrain_fqe" if key[:2] == ("pretrain", "fqe") else job.rule], seconds / 3600))
     rows = {rule: by_rule[rule] for rule in RULE_ORDER if rule in by_rule}
