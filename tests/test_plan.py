@@ -142,3 +142,38 @@ def test_a_dry_run_of_the_plan_target_prints_the_plan():
     total = next(line for line in plan_text(plan(paper_config(), claims_file=CLAIMS)).splitlines()
                  if line.startswith("total"))
     assert total in out.stdout + out.stderr
+
+
+def test_the_evidence_bookkeeping_times_finished_jobs_from_snakemakes_log(tmp_path):
+    """benchmarks/evidence.py reads a job's start and end from Snakemake's log (its format as of 9.27) and finds the
+    planner's estimate of the same job; a job that never finished is left out."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import evidence
+    from wmaug.report.plan import cells_of, jobs_of
+
+    log = tmp_path / "run.snakemake.log"
+    log.write_text("""Select jobs to execute...
+[Mon Dec  7 15:52:04 2026]
+localrule behaviour_run:
+    output: resources/evidence/behaviour/ant/seed0.pt
+    jobid: 57
+    wildcards: env=ant, seed=0
+[Mon Dec  7 15:52:04 2026]
+localrule cell:
+    output: results/evidence/wmaug/hopper/medium-expert/td3/seed0/summary.json
+    jobid: 18
+    wildcards: study=wmaug, env=hopper, dataset=medium-expert, method=td3, seed=0
+[Mon Dec  7 16:37:10 2026]
+Finished jobid: 57 (Rule: behaviour_run)
+1 of 77 steps (1%) done
+""")
+    jobs = evidence.snakemake_jobs(log)
+    assert len(jobs) == 1 and jobs[0]["rule"] == "behaviour_run"
+    assert (jobs[0]["end"] - jobs[0]["start"]).total_seconds() == 45 * 60 + 6
+    cfg = C.load_config(ROOT / "config" / "config.yaml", "evidence")
+    cells, traces = cells_of(cfg, None, CLAIMS)
+    planned = jobs_of(cfg, cells, traces, whole=True)
+    assert evidence.planner_key(jobs[0]) == ("behaviour_run", "ant", 0) in planned
+    cell = {"rule": "cell", "wildcards": {"study": "wmaug", "env": "hopper", "dataset": "medium-expert",
+                                          "method": "td3", "seed": "0"}}
+    assert evidence.planner_key(cell) in planned
