@@ -29,8 +29,9 @@ STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 START = re.compile(r"^(?:local)?rule (\w+):$")
 FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)")
 # the planner's job keys, from a job's wildcards (wmaug/report/plan.py: jobs_of)
-KEYS = {"behaviour_run": ("env", "seed"), "dataset": ("env", "kind"), "pretrain": ("algo", "env", "kind", "block"),
-        "cell": ("study", "env", "dataset", "method", "seed"), "world_model": ("env", "kind", "n", "seed")}
+KEYS = {"behaviour_run": ("env", "seed"), "dataset": ("env", "kind"), "pretrain": ("algo", "env", "dataset", "block"),
+        "cell": ("study", "env", "dataset", "method", "seed"), "world_model": ("env", "dataset", "n", "seed"),
+        "world_model_converged": ("env", "dataset", "n", "seed"), "subsample": ("env", "dataset", "n", "seed")}
 
 
 def snakemake_jobs(log: Path) -> list[dict]:
