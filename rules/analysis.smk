@@ -28,6 +28,29 @@ rule world_model_error:
         " --out-dir $(dirname {output.summary}) --threads {threads} 2> {log}"
 
 
+rule world_model_error_converged:
+    """The same held-out error of a converged-model control's world model (the same held-out rows as its
+    protocol-budget twin's)."""
+    input:
+        model=C.world_model_path(CFG, "{env}", "{dataset}", "{seed}", converged=True),
+        sample=C.sample_path(CFG, "{env}", "{dataset}", "{seed}"),
+        data=lambda wc: C.dataset_input(CFG, wc.env, wc.dataset),
+    output:
+        **C.world_model_error_paths(CFG, "{study}", "{env}", "{dataset}", "{seed}", converged=True),
+    log:
+        f"{LOGS}/analysis/{{study}}/world_model_error_converged-{{env}}-{{dataset}}-seed{{seed}}.log",
+    wildcard_constraints:
+        study="|".join(_wm_study()) or "no_study",
+    threads: 1
+    resources:
+        runtime=15,
+        mem_mb=8000,
+    shell:
+        "wmaug world-model-error {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset}"
+        " --seed {wildcards.seed} --world-model {input.model} --sample {input.sample}"
+        " --out-dir $(dirname {output.summary}) --threads {threads} 2> {log}"
+
+
 def _critic_trace_job(wc):
     for job in C.critic_trace_jobs(CFG, wc.study):
         if (job["env"], job["dataset"]) == (wc.env, wc.dataset):
@@ -63,4 +86,6 @@ def analysis_outputs(study):
     out = [p for job in C.world_model_error_jobs(CFG, study)
            for p in C.world_model_error_paths(CFG, study, job["env"], job["dataset"], job["seed"]).values()]
     out += [C.critic_trace_path(CFG, study, j["env"], j["dataset"]) for j in C.critic_trace_jobs(CFG, study)]
+    out += [p for j in C.converged_world_model_jobs(CFG, study)
+            for p in C.world_model_error_paths(CFG, study, j["env"], j["dataset"], j["seed"], converged=True).values()]
     return out

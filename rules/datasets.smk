@@ -108,3 +108,23 @@ rule world_model:
     shell:
         "wmaug world-model {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --n {wildcards.n} --sample {input} --threads {threads} --out {output} 2> {log}"
+
+
+rule world_model_converged:
+    """The converged-model control's world model (docs/methods.md, "Controls"): the same sample, trained until its
+    held-out error stops falling; its epochs and held-out error are in the file and the job's log."""
+    input:
+        C.sample_path(CFG, "{env}", "{dataset}", "{seed}", "{n}"),
+    output:
+        C.world_model_path(CFG, "{env}", "{dataset}", "{seed}", "{n}", converged=True),
+    log:
+        f"{LOGS}/world_models/{{env}}-{{dataset}}-n{{n}}-seed{{seed}}-converged.log",
+    params:
+        world_model=C.converged_world_model_spec(CFG),
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=4000,
+    shell:
+        "wmaug world-model {CFG_ARG} --env {wildcards.env} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        " --n {wildcards.n} --sample {input} --converged --threads {threads} --out {output} 2> {log}"

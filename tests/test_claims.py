@@ -202,8 +202,12 @@ def test_side_dataset_and_column_override_pair_two_datasets():
 def test_repository_claims_file_covers_every_protocol_claim():
     claims = CL.load_claims(ROOT / "config" / "claims.yaml")
     ids = [c.id for c in claims.claims]
-    assert ids == [f"A{i}" for i in range(1, 12)] + [f"B{i}" for i in range(1, 14)]
-    assert all(c.quote and c.where for c in claims.claims)  # each claim carries its paper's sentence
+    assert ids == [f"A{i}" for i in range(1, 14)] + [f"B{i}" for i in range(1, 14)]
+    # each of the papers' claims carries its paper's sentence; the harness's own questions (A12, A13) say where
+    # they come from instead
+    assert all(c.quote and c.where for c in claims.claims if c.source == "paper")
+    assert [c.id for c in claims.claims if c.source == "harness"] == ["A12", "A13"]
+    assert all(c.where and not c.quote for c in claims.claims if c.source == "harness")
     # docs/claims.md's table of every claim quotes it as the claims file does
     doc = (ROOT / "docs" / "claims.md").read_text()
     table = doc[doc.index("## Every claim, its sentence and its checks"):]
@@ -235,7 +239,8 @@ def _claims_with(change) -> dict:
     (lambda d: d["claims"][0]["checks"][0].update(y={"method": "td3"}), "check 'level' has one side"),
     (lambda d: d["claims"][1]["checks"][0].pop("y"), "needs 'y'"),
     (lambda d: d["claims"][0]["checks"][0].update(over_tasks="mots"), "Did you mean 'most'?"),
-    (lambda d: d["claims"][11]["checks"][0]["x"].update(method="wm_td3bc_td3"), "claim B1.checks[0].x.method"),
+    (lambda d: d["claims"][13]["checks"][0]["x"].update(method="wm_td3bc_td3"), "claim B1.checks[0].x.method"),
+    (lambda d: d["claims"][11].update(source="reviewer"), "claim A12.source: unknown source 'reviewer'"),
     (lambda d: d["claims"][0]["checks"][0].update(paper_budget="yes"), "paper_budget: expected true or false, got 'yes'"),
     (lambda d: d["claims"][7]["checks"][0]["x"].update(metric={"name": "critic_error"}),
      "a side's own metric is a curve metric, got 'critic_error'"),

@@ -28,8 +28,9 @@ def test_valid_config_expands_paper_grid(base_config):
     main = [c for c in cells if c["method"] in ("wm_td3bc_td3", "td3bc_td3", "td3")]
     assert len([c for c in main if c["env"] != "hopper_noisy"]) == 4 * 3 * 3 * 5
     # ablations: Fig 4 (4 methods) and Fig 5 (2) on ant-medium-replay; rate (4) and k (3) on 4 envs' medium-replay;
-    # data size (6) on 4 envs x 2 datasets; stochastic: 1 new on hopper, 4 on hopper_noisy
-    assert len(cells) == (4 * 3 * 3 + 4 + 2 + 4 * 4 + 4 * 3 + 4 * 2 * 6 + 1 + 4) * 5
+    # data size (6) on 4 envs x 2 datasets; stochastic: 1 new on hopper, 4 on hopper_noisy; the controls (3) on 4
+    # envs' medium-replay
+    assert len(cells) == (4 * 3 * 3 + 4 + 2 + 4 * 4 + 4 * 3 + 4 * 2 * 6 + 1 + 4 + 4 * 3) * 5
     assert {c["method"] for c in cells} == {r.name for r in PAPER_A}
     assert len(cells) == len({(c["env"], c["dataset"], c["method"], c["seed"]) for c in cells})
     b = C.grid_cells(cfg, "balanced_replay")
@@ -152,8 +153,9 @@ def test_paper_dry_run_plans_both_studies_grids():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # Paper A: 4 envs x 3 datasets x 3 methods, plus its ablations and open questions (test above), x 5 seeds.
-    paper_a = (4 * 3 * 3 + 4 + 2 + 4 * 4 + 4 * 3 + 4 * 2 * 6 + 1 + 4) * 5
+    # Paper A: 4 envs x 3 datasets x 3 methods, plus its ablations, open questions and controls (test above), x 5
+    # seeds.
+    paper_a = (4 * 3 * 3 + 4 + 2 + 4 * 4 + 4 * 3 + 4 * 2 * 6 + 1 + 4 + 4 * 3) * 5
     # Paper B: 3 envs x 4 datasets x 6 methods (sac_single beside sac) x 4 seeds, plus the ablation cells not
     # already in that grid: Fig 1b 4, Fig 1c 16, Fig 4c 96, Fig 4d 88 (its N=1 cells of Fig 1c counted once), CQL
     # kept 48, long halfcheetah runs 32, alternative density ratio 48.
@@ -170,6 +172,8 @@ def test_paper_dry_run_plans_both_studies_grids():
     assert counts["dataset"] == 4 * 5 + 1
     # One held-out error per world model of the main grid; Fig 5's traces on ant-medium-replay.
     assert counts["world_model_error"] == 4 * 3 * 5 and counts["critic_trace"] == 1
+    # The converged-model control: one model per env's medium-replay and seed, each with its held-out error.
+    assert counts["world_model_converged"] == counts["world_model_error_converged"] == 4 * 5
     # One block of 5 agents per (env, dataset, seed) for CQL, AWAC and BCQ; FQE for halfcheetah's 4 datasets.
     assert counts["pretrain"] == 3 * (3 * 4 * 4) + 4 * 4
     assert counts["likelihood_shift"] == 1
@@ -263,7 +267,7 @@ def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
     assert not any("gpu" in r for r in jobs["report_wmaug"] + jobs["dataset"])
     assert all(r["mem_mb"] == "16000" for r in jobs["pretrain"] + jobs["report_wmaug"])
     assert {r["runtime"] for r in jobs["cell"]} >= {str((200_000 + 500_000) // 6000)}
-    assert len(jobs["cell"]) == 615 + 620
+    assert len(jobs["cell"]) == 675 + 620
 
 
 def _leaves(obj, path=()):

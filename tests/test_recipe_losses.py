@@ -24,7 +24,8 @@ from wmaug.paper_a.world_model import save_world_model
 from conftest import tiny_spec, write_sample
 from test_paper_a_ablations import small_world_model
 
-# method: (offline loss, augmentation (rate, k, sampled z) or None, online loss, what the hand-off keeps).
+# method: (offline loss, augmentation (rate, k, sampled z[, what replaces the rows: "model" unless named]) or None,
+# online loss, what the hand-off keeps).
 # Written out rather than derived from the recipes, so that a recipe that changes what it runs fails here.
 TD3BC, TD3_PLAIN, NONE = "TD3+BC", "TD3", None
 BOTH, ACTOR, CRITIC = ("actor", "critic"), ("actor",), ("critic",)
@@ -51,6 +52,10 @@ PAPER_A_PHASES = {
     "td3bc_data_half": (TD3BC, None, TD3_PLAIN, BOTH),
     "td3bc_data_x10": (TD3BC, None, TD3_PLAIN, BOTH),
     "wm_mean_td3bc_td3": (TD3BC, (0.5, 1, False), TD3_PLAIN, BOTH),
+    # the controls: the same rows replaced by s' + noise, by s, or by a converged model's sample
+    "wm_noise_td3bc_td3": (TD3BC, (0.5, 1, True, "noise"), TD3_PLAIN, BOTH),
+    "wm_copy_td3bc_td3": (TD3BC, (0.5, 1, True, "copy"), TD3_PLAIN, BOTH),
+    "wm_converged_td3bc_td3": (TD3BC, (0.5, 1, True), TD3_PLAIN, BOTH),
 }
 
 
@@ -98,6 +103,11 @@ def test_each_phase_of_a_paper_a_recipe_runs_the_loss_it_names(tmp_path, hopper_
     if spec["recipe"]["augment"]:
         wm = small_world_model(hopper_random, reward=True)
         save_world_model(wm, tmp_path / "wm.pt", reward_model=wm.reward_model)
+    if spec["recipe"].get("next_state") == "noise":  # its world model's held-out error per dimension
+        import pandas as pd
+
+        spec["paths"]["noise_sd"] = str(tmp_path / "by_dimension.csv")
+        pd.DataFrame({"dim": range(11), "heldout_mse_raw": 0.01}).to_csv(spec["paths"]["noise_sd"], index=False)
     alpha = spec["td3"]["bc_alpha"]
     assert alpha == 2.5  # docs/protocol.md: TD3+BC's alpha
     seen = {"phase": None, "actor": [], "critic": [], "augmented": [], "first_online_actor": None, "first_online_critic": None}
@@ -129,7 +139,7 @@ def test_each_phase_of_a_paper_a_recipe_runs_the_loss_it_names(tmp_path, hopper_
         return out
 
     def augment(self, batch):
-        seen["augmented"].append((seen["phase"], self.rate, self.steps, self.stochastic))
+        seen["augmented"].append((seen["phase"], self.rate, self.steps, self.stochastic, self.next_state))
         return real_augment(self, batch)
 
     monkeypatch.setattr(TD3, "actor_loss", actor_loss)
@@ -158,7 +168,8 @@ def test_each_phase_of_a_paper_a_recipe_runs_the_loss_it_names(tmp_path, hopper_
     if augmentation is None:
         assert seen["augmented"] == []
     else:
-        assert seen["augmented"] == [("offline", *augmentation)] * offline_updates
+        named = augmentation if len(augmentation) == 4 else (*augmentation, "model")
+        assert seen["augmented"] == [("offline", *named)] * offline_updates
     # the hand-off: what online TD3 starts from
     if offline_loss:
         offline_model = seen["cell"].seeds[0].offline_model

@@ -28,7 +28,8 @@ def level(method: str) -> float:
              "td3bc_actor_only": 20, "td3bc_critic_only": 45, "td3bc_data_x5": 55, "td3_long": 90,
              "wm_rate0": 50, "wm_rate25": 65, "wm_rate75": 75, "wm_rate100": 30, "wm_k2": 78, "wm_k3": 74,
              "wm_k5": 0, "wm_data_half": 60, "wm_data_x5": 85, "wm_data_x10": 88, "td3bc_data_half": 35,
-             "td3bc_data_x10": 65, "wm_mean_td3bc_td3": 72}
+             "td3bc_data_x10": 65, "wm_mean_td3bc_td3": 72, "wm_noise_td3bc_td3": 77, "wm_copy_td3bc_td3": 52,
+             "wm_converged_td3bc_td3": 83}
     return float(table[method])
 
 

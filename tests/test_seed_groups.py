@@ -156,17 +156,17 @@ def test_a_seed_group_must_be_one_cell(tmp_path, base_config):
 
 @pytest.mark.slow  # starts a subprocess
 def test_snakemake_plans_paper_a_cells_in_seed_groups_with_a_folder_per_seed():
-    """The paper-scale plan with 5 seeds per job: paper A's 615 cells become 123 jobs, each writing its five seeds'
+    """The paper-scale plan with 5 seeds per job: paper A's 675 cells become 135 jobs, each writing its five seeds'
     folders; paper B's cells stay one per job; the aggregation's inputs (the seeds' summaries) are unchanged."""
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "figures", "--config", "seeds_per_job=5"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     stats = dict(re.findall(r"^(\S+)\s+(\d+)$", out.stdout, re.M))
-    assert stats["cell_wmaug_seeds0_4"] == "123"
+    assert stats["cell_wmaug_seeds0_4"] == "135"
     plain = subprocess.run([sys.executable, "-m", "snakemake", "-n", "figures"], cwd=ROOT, capture_output=True,
                            text=True, timeout=300)
     plain_stats = dict(re.findall(r"^(\S+)\s+(\d+)$", plain.stdout, re.M))
-    assert int(plain_stats["cell"]) - int(stats["cell"]) == 615  # paper B's cells alone stay in `cell`
+    assert int(plain_stats["cell"]) - int(stats["cell"]) == 675  # paper B's cells alone stay in `cell`
     for name in ("report_wmaug", "claims", "figures"):
         assert stats[name] == plain_stats[name]
     job = out.stdout[out.stdout.index("rule cell_wmaug_seeds0_4:"):]

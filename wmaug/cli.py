@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import logging
 import os
 import sys
@@ -190,7 +191,21 @@ def cmd_world_model(args) -> None:
     base = WorldModelConfig.authors_code() if wm["variant"] == "authors_code" else WorldModelConfig()
     wm_cfg = WorldModelConfig(**{**base.__dict__, **{k: v for k, v in wm.items() if k in base.__dict__}})
     data, _, meta = load_sample(args.sample or C.sample_path(cfg, args.env, args.dataset, args.seed, args.n))
-    model, history = train_world_model(data, wm_cfg, args.seed, progress=not args.no_progress)
+    extra = {}
+    if args.converged:  # the control: early stopping on a held-out split of the sample
+        from wmaug.paper_a.world_model import train_converged_world_model
+
+        stopping = C.converged_world_model_spec(cfg)["early_stopping"]
+        model, history, record = train_converged_world_model(data, wm_cfg, args.seed, progress=not args.no_progress,
+                                                             **stopping)
+        wm_cfg = model.cfg = replace(wm_cfg, epochs=record["epochs"])
+        extra["early_stopping"] = record
+        logging.getLogger("wmaug").info(
+            "converged world model: %d epochs (best %d, stopped: %s); held-out MSE %.4g vs copying the state %.4g "
+            "(ratio %.3f, z-scored)", record["epochs"], record["best_epoch"], record["stopped"],
+            record["heldout_mse_normalized"], record["copy_mse_normalized"], record["ratio_normalized"])
+    else:
+        model, history = train_world_model(data, wm_cfg, args.seed, progress=not args.no_progress)
     error = one_step_error(model, data)
     # The reward model serves only the k-step rollouts; it is fitted after, and apart from, the VAE.
     reward_model, reward_mse = train_reward_model(data, model, args.seed, epochs=wm_cfg.epochs)
@@ -198,7 +213,7 @@ def cmd_world_model(args) -> None:
                                     "(reward variance %.4g)", error["model_mse"], error["copy_mse"], reward_mse,
                                     float(data.rewards.var()))
     save_world_model(model, args.out, extra={"history": history, "train_error": error, "sample": meta,
-                                             "variant": wm["variant"], "reward_mse": reward_mse},
+                                             "variant": wm["variant"], "reward_mse": reward_mse, **extra},
                      reward_model=reward_model)
 
 
@@ -264,7 +279,7 @@ def cmd_world_model_error(args) -> None:
     from wmaug.paper_a.world_model import load_world_model
 
     cfg = _load(args)
-    model, _ = load_world_model(args.world_model)
+    model, extra = load_world_model(args.world_model)
     with np.load(args.sample) as f:
         if "indices" not in f:
             raise InputError(f"{args.sample}: no `indices` (rows of the source): written by an older `wmaug subsample`;"
@@ -273,6 +288,10 @@ def cmd_world_model_error(args) -> None:
     source = source_for(cfg, args.env, args.dataset)
     data, _ = load_source(source, args.env, C.minari_root_of(source))
     tables = world_model_error(model, data, indices, C.scale_cfg(cfg)["holdout_samples"], seed=args.seed)
+    if "early_stopping" in extra:  # a converged-model control: how long it trained, beside its error
+        stop = extra["early_stopping"]
+        tables["summary"] = tables["summary"].assign(epochs=stop["epochs"], best_epoch=stop["best_epoch"],
+                                                     stopped=stop["stopped"])
     out = Path(args.out_dir)
     for name, table in tables.items():
         write_text(out / f"{name}.csv", table.assign(env=args.env, dataset=args.dataset, seed=args.seed)
@@ -417,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--n", type=int, default=None, help="the sample's size (default: the scale's offline_samples)")
     p.add_argument("--sample", default=None, help="sample .npz (default: the config's path)")
+    p.add_argument("--converged", action="store_true", help="the converged-model control: train until the held-out "
+                   "error stops falling (algorithms.world_model_converged) instead of the scale's epochs")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_world_model)
 

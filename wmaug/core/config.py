@@ -173,6 +173,13 @@ SCHEMA = {
                     "additionalProperties": False,
                     "properties": {"rate": {"type": "number", "minimum": 0, "maximum": 1}},
                 },
+                # the converged-model control (docs/methods.md, "Controls"): early stopping on a held-out split
+                "world_model_converged": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"holdout_share": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.5},
+                                   "patience": _pos_int, "max_epochs": _pos_int, "check_every": _pos_int},
+                },
                 **PAPER_B_ALGORITHMS,
             },
         },
@@ -461,14 +468,18 @@ def check_samples_current(config: dict) -> None:
             check_sample_source(config, env, kind, path)
 
 
-def world_model_path(config: dict, env: str, kind: str, seed: int, n: int | str | None = None) -> str:
+def world_model_path(config: dict, env: str, kind: str, seed: int, n: int | str | None = None,
+                     converged: bool = False) -> str:
+    """A cell's world model; `converged`: the one trained until its held-out error stops falling (the control)."""
     n = scale_cfg(config)["offline_samples"] if n is None else n
-    return f"{resources_dir(config)}/world_models/{env}/{kind}/n{n}/seed{seed}.pt"
+    return f"{resources_dir(config)}/world_models/{env}/{kind}/n{n}/seed{seed}{'_converged' if converged else ''}.pt"
 
 
-def world_model_error_paths(config: dict, study: str, env: str, kind: str, seed: int | str) -> dict[str, str]:
-    """The held-out error tables of one world model (the main grid's sample size)."""
-    base = f"{scale_cfg(config)['results_dir']}/{study}/analysis/world_model_error/{env}/{kind}/seed{seed}"
+def world_model_error_paths(config: dict, study: str, env: str, kind: str, seed: int | str,
+                            converged: bool = False) -> dict[str, str]:
+    """The held-out error tables of one world model (the main grid's sample size; `converged`: the control's)."""
+    folder = "world_model_error_converged" if converged else "world_model_error"
+    base = f"{scale_cfg(config)['results_dir']}/{study}/analysis/{folder}/{env}/{kind}/seed{seed}"
     return {t: f"{base}/{t}.csv" for t in ("summary", "by_distance", "by_dimension")}
 
 
@@ -511,10 +522,12 @@ def paper_a_cell_spec(config: dict, cell: dict, recipe) -> CellSpec:
         "augmentation": config["algorithms"]["augmentation"],
         "paths": {
             "sample": sample_path(config, env, dataset, seed, sample_size(s, recipe)) if recipe.offline else None,
-            "world_model": world_model_path(config, env, dataset, seed, sample_size(s, recipe))
+            "world_model": world_model_path(config, env, dataset, seed, sample_size(s, recipe), recipe.converged)
             if recipe.augment else None,
         },
     }
+    if recipe.next_state == "noise":  # the model's own held-out error, per state dimension
+        spec["paths"]["noise_sd"] = world_model_error_paths(config, cell["study"], env, dataset, seed)["by_dimension"]
     spec["config_hash"] = config_hash(spec)
     return cell_spec_from_json(spec, "config")
 
@@ -522,6 +535,23 @@ def paper_a_cell_spec(config: dict, cell: dict, recipe) -> CellSpec:
 def world_model_spec(config: dict) -> dict:
     s = scale_cfg(config)
     return {**config["algorithms"]["world_model"], "epochs": s["world_model_epochs"]}
+
+
+CONVERGED_DEFAULTS = {"holdout_share": 0.1, "patience": 50, "max_epochs": 3000, "check_every": 5}
+
+
+def converged_world_model_spec(config: dict) -> dict:
+    """The converged-model control's training: the world model's settings, early stopping's instead of epochs."""
+    spec = {k: v for k, v in world_model_spec(config).items() if k != "epochs"}
+    return {**spec, "early_stopping": {**CONVERGED_DEFAULTS, **config["algorithms"].get("world_model_converged", {})}}
+
+
+def converged_world_model_jobs(config: dict, study: str) -> list[dict]:
+    """(env, dataset, seed, n) of every converged world model the study's cells use."""
+    s = scale_cfg(config)
+    jobs = {(c["env"], c["dataset"], c["seed"], sample_size(s, METHODS[c["method"]])): None
+            for c in grid_cells(config, study) if getattr(METHODS[c["method"]], "converged", False)}
+    return [{"env": e, "dataset": d, "seed": seed, "n": n} for e, d, seed, n in jobs]
 
 
 def study_seeds(config: dict, study: str) -> int:
@@ -701,7 +731,7 @@ def finetune_cell_spec(config: dict, cell: dict, recipe) -> CellSpec:
 # ---- what a cell's job reads and how long to ask for, per paper (the registry names these) -----------
 
 def paper_a_cell_inputs(config: dict, spec: PaperACellSpec) -> list[str]:
-    return [p for p in (spec.paths.sample, spec.paths.world_model) if p]
+    return [p for p in (spec.paths.sample, spec.paths.world_model, spec.paths.noise_sd) if p]
 
 
 def finetune_cell_inputs(config: dict, spec: FinetuneCellSpec) -> list[str]:

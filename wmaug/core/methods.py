@@ -9,6 +9,7 @@ Kept free of torch so that the Snakefile can import it to expand and check the g
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,32 @@ class Recipe:
     stochastic_model: bool = True
     data_scale: float = 1.0
     long: bool = False
+    # The harness's controls for paper A (docs/methods.md, "Controls"): what replaces the drawn rows' next states
+    # ("model": the world model's sample; "noise": s' + eps at the model's held-out per-dimension error; "copy": s),
+    # and whether the world model is trained until its held-out error stops falling (`world_model_converged`).
+    next_state: str = "model"
+    converged: bool = False
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("next_state", "converged")  # absent from a spec: the plain recipe
 
     def __post_init__(self):
         assert self.augment or (self.rate is None and self.rollout_steps == 1 and self.stochastic_model)
         assert self.offline or (self.data_scale == 1.0 and not self.augment)
         assert self.rollout_steps >= 1 and self.data_scale > 0 and (self.rate is None or 0 <= self.rate <= 1)
+        assert self.next_state in NEXT_STATES and (self.augment or (self.next_state == "model" and not self.converged))
+        assert self.next_state == "model" or (self.rollout_steps == 1 and self.stochastic_model and not self.converged)
 
     def as_dict(self) -> dict:
-        return {"pipeline": self.pipeline, **asdict(self)}
+        out = {"pipeline": self.pipeline, **asdict(self)}
+        # the controls' fields only where they differ from the plain recipe, so every other cell's spec (a rule
+        # parameter: Snakemake re-runs a cell whose spec changed) is what it was before the controls existed
+        for key, plain in CONTROL_DEFAULTS.items():
+            if out[key] == plain:
+                del out[key]
+        return out
+
+
+NEXT_STATES = ("model", "noise", "copy")
+CONTROL_DEFAULTS = {"next_state": "model", "converged": False}
 
 
 def _wm(name: str, description: str, **changes) -> Recipe:
@@ -83,6 +102,13 @@ PAPER_A = [
     # open question: does the world model's stochasticity help (run on a deterministic and a noisy env)
     _wm("wm_mean_td3bc_td3", "augmentation with the world model's mean prediction (z = mu), no sampling",
         stochastic_model=False),
+    # the harness's controls: is augmentation's gain the model's knowledge of the dynamics, or noise on the targets?
+    _wm("wm_noise_td3bc_td3", "noise control: the same rows' next states become s' + eps, eps ~ N(0, the world "
+        "model's held-out error per dimension)", next_state="noise"),
+    _wm("wm_copy_td3bc_td3", "copy control: the same rows' next states become s (a model that knows nothing)",
+        next_state="copy"),
+    _wm("wm_converged_td3bc_td3", "augmentation from a world model trained until its held-out error stops falling",
+        converged=True),
 ]
 
 

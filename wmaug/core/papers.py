@@ -38,7 +38,7 @@ PAPERS = {
     "wmaug": Paper(
         pipeline="wmaug", claim_prefix="A", title="Paper A: world-model augmentation",
         figures=("fig3", "aggregate", "fig4", "fig5", "sweep_rate", "sweep_rollout", "sweep_data", "world_model_error",
-                 "stochastic"),
+                 "stochastic", "controls"),
         cell_spec="wmaug.core.config:paper_a_cell_spec", cell_inputs="wmaug.core.config:paper_a_cell_inputs",
         cell_minutes="wmaug.core.config:paper_a_cell_minutes", make_run="wmaug.paper_a.pipeline:make_run", build_report="wmaug.paper_a.report:build_wmaug_report",
         sized_samples=True, seed_groups=True, world_model_analyses=True, likelihood_shift=False),

@@ -55,6 +55,15 @@ class PaperABudget:
 class PaperAPaths:
     sample: str | None  # the cell's offline sample (None: no offline phase)
     world_model: str | None  # its world model (None: no augmentation)
+    # the noise control's per-dimension error: its world model's held-out error table (by_dimension.csv)
+    noise_sd: str | None = None
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("noise_sd",)
+
+    def as_json(self) -> dict:
+        out = asdict(self)
+        if out["noise_sd"] is None:  # absent unless used: every other cell's spec stays what it was
+            del out["noise_sd"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,12 +86,13 @@ def _section(cls, obj: Any, where: str):
     names = [f.name for f in fields(cls)]
     if not isinstance(obj, dict):
         raise InputError(f"{where}: must be a JSON object with {names}, got {type(obj).__name__}")
-    missing, unknown = [k for k in names if k not in obj], sorted(set(obj) - set(names))
+    optional = getattr(cls, "OPTIONAL_FIELDS", ())  # written only where they differ from their default
+    missing, unknown = [k for k in names if k not in obj and k not in optional], sorted(set(obj) - set(names))
     if missing or unknown:
         raise InputError(f"{where}: " + "; ".join(
             part for part in (f"lacks {missing}" if missing else "", f"has unknown keys {unknown}" if unknown else "")
             if part) + f" (a {cls.__name__} has {names})")
-    return cls(**{k: obj[k] for k in names})
+    return cls(**{k: obj[k] for k in names if k in obj})
 
 
 def _recipe(cls, obj: Any, where: str):
@@ -110,7 +120,8 @@ class CellSpec:
     def to_json(self) -> dict:
         out = {"cell": asdict(self.cell), "scale": self.scale, "budget": asdict(self.budget),
                "recipe": self.recipe.as_dict(), **{k: getattr(self, k) for k in self.settings_keys},
-               "paths": asdict(self.paths), "config_hash": self.config_hash}
+               "paths": self.paths.as_json() if hasattr(self.paths, "as_json") else asdict(self.paths),
+               "config_hash": self.config_hash}
         return json.loads(json.dumps(out))  # plain JSON values: tuples as lists, a fresh copy of the settings
 
     def rehashed(self) -> "CellSpec":

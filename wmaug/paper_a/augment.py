@@ -10,6 +10,10 @@ of model-based value expansion (Feinberg et al. 2018):
 with r_t and the first terminal flag from the data, r_hat from the world model file's reward model and the
 imagined terminals from the task's own rule (envs.terminal_fn); rows stop accumulating once they end.
 With k = 1 this is exactly the one-step augmentation.
+
+The harness's controls (docs/methods.md, "Controls") replace the same rows, drawn the same way, with what a
+model that knows nothing would give: s' + eps with eps ~ N(0, diag(sd^2)) at the world model's own held-out
+per-dimension error sd (`next_state="noise"`), or s itself (`"copy"`). Rewards and terminals stay the data's.
 """
 
 from __future__ import annotations
@@ -70,12 +74,20 @@ class WorldModelAugmenter:
     def __init__(self, world_model, rate: float, steps: int = 1, stochastic: bool = True, gamma: float = 0.99,
                  policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  terminal: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 generator: torch.Generator | list[torch.Generator] | None = None):
+                 generator: torch.Generator | list[torch.Generator] | None = None,
+                 next_state: str = "model", noise_sd: torch.Tensor | None = None):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"augmentation rate must lie in [0, 1], got {rate}")
+        if next_state not in ("model", "noise", "copy") or (next_state != "model" and steps != 1):
+            raise ValueError(f"next_state must be model, noise or copy (noise and copy one step only), got "
+                             f"{next_state!r} with {steps} steps")
+        if (next_state == "noise") != (noise_sd is not None):
+            raise ValueError("the noise control needs noise_sd (per state dimension), and only it takes one")
         self.world_model, self.rate, self.steps, self.stochastic = world_model, rate, steps, stochastic
         self.gamma, self.policy, self.terminal = gamma, policy, terminal
         self.generator = generator  # the run's own stream for which rows to replace and the latent samples
+        self.next_state = next_state
+        self.noise_sd = noise_sd  # (obs_dim,) or a seed group's (K, obs_dim), raw units
 
     def __call__(self, batch: Batch) -> Batch:
         size, device = batch.observations.shape[-2], batch.observations.device
@@ -92,9 +104,18 @@ class WorldModelAugmenter:
         idx = torch.stack([torch.randperm(size, generator=g, device=device)[:n] for g in generators])  # (K, n)
         rows = torch.arange(len(generators), device=device)[:, None]
         part = Batch(*(getattr(batch, k)[rows, idx] for k in FIELDS))
+        next_obs = batch.next_observations.clone()
+        if self.next_state == "copy":
+            next_obs[rows, idx] = part.observations  # s' := s
+            return batch.replace(next_observations=next_obs)
+        if self.next_state == "noise":
+            sd = self.noise_sd.to(device).reshape(-1, 1, self.noise_sd.shape[-1])  # (1 or K, 1, obs_dim)
+            eps = torch.stack([torch.randn(part.next_observations.shape[1:], generator=g, device=device)
+                               for g in generators])  # each seed's from its own stream
+            next_obs[rows, idx] = part.next_observations + eps * sd  # s' := s' + eps
+            return batch.replace(next_observations=next_obs)
         out = latent_rollout(self.world_model, part, self.steps, self.gamma, self.stochastic, self.policy,
                              self.terminal, self.generator)
-        next_obs = batch.next_observations.clone()
         next_obs[rows, idx] = out.next_observations
         if self.steps == 1:
             return batch.replace(next_observations=next_obs)  # reward, terminal and gamma stay the data's

@@ -38,6 +38,18 @@ def td3_config(td3: dict) -> TD3Config:
     return TD3Config(**{k: td3[k] for k in TD3Config.__dataclass_fields__ if k in td3} | {"hidden": tuple(td3["hidden"])})
 
 
+def noise_sd(path: str, obs_dim: int) -> torch.Tensor:
+    """The noise control's sd per state dimension: the square root of its world model's held-out squared error
+    (raw units; the world_model_error job's by_dimension.csv, column heldout_mse_raw)."""
+    import pandas as pd
+
+    table = pd.read_csv(path).sort_values("dim")
+    if list(table["dim"]) != list(range(obs_dim)) or not np.isfinite(table["heldout_mse_raw"]).all():
+        raise ValueError(f"{path}: expected a finite heldout_mse_raw for each of the {obs_dim} state dimensions "
+                         f"(dims {list(table['dim'])})")
+    return torch.tensor(np.sqrt(table["heldout_mse_raw"].to_numpy()), dtype=torch.float32)
+
+
 class SeedRun(Run):
     """One seed of a paper A cell: its environments, random streams, offline sample, normalisation, world model,
     buffers, curve and result folder. Its agent is member `member` of the batched TD3 of the `CellRun` that runs it
@@ -75,6 +87,7 @@ class SeedRun(Run):
 
                 with torch.random.fork_rng(devices=[]):  # building it must not move the learner's stream
                     self.world_model, _ = load_world_model(spec.paths.world_model, device=device)
+            self.noise_sd = noise_sd(spec.paths.noise_sd, self.obs_dim) if recipe.next_state == "noise" else None
         else:
             # From scratch there is no dataset to take statistics from.
             self.normalizer = ObsNormalizer.identity(self.obs_dim)
@@ -233,7 +246,9 @@ class CellRun(TrainingClock):
                 steps=recipe.rollout_steps, stochastic=recipe.stochastic_model,
                 gamma=spec.td3["gamma"], terminal=terminal_fn(first.env_name),
                 # later rollout steps act like the TD3 target does: the target actor on normalised states
-                policy=self.target_policy, generator=[s.draw_stream for s in self.seeds])
+                policy=self.target_policy, generator=[s.draw_stream for s in self.seeds],
+                next_state=recipe.next_state,
+                noise_sd=torch.stack([s.noise_sd for s in self.seeds]) if recipe.next_state == "noise" else None)
         self.sigterm = SigtermFlag("iteration offline, step online")  # the group's; the seeds' handlers are replaced
         self.loss_sums: dict[str, list[torch.Tensor]] = {}
 

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from wmaug.core import config as C
@@ -143,6 +144,41 @@ def _stochastic(r: StudyReport) -> None:
                           "td3bc_td3": "no augmentation", "td3": "TD3 from scratch"})
 
 
+CONTROLS = ["td3bc_td3", "wm_td3bc_td3", "wm_noise_td3bc_td3", "wm_copy_td3bc_td3", "wm_converged_td3bc_td3"]
+
+
+def _error_ratios(r: StudyReport, env: str, dataset: str, converged: bool) -> str:
+    """The task's world models' held-out error against copying the state (z-scored MSE ratio), mean over the seeds
+    whose error tables exist, and (converged) their mean epochs; '?' where none has run."""
+    ratios, epochs = [], []
+    for seed in range(C.study_seeds(r.cfg, r.study)):
+        path = Path(C.world_model_error_paths(r.cfg, r.study, env, dataset, seed, converged)["summary"])
+        if path.is_file():
+            summary = pd.read_csv(path).iloc[0]
+            ratios.append(float(summary["ratio_normalized"]))
+            if converged and "epochs" in summary:
+                epochs.append(float(summary["epochs"]))
+    if not ratios:
+        return "?"
+    return f"{np.mean(ratios):.2f}" + (f" ({np.mean(epochs):.0f} ep.)" if epochs else "")
+
+
+def _controls(r: StudyReport) -> None:
+    """The harness's controls: is augmentation's gain the world model's knowledge, or noise on the targets?"""
+    epochs = C.scale_cfg(r.cfg)["world_model_epochs"]
+
+    def title(dataset: str, env: str) -> str:
+        return (f"{env} \u00b7 {dataset}\nheld-out error / copying s:\n{_error_ratios(r, env, dataset, False)} "
+                f"({epochs} ep.), converged {_error_ratios(r, env, dataset, True)}")
+
+    r.task_curves("controls", "harness control", "is the gain the world model's? noise at the model's error, "
+                  "copying s, a converged model", "controls", CONTROLS,
+                  labels={"td3bc_td3": "no augmentation", "wm_td3bc_td3": "world model (paper)",
+                          "wm_noise_td3bc_td3": "s' + noise at the model's error", "wm_copy_td3bc_td3": "copy: s' := s",
+                          "wm_converged_td3bc_td3": "converged world model"},
+                  side=True, panel_title=title)
+
+
 def _world_model_error(r: StudyReport) -> None:
     from wmaug.paper_a.world_model_error_figure import plot_world_model_error
 
@@ -171,7 +207,7 @@ def _world_model_error(r: StudyReport) -> None:
 FIGURE_BUILDERS: dict[str, Callable[[StudyReport], None]] = {
     "fig3": _fig3, "aggregate": _aggregate, "fig4": _fig4, "fig5": _fig5, "sweep_rate": _sweep_rate,
     "sweep_rollout": _sweep_rollout, "sweep_data": _sweep_data, "world_model_error": _world_model_error,
-    "stochastic": _stochastic,
+    "stochastic": _stochastic, "controls": _controls,
 }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -375,10 +375,58 @@ def train_world_model(
             bar.set_postfix(loss=f"{row['loss']:.4f}", next_state=f"{row['next_state']:.4f}")
         if log_every and epoch % log_every == 0:
             log.info("world model epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items() if k != "epoch"})
-        if after_epoch is not None:
-            after_epoch(epoch, model)
+        if after_epoch is not None and after_epoch(epoch, model):
+            break  # the caller's stopping rule (early stopping: `train_converged_world_model`)
     model.eval()
     return model, history
+
+
+def train_converged_world_model(transitions: Transitions, cfg: WorldModelConfig, seed: int, holdout_share: float,
+                                patience: int, max_epochs: int, check_every: int, device: str | torch.device = "cpu",
+                                progress: bool = False) -> tuple[WorldModel, list[dict], dict]:
+    """The converged-model control: train on a seeded (1 - holdout_share) of the sample, evaluate the deterministic
+    one-step error on the rest every `check_every` epochs, stop once it has not fallen for `patience` epochs (or at
+    `max_epochs`) and keep the best evaluation's weights. Returns (model, history, record): the record holds the
+    epochs run, the best epoch and its held-out error against copying the state (z-scored with the model's
+    statistics), and why training stopped."""
+    import copy
+
+    if not 0 < holdout_share < 0.5 or patience < 1 or max_epochs < 1 or check_every < 1:
+        raise ValueError(f"early stopping: holdout_share in (0, 0.5), patience, max_epochs and check_every >= 1; got "
+                         f"{holdout_share}, {patience}, {max_epochs}, {check_every}")
+    order = np.random.default_rng([seed, 0xC0DE]).permutation(len(transitions))
+    n_holdout = max(1, round(holdout_share * len(transitions)))
+    held_out, train = transitions.take(np.sort(order[:n_holdout])), transitions.take(np.sort(order[n_holdout:]))
+    best = {"epoch": 0, "heldout_mse_normalized": float("inf"), "state": None}
+    checks: list[dict] = []
+
+    def after_epoch(epoch: int, model: WorldModel) -> bool:
+        if epoch % check_every and epoch != max_epochs:
+            return False
+        model.eval()
+        err = one_step_error(model, held_out)
+        model.train()
+        checks.append({"epoch": epoch, "heldout_mse_normalized": err["model_mse_normalized"],
+                       "copy_mse_normalized": err["copy_mse_normalized"]})
+        if err["model_mse_normalized"] < best["heldout_mse_normalized"]:
+            best.update(epoch=epoch, heldout_mse_normalized=err["model_mse_normalized"],
+                        copy_mse_normalized=err["copy_mse_normalized"], state=copy.deepcopy(model.state_dict()))
+        return epoch - best["epoch"] >= patience
+
+    model, history = train_world_model(train, replace(cfg, epochs=max_epochs), seed, device, progress,
+                                       after_epoch=after_epoch)
+    model.load_state_dict(best["state"])
+    model.eval()
+    epochs = len(history)
+    record = {"epochs": epochs, "best_epoch": best["epoch"], "max_epochs": max_epochs, "patience": patience,
+              "check_every": check_every, "holdout_share": holdout_share, "n_holdout": n_holdout,
+              "heldout_mse_normalized": best["heldout_mse_normalized"],
+              "copy_mse_normalized": best["copy_mse_normalized"],
+              "ratio_normalized": best["heldout_mse_normalized"] / best["copy_mse_normalized"],
+              "stopped": "max_epochs" if epochs >= max_epochs and epochs - best["epoch"] < patience else "patience",
+              "checks": checks}
+    model.train_info = {**model.train_info, "early_stopping": {k: v for k, v in record.items() if k != "checks"}}
+    return model, history, record
 
 
 @torch.no_grad()

@@ -531,7 +531,8 @@ def evaluate_claims(claims: Claims, evidence: dict[str, StudyEvidence], *, scale
     for claim in claims.claims:
         ev = evidence.get(claim.pipeline)
         entry = {"id": claim.id, "paper": claim.paper, "figure": claim.figure, "says": claim.says,
-                 "quote": claim.quote, "where": claim.where, "detectable_sd": claim.detectable_sd, "scale": scale}
+                 "quote": claim.quote, "where": claim.where, "detectable_sd": claim.detectable_sd, "scale": scale,
+                 "source": claim.source}
         if ev is None:
             out.append({**entry, "study": None, "figure_file": None, "verdict": "not run",
                         "why": f"no study of pipeline {claim.pipeline!r} in the config", "checks": []})

@@ -36,7 +36,8 @@ METRICS = {
 }
 CRITIC_METRICS = ("critic_error", "critic_gap", "critic_bias")
 SCORE_COLUMN = "normalized_score"
-CLAIM_KEYS = ("id", "paper", "figure", "says", "checks", "quote", "where", "detectable_sd")
+CLAIM_KEYS = ("id", "paper", "figure", "says", "checks", "quote", "where", "detectable_sd", "source")
+SOURCES = ("paper", "harness")  # harness: the harness's own question about the paper (a control), not the paper's claim
 REQUIRED_CLAIM_KEYS = ("id", "paper", "figure", "says", "checks")
 CHECK_KEYS = ("check", "x", "y", "metric", "op", "threshold", "scope", "over_tasks", "envs", "datasets", "tasks",
               "estimator", "paper_budget")
@@ -122,6 +123,7 @@ class Claim:
     # where the power bar is out of reach at the papers' seeds: the smallest effect, in seed SDs on every task, it is
     # supported at with 80% probability (benchmarks/claims_calibration.py --detectable)
     detectable_sd: float | None = None
+    source: str = "paper"
 
     @property
     def pipeline(self) -> str:
@@ -302,8 +304,9 @@ def parse_claims(data, where: str = "claims") -> Claims:
         detectable = obj.get("detectable_sd")
         if detectable is not None and _number(detectable, f"{w}.detectable_sd") <= 0:
             raise ClaimsError(f"{w}.detectable_sd: expected a positive effect in seed SDs, got {detectable!r}")
+        source = _name("source", obj.get("source", "paper"), list(SOURCES), f"{w}.source")
         claims.append(Claim(cid, paper, figure, " ".join(obj["says"].split()), checks, **text,
-                            detectable_sd=None if detectable is None else float(detectable)))
+                            detectable_sd=None if detectable is None else float(detectable), source=source))
     return Claims(min_seeds, tuple(claims), where, interval)
 
 

@@ -95,6 +95,9 @@ def claims_markdown(doc: dict) -> str:
         out += ["", f"## {c['id']}: {c['verdict']}", "", f"> {c['says']}", ""]
         if c.get("quote"):
             out += [f"The paper ({c.get('where') or c['figure']}): \"{c['quote']}\"", ""]
+        if c.get("source") == "harness":
+            out += [f"The harness's own question about the paper, not a claim of it ({c.get('where') or c['figure']}).",
+                    ""]
         if c.get("detectable_sd"):
             out += [f"At the papers' seeds this claim is supported with 80% probability only when every check shows "
                     f"an effect of {c['detectable_sd']:g} seed standard deviations or more (docs/claims.md, Power).",

@@ -23,8 +23,9 @@ from wmaug.core.papers import study_paper
 from wmaug.report.claims import CRITIC_METRICS, Claim, check_tasks, load_claims
 
 RATES_TABLE = Path(__file__).resolve().parents[2] / "config" / "rates.yaml"
-RULE_ORDER = ("behaviour_run", "behaviour", "dataset", "subsample", "world_model", "pretrain", "cell", "world_model_error",
-              "critic_trace", "likelihood_shift", "report", "claims")
+RULE_ORDER = ("behaviour_run", "behaviour", "dataset", "subsample", "world_model", "world_model_converged", "pretrain",
+              "cell", "world_model_error", "world_model_error_converged", "critic_trace", "likelihood_shift", "report",
+              "claims")
 # speed.py JSON rows -> the rates table's names
 SPEED_ROWS = {"td3": "wmaug TD3+BC, 1 agent", "td3_batched": "wmaug TD3+BC, 8 agents batched",
               "cql_block": "wmaug CQL, 5 agents batched (a paper B block)",
@@ -147,6 +148,12 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
                     jobs[("world_model", env, kind, n, seed)] = Job(
                         "world_model", updates=s["world_model_epochs"] * math.ceil(n / wm["batch_size"]),
                         rate="world_model")
+                if r.converged:  # at most max_epochs (early stopping ends it sooner): an upper bound
+                    stop = C.converged_world_model_spec(cfg)["early_stopping"]
+                    train = n - round(stop["holdout_share"] * n)
+                    jobs[("world_model_converged", env, kind, n, seed)] = Job(
+                        "world_model_converged", updates=stop["max_epochs"] * math.ceil(train / wm["batch_size"]),
+                        rate="world_model")
         else:
             steps = s["finetune_long_steps"] if r.long else s["finetune_steps"]
             ft = algos["finetune"]
@@ -165,6 +172,9 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
             paper = study_paper(cfg, study)
             for j in C.world_model_error_jobs(cfg, study) if paper.world_model_analyses else []:
                 jobs[("world_model_error", study, *j.values())] = Job("world_model_error")
+            for j in C.converged_world_model_jobs(cfg, study) if paper.world_model_analyses else []:
+                jobs[("world_model_error_converged", study, j["env"], j["dataset"], j["seed"])] = Job(
+                    "world_model_error_converged")
             if paper.likelihood_shift and "halfcheetah" in cfg["studies"][study]["envs"]:
                 jobs[("likelihood_shift",)] = Job("likelihood_shift")
     studies = {c["study"] for c in cells}
@@ -177,9 +187,9 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
 
 # The DAG's stages: a job waits for the stages before its own (behaviour runs -> datasets -> world models and CQL
 # blocks -> FQE blocks on those -> cells). What the wall-clock estimate schedules.
-STAGES = {"behaviour_run": 0, "behaviour": 1, "dataset": 2, "subsample": 3, "world_model": 3, "pretrain": 3,
-          "pretrain_fqe": 4, "cell": 5, "world_model_error": 6, "critic_trace": 6, "likelihood_shift": 6, "report": 7,
-          "claims": 8}
+STAGES = {"behaviour_run": 0, "behaviour": 1, "dataset": 2, "subsample": 3, "world_model": 3,
+          "world_model_converged": 4, "pretrain": 3, "pretrain_fqe": 4, "cell": 5, "world_model_error": 6,
+          "world_model_error_converged": 6, "critic_trace": 6, "likelihood_shift": 6, "report": 7, "claims": 8}
 WALL_CORES = 8
 
 
@@ -230,9 +240,9 @@ def plan_text(p: dict) -> str:
     what = "the whole grid" if p["claims"] == "all" else "claim(s) " + ", ".join(p["claims"])
     lines = [f"plan for {what} at scale {p['scale']}: {p['cells']} cells (nothing is run)",
              f"rates: {p['rates']}", "",
-             f"{'rule':<18} {'jobs':>6} {'updates':>14} {'env steps':>14} {unit:>12}"]
+             f"{'rule':<28} {'jobs':>6} {'updates':>14} {'env steps':>14} {unit:>12}"]
     for rule, r in [*p["rules"].items(), ("total", p["total"])]:
-        lines.append(f"{rule:<18} {r['jobs']:>6} {r['updates']:>14,.0f} {r['env_steps']:>14,.0f} {r['hours']:>12,.1f}")
+        lines.append(f"{rule:<28} {r['jobs']:>6} {r['updates']:>14,.0f} {r['env_steps']:>14,.0f} {r['hours']:>12,.1f}")
     slots = f"{p['cores']} GPUs, one job each" if p["device"] == "cuda" else f"{p['cores']} cores, one job each"
     lines += ["", f"wall clock on {slots}: about {p['wall_hours']:,.1f} hours "
                   f"({p['wall_hours'] / 24:,.1f} days; stage by stage, longest jobs first: an upper estimate)"]
