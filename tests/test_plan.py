@@ -9,7 +9,7 @@ import pytest
 
 from wmaug.core import config as C
 from wmaug.core.errors import InputError
-from wmaug.report.plan import plan
+from wmaug.report.plan import cells_of, jobs_of, plan
 
 from conftest import ROOT
 
@@ -23,7 +23,6 @@ def paper_config() -> dict:
 def test_a_claim_plans_only_the_cells_its_checks_read_and_what_they_need():
     """A6 reads actor-only hand-offs on ant medium-replay: wm_actor_only and td3bc_actor_only, every seed, plus
     their world models (wm_actor_only augments), samples, the dataset and its behaviour policy."""
-    from wmaug.report.plan import cells_of
 
     cfg = paper_config()
     cells, traces = cells_of(cfg, ["A6"], CLAIMS)
@@ -71,6 +70,24 @@ def test_the_evidence_scale_costs_what_its_line_promises():
     p = plan(C.load_config(ROOT / "config" / "config.yaml", "evidence"), claims_file=CLAIMS)
     assert p["total"]["hours"] <= 45 and p["wall_hours"] < 24, (p["total"]["hours"], p["wall_hours"])
     assert p["wall_hours"] >= p["total"]["hours"] / 8
+
+
+def test_evaluation_episodes_are_priced_as_the_loops_run_them():
+    """run_loop evaluates at step 0, every eval_every steps and at the last: an evidence-scale paper A cell (20K
+    offline iterations, 50K online steps, every 2,500, 5 episodes) evaluates 9 + 21 times, 5 whole episodes each; a
+    paper B cell (12K steps, every 1,000) 13 times, 5,000 steps each. At paper scale evaluation is about 77% of all
+    environment steps (an outside analysis of the grid found the same share)."""
+    from wmaug.report.plan import evaluations
+
+    assert evaluations(50_000, 2_500) == 21 and evaluations(20_000, 2_500) == 9 and evaluations(12_000, 5_000) == 4
+    cfg = C.load_config(ROOT / "config" / "config.yaml", "evidence")
+    cells, traces = cells_of(cfg, None, CLAIMS)
+    jobs = jobs_of(cfg, cells, traces, whole=True)
+    assert jobs[("cell", "wmaug", "hopper", "random", "wm_td3bc_td3", 0)].eval_steps == (9 + 21) * 5 * 1000
+    assert jobs[("cell", "wmaug", "hopper", "random", "td3", 0)].eval_steps == 21 * 5 * 1000  # no offline phase
+    assert jobs[("cell", "balanced_replay", "halfcheetah", "random", "ours", 0)].eval_steps == 13 * 5000
+    total = plan(paper_config(), claims_file=CLAIMS)["total"]
+    assert 0.75 < total["eval_steps"] / (total["eval_steps"] + total["env_steps"]) < 0.8
 
 
 def test_an_unknown_claim_is_named():
@@ -149,7 +166,6 @@ def test_the_evidence_bookkeeping_times_finished_jobs_from_snakemakes_log(tmp_pa
     planner's estimate of the same job; a job that never finished is left out."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import evidence
-    from wmaug.report.plan import cells_of, jobs_of
 
     log = tmp_path / "run.snakemake.log"
     log.write_text("""Select jobs to execute...

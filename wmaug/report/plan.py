@@ -3,7 +3,8 @@ make, and the hours those take at measured rates. For the whole config or for na
 checks read, and what those cells need: samples, world models, datasets, behaviour policies, pre-trained blocks).
 
 Rates: a `benchmarks/speed.py` JSON the user measured (`--rates FILE.json`), else the committed table
-`config/rates.yaml`. Evaluation episodes, report and analysis jobs are left out of the hours (they are minutes)."""
+`config/rates.yaml`. Evaluation episodes count as environment steps (whole 1,000-step episodes: an upper bound; their
+policy's forward passes are left out); report and analysis jobs are left out of the hours (they are minutes)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Job:
     rate: str | None = None  # which rate its updates run at
     env_steps: float = 0.0
     env: str | None = None
+    eval_steps: float = 0.0  # environment steps of its evaluations (episodes counted whole: an upper bound)
 
 
 def load_rates(device: str, path: str | Path | None = None) -> tuple[dict, str]:
@@ -118,8 +120,10 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
             dataset(env, "expert")
         elif kind != "random":
             for seed in s["behaviour_seeds"]:  # one run per seed, then the selection (which costs nothing)
-                jobs[("behaviour_run", env, seed)] = Job("behaviour_run", rate="sac", env=env, env_steps=s["behaviour_steps"],
-                                                         updates=s["behaviour_steps"] - s["behaviour_start_steps"])
+                jobs[("behaviour_run", env, seed)] = Job(
+                    "behaviour_run", rate="sac", env=env, env_steps=s["behaviour_steps"],
+                    updates=s["behaviour_steps"] - s["behaviour_start_steps"],
+                    eval_steps=s["behaviour_steps"] // s["behaviour_eval_every"] * s["behaviour_eval_episodes"] * EPISODE_STEPS)
             jobs[("behaviour", env)] = Job("behaviour", env=env)
 
     def pretrain(algo: str, env: str, kind: str, block: int) -> None:
@@ -137,8 +141,11 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
         if study_paper(cfg, c["study"]).sized_samples:
             online = s["online_long_steps"] if r.long else s["online_steps"]
             offline = s["offline_iterations"] if r.offline else 0
+            # evaluations at step 0 and every eval_every (and the last) of each phase, eval_episodes each
+            evals = evaluations(online, s["eval_every"]) + (evaluations(offline, s["eval_every"]) if offline else 0)
             jobs[("cell", *c.values())] = Job("cell", updates=offline + max(0, online - s["online_start_steps"]),
-                                              rate="td3", env_steps=online, env=env)
+                                              rate="td3", env_steps=online, env=env,
+                                              eval_steps=evals * s["eval_episodes"] * EPISODE_STEPS)
             if r.offline:
                 n = C.sample_size(s, r)
                 jobs[("subsample", env, kind, n, seed)] = Job("subsample")
@@ -160,7 +167,8 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
             after, every = ft["first_updates_after"], ft["update_every"]
             first = ft["first_updates"] if r.burst else every  # the first block (wmaug/paper_b/finetune.py)
             updates = first + every * ((steps - after) // every) if steps >= after else 0
-            jobs[("cell", *c.values())] = Job("cell", updates=updates, rate="ensemble_sac", env_steps=steps, env=env)
+            jobs[("cell", *c.values())] = Job("cell", updates=updates, rate="ensemble_sac", env_steps=steps, env=env,
+                                              eval_steps=evaluations(steps, s["finetune_eval_every"]) * s["eval_steps"])
             if r.sampling != "online_only":
                 dataset(env, kind)
             if r.pretrain:
@@ -191,14 +199,20 @@ STAGES = {"behaviour_run": 0, "behaviour": 1, "dataset": 2, "subsample": 3, "wor
           "world_model_converged": 4, "pretrain": 3, "pretrain_fqe": 4, "cell": 5, "world_model_error": 6,
           "world_model_error_converged": 6, "critic_trace": 6, "likelihood_shift": 6, "report": 7, "claims": 8}
 WALL_CORES = 8
+EPISODE_STEPS = C.MAX_EPISODE_STEPS  # an evaluation episode counted whole
 
 
 def job_seconds(job: Job, rates: dict) -> float:
     """One job's estimate: its updates at its learner's rate plus its environment steps at the task's."""
     seconds = job.updates / rates[job.rate] if job.updates else 0.0
-    if job.env_steps:
-        seconds += job.env_steps / rates["env_steps_per_s"][job.env]
+    if job.env_steps or job.eval_steps:
+        seconds += (job.env_steps + job.eval_steps) / rates["env_steps_per_s"][job.env]
     return seconds
+
+
+def evaluations(steps: int, every: int) -> int:
+    """Evaluations of a loop of `steps` (wmaug/core/runner.py: run_loop): at step 0, every `every` and at the last."""
+    return 1 + -(-steps // every)
 
 
 def wall_hours(jobs: list[tuple[str, float]], cores: int) -> float:
@@ -219,18 +233,19 @@ def plan(cfg: dict, claim_ids: list[str] | None = None, device: str = "cpu", rat
     rates, source = load_rates(device, rates_file)
     cells, traces = cells_of(cfg, claim_ids, claims_file)
     jobs = jobs_of(cfg, cells, traces, whole=not claim_ids)
-    by_rule = defaultdict(lambda: {"jobs": 0, "updates": 0.0, "env_steps": 0.0, "hours": 0.0})
+    by_rule = defaultdict(lambda: {"jobs": 0, "updates": 0.0, "env_steps": 0.0, "eval_steps": 0.0, "hours": 0.0})
     staged = []
     for key, job in jobs.items():
         row = by_rule[job.rule]
         row["jobs"] += 1
         row["updates"] += job.updates
         row["env_steps"] += job.env_steps
+        row["eval_steps"] += job.eval_steps
         seconds = job_seconds(job, rates)
         row["hours"] += seconds / 3600
         staged.append((STAGES["pretrain_fqe" if key[:2] == ("pretrain", "fqe") else job.rule], seconds / 3600))
     rows = {rule: by_rule[rule] for rule in RULE_ORDER if rule in by_rule}
-    total = {k: sum(r[k] for r in rows.values()) for k in ("jobs", "updates", "env_steps", "hours")}
+    total = {k: sum(r[k] for r in rows.values()) for k in ("jobs", "updates", "env_steps", "eval_steps", "hours")}
     return {"scale": cfg["scale"], "claims": claim_ids or "all", "device": device, "rates": source,
             "cells": len(cells), "rules": rows, "total": total, "cores": cores, "wall_hours": wall_hours(staged, cores)}
 
@@ -240,14 +255,16 @@ def plan_text(p: dict) -> str:
     what = "the whole grid" if p["claims"] == "all" else "claim(s) " + ", ".join(p["claims"])
     lines = [f"plan for {what} at scale {p['scale']}: {p['cells']} cells (nothing is run)",
              f"rates: {p['rates']}", "",
-             f"{'rule':<28} {'jobs':>6} {'updates':>14} {'env steps':>14} {unit:>12}"]
+             f"{'rule':<28} {'jobs':>6} {'updates':>14} {'env steps':>14} {'eval steps':>14} {unit:>12}"]
     for rule, r in [*p["rules"].items(), ("total", p["total"])]:
-        lines.append(f"{rule:<28} {r['jobs']:>6} {r['updates']:>14,.0f} {r['env_steps']:>14,.0f} {r['hours']:>12,.1f}")
+        lines.append(f"{rule:<28} {r['jobs']:>6} {r['updates']:>14,.0f} {r['env_steps']:>14,.0f} "
+                     f"{r['eval_steps']:>14,.0f} {r['hours']:>12,.1f}")
     slots = f"{p['cores']} GPUs, one job each" if p["device"] == "cuda" else f"{p['cores']} cores, one job each"
     lines += ["", f"wall clock on {slots}: about {p['wall_hours']:,.1f} hours "
                   f"({p['wall_hours'] / 24:,.1f} days; stage by stage, longest jobs first: an upper estimate)"]
-    lines += ["", "One process per job at the measured rates; evaluation episodes and the minutes of report, analysis"
-              " and sample jobs are left out. Learner jobs (cells, pre-training, world models, behaviour) on the device"
+    lines += ["", "One process per job at the measured rates; evaluation episodes counted whole (1,000 steps each: an"
+              " upper bound) at the environment's rate, their forward passes and the minutes of report, analysis and"
+              " sample jobs left out. Learner jobs (cells, pre-training, world models, behaviour) on the device"
               f" named; environment steps at the CPU's rate. {'GPU-hours assume one job per GPU.' if p['device'] == 'cuda' else ''}"]
     return "\n".join(lines).rstrip()
 
