@@ -13,6 +13,7 @@ import torch
 
 from wmaug.cell import run_cell
 from wmaug.core import config as C
+from wmaug.core.errors import InputError
 from wmaug.core.methods import METHODS
 from wmaug.data.buffer import Batch
 from wmaug.data.sample import subsample
@@ -92,6 +93,8 @@ def test_the_noise_sd_is_the_root_of_the_models_held_out_squared_error(tmp_path)
     torch.testing.assert_close(noise_sd(str(path), 3), torch.tensor([0.5, 2.0, 3.0]))
     with pytest.raises(ValueError, match="each of the 4 state dimensions"):
         noise_sd(str(path), 4)
+    with pytest.raises(InputError, match="names no paths.noise_sd"):
+        noise_sd(None, 3)
 
 
 def test_the_converged_model_stops_when_its_held_out_error_stops_falling(hopper_random):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wmaug.core.errors import InputError
 from wmaug.algos import build_agent
 from wmaug.algos.td3 import TD3, TD3Config
 from wmaug.paper_a.augment import WorldModelAugmenter
@@ -43,6 +44,9 @@ def noise_sd(path: str, obs_dim: int) -> torch.Tensor:
     (raw units; the world_model_error job's by_dimension.csv, column heldout_mse_raw)."""
     import pandas as pd
 
+    if not path:
+        raise InputError("the noise control's spec names no paths.noise_sd (its world model's by_dimension.csv, "
+                         "written by the world_model_error rule; `wmaug cell --study ...` resolves it)")
     table = pd.read_csv(path).sort_values("dim")
     if list(table["dim"]) != list(range(obs_dim)) or not np.isfinite(table["heldout_mse_raw"]).all():
         raise ValueError(f"{path}: expected a finite heldout_mse_raw for each of the {obs_dim} state dimensions "
