@@ -165,6 +165,15 @@ PartitionName=gpu Nodes=${HOST} Default=NO MaxTime=INFINITE State=UP
 EOF
 log "wrote $CONF (node $HOST, CPUs=$CPUS, RealMemory=$REAL_MEM MB)"
 
+# Snakemake's jobstep plugin drops every SLURM_* variable but the job's identity before its nested `srun`
+# (snakemake-executor-plugin-slurm-jobstep 0.6.1), SLURM_CONF included: inside a job, srun then looks for
+# /etc/slurm/slurm.conf. Link it there unless a real one exists; stop.sh removes the link.
+if [[ ! -e /etc/slurm/slurm.conf || -L /etc/slurm/slurm.conf ]]; then
+    mkdir -p /etc/slurm
+    ln -sfn "$CONF" /etc/slurm/slurm.conf
+    log "linked /etc/slurm/slurm.conf -> $CONF (for srun inside jobs)"
+fi
+
 # --- 4. daemons ----------------------------------------------------------------
 for d in slurmctld slurmd; do
     if pid_alive "$DIR/run/$d.pid"; then

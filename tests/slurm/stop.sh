@@ -89,6 +89,10 @@ else
     log "munged was not started by start.sh, leaving it running"
 fi
 
+if [[ -L /etc/slurm/slurm.conf && $(readlink /etc/slurm/slurm.conf) == "$DIR/etc/slurm.conf" ]]; then
+    rm -f /etc/slurm/slurm.conf  # start.sh's link
+fi
+
 if [[ ${WMAUG_SLURM_PURGE:-0} == 1 ]]; then
     rm -rf "${DIR:?}"
     log "removed $DIR"
