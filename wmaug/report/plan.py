@@ -155,6 +155,8 @@ def jobs_of(cfg: dict, cells: list[dict], traces: set[tuple], whole: bool) -> di
                     jobs[("world_model", env, kind, n, seed)] = Job(
                         "world_model", updates=s["world_model_epochs"] * math.ceil(n / wm["batch_size"]),
                         rate="world_model")
+                if r.next_state == "noise":  # its sd: the held-out error of the cell's world model (minutes)
+                    jobs[("world_model_error", c["study"], env, kind, seed)] = Job("world_model_error")
                 if r.converged:  # at most max_epochs (early stopping ends it sooner): an upper bound
                     stop = C.converged_world_model_spec(cfg)["early_stopping"]
                     train = n - round(stop["holdout_share"] * n)
