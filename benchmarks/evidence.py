@@ -1,7 +1,7 @@
 """The evidence run's bookkeeping (docs/evidence.md): what has finished, what each job took against the planner's
 estimate, and the datasets' returns beside D4RL's, written next to the committed results.
 
-    python benchmarks/evidence.py sync [--scale evidence]
+    python benchmarks/evidence.py sync [--scale evidence] [--markdown]
 
 Writes, under the scale's results_dir:
   datasets/<env>/<kind>.json, behaviour/<env>.json   the dataset and behaviour jobs' records (returns, provenance)
@@ -74,7 +74,7 @@ def scale_logs(scale: str) -> list[Path]:
                   if f"scale={scale}" in p.read_text(errors="replace")[:4000])
 
 
-def sync(scale: str) -> None:
+def sync(scale: str, markdown: bool = False) -> None:
     cfg = C.load_config(ROOT / "config" / "config.yaml", scale)
     s = C.scale_cfg(cfg)
     out = ROOT / s["results_dir"]
@@ -122,6 +122,19 @@ def sync(scale: str) -> None:
     for rule, (wall, est, n) in by_rule.items():
         print(f"  {rule:<14} {n:>3} jobs: measured {wall / 3600:6.2f} h, planner {est / 3600:6.2f} h "
               f"(measured / planner {wall / est:.2f})")
+    if markdown:  # the tables of docs/evidence.md
+        print("\n| job | planner (s) | measured (s) | measured / planner |\n|---|---|---|---|")
+        for t in times:
+            if t["planner_s"]:
+                print(f"| {t['rule']} {t['job'].replace(',', ', ')} | {t['planner_s']:,.0f} | {t['wall_s']:,.0f} | "
+                      f"{t['wall_s'] / t['planner_s']:.2f} |")
+        print("\n| env | dataset | harness: mean return (normalised) | episodes | D4RL v2: mean return (normalised) |"
+              "\n|---|---|---|---|---|")
+        for r in rows:
+            d4rl = (f"{r['d4rl_v2_mean_return']:,.0f} ({r['d4rl_v2_normalized_score']:.1f})"
+                    if r["d4rl_v2_mean_return"] is not None else "")
+            print(f"| {r['env']} | {r['kind']} | {r['mean_return']:,.0f} ({r['normalized_score']:.1f}) | "
+                  f"{r['episodes']} | {d4rl} |")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -138,8 +151,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sync", help="copy the datasets' records, time the finished jobs, count finished cells")
     p.add_argument("--scale", default="evidence")
+    p.add_argument("--markdown", action="store_true", help="also print docs/evidence.md's cost and dataset tables")
     args = parser.parse_args()
-    sync(args.scale)
+    sync(args.scale, args.markdown)
 
 
 if __name__ == "__main__":
