@@ -252,6 +252,21 @@ def run_seed_group(scale: str, device: torch.device, seeds: int, compile: bool =
             "one_job_s": together, "speedup": alone / together}
 
 
+def world_model_step(data: Transitions, buffer: ReplayBuffer, rng, device: torch.device):
+    """One update of paper A's world model on a fixed batch of 4096 (what its rate times)."""
+    wm = WorldModel(OBS, ACT, WorldModelConfig(), data.observations.mean(0), data.observations.std(0)).to(device)
+    opt = make_adam(wm.parameters(), 1e-4)
+    batch = buffer.sample(4096, rng)
+
+    def step():
+        loss, _ = wm.loss(batch.observations, batch.actions, batch.next_observations, kl_weight=1 / 3)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def rates_table(args, data: Transitions, buffer: ReplayBuffer, sample, device: torch.device) -> None:
     """The planner's rates (config/rates.yaml's names), each learner timed alone, and the environments' steps."""
     from wmaug.report.plan import SPEED_ROWS
@@ -262,16 +277,7 @@ def rates_table(args, data: Transitions, buffer: ReplayBuffer, sample, device: t
     cql_5 = CQL(OBS, ACT, CQLConfig(), members=5, device=device)
     ens = EnsembleSAC(OBS, ACT, EnsembleSACConfig(), members=5, device=device)
     sac = SAC(OBS, ACT, SACConfig(), device=device)
-    wm = WorldModel(OBS, ACT, WorldModelConfig(), data.observations.mean(0), data.observations.std(0)).to(device)
-    wm_opt = make_adam(wm.parameters(), 1e-4)
-    wm_batch = buffer.sample(4096, np.random.default_rng(1))
-
-    def wm_step():
-        loss, _ = wm.loss(wm_batch.observations, wm_batch.actions, wm_batch.next_observations, kl_weight=1 / 3)
-        wm_opt.zero_grad()
-        loss.backward()
-        wm_opt.step()
-
+    wm_step = world_model_step(data, buffer, np.random.default_rng(1), device)
     steps = {"td3": (lambda: td3_1.update(sample()), 1), "td3_batched": (lambda: td3_k.update(sample(K)), K),
              "cql_block": (lambda: cql_5.update(sample(5)), 5), "ensemble_sac": (lambda: ens.update(sample()), 1),
              "sac": (lambda: sac.update(sample()), 1), "world_model": (wm_step, 1)}
@@ -386,16 +392,7 @@ def main() -> None:
         group.append((f"d3rlpy {d3['sac'][1]} SAC, 1 agent", 1, d3["sac"][0]))
     rows += measure_group("SAC", lambda: plain_sac.update(sample()), group, args.seconds)
 
-    wm = WorldModel(OBS, ACT, WorldModelConfig(), data.observations.mean(0), data.observations.std(0)).to(device)
-    wm_opt = make_adam(wm.parameters(), 1e-4)
-    wm_batch = buffer.sample(4096, rng)
-
-    def wm_step():
-        loss, _ = wm.loss(wm_batch.observations, wm_batch.actions, wm_batch.next_observations, kl_weight=1 / 3)
-        wm_opt.zero_grad()
-        loss.backward()
-        wm_opt.step()
-
+    wm_step = world_model_step(data, buffer, rng, device)
     wm_rate = rate(wm_step, args.seconds, warmup=3)
     rows.append({"group": "world model", "learner": "wmaug world model, batch 4096, 1 model", "agents": 1,
                  "updates_per_s": wm_rate, "agent_updates_per_s": wm_rate, "ratio_to_plain": None})
