@@ -14,6 +14,28 @@ def report_inputs(wc):
     return inputs
 
 
+def pending_inputs_file(study):
+    """A file naming the study report's inputs that do not exist yet: an input of the report.
+
+    Snakemake does not re-run a job whose outputs exist only because some of its inputs are missing (that is how it
+    lets temp files go), so the tables of a partial run (the evidence scale's, which are tracked) would end a later
+    run before its missing cells. While inputs are missing, this file is rewritten at each planning, newer than the
+    tables: the report is out of date and its missing inputs are made first. With none missing it is empty and dated
+    1970, so it never re-runs a finished report."""
+    path = Path(".snakemake/wmaug/pending") / f"{S['results_dir'].strip('/').replace('/', '_')}-{study}.txt"
+    # Only the Snakemake that plans the run writes it: a cluster job's own Snakemake reads it as it is.
+    if getattr(workflow, "remote_exec", False) or getattr(workflow, "subprocess_exec", False):
+        return str(path)
+    missing = [p for p in report_inputs(SimpleNamespace(study=study)) if not Path(p).exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if missing:
+        path.write_text("".join(f"{p}\n" for p in missing))
+    elif not path.is_file() or path.stat().st_size:
+        path.write_text("")
+        os.utime(path, (0, 0))
+    return str(path)
+
+
 def report_tables(study):
     out = f"{S['results_dir']}/{study}"
     return [f"{out}/{name}.csv" for name in ("scores", "curve_intervals", "aggregate_metrics", "probability_of_improvement")]
@@ -40,6 +62,7 @@ for _pipeline in PAPERS:
             f"report_{_pipeline}"
         input:
             report_inputs,
+            pending=lambda wc: pending_inputs_file(wc.study),
         output:
             tables=report_tables("{study}"),
             figures=figure_pattern(_pipeline),

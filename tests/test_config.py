@@ -382,3 +382,58 @@ def test_a_grid_subset_keeps_only_the_blocks_and_methods_it_names(base_config):
     assert b["fig1c_q_init"]["envs"] == ["halfcheetah"]
     cells = {(c["env"], c["dataset"], c["method"]) for c in C.grid_cells(cfg, "balanced_replay")}
     assert len(cells) == 2 * 6  # two tasks x ours, ours_e1, fqe_e1, ours_uniform, ours_online_only, ours_e2
+
+
+def _dry_run_jobs(cwd, target: str) -> tuple[dict[str, list[str]], str]:
+    """rule -> the output lines of its jobs in `snakemake -n` (smoke scale) for one target; and the whole text."""
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", target, "--config", "scale=smoke"], cwd=cwd,
+                         capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    jobs, rule = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split(" ", 1)[1][:-1]
+        elif line.startswith("output:") and rule:
+            jobs.setdefault(rule, []).append(line[len("output:"):].strip())
+    return jobs, text
+
+
+@pytest.mark.slow  # starts Snakemake three times (dry runs)
+def test_tables_of_a_partial_run_do_not_stop_its_missing_cells(tmp_path):
+    """Tracked tables of a partial run (the evidence scale's) exist while some cells do not. Snakemake alone would
+    call such a report done (it skips the missing inputs of a job whose outputs exist); the report's pending-inputs
+    file puts it out of date, so the missing cells are planned. Once every input exists, a finished report stays
+    finished."""
+    import os
+    import shutil
+
+    for name in ("Snakefile", "rules", "config"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    target = "results/smoke/wmaug/scores.csv"
+    jobs, _ = _dry_run_jobs(tmp_path, target)
+    report_outputs = [p.strip() for p in jobs["report_wmaug"][0].split(",")]
+    assert target in report_outputs and len(jobs["cell"]) > 1
+    for path in report_outputs:  # the tables and figures of a run that did not finish, as a clone finds them
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("partial\n")
+    pending = tmp_path / ".snakemake/wmaug/pending/results_smoke-wmaug.txt"
+    if pending.exists():
+        os.utime(pending, (0, 0))  # older than the tables, as after `wmaug regenerate`
+    jobs_after, text = _dry_run_jobs(tmp_path, target)
+    assert "Nothing to be done" not in text
+    assert len(jobs_after.get("cell", [])) == len(jobs["cell"]) and "report_wmaug" in jobs_after
+    cell = jobs["cell"][0].split(",")[-1].strip()  # a summary.json the pending file names
+    assert cell.endswith("summary.json") and cell in pending.read_text().split()
+    for path in pending.read_text().split():  # every input there, with its job's other outputs (a dry run reads
+        made = tmp_path / path                # only names and dates)
+        made.parent.mkdir(parents=True, exist_ok=True)
+        for name in ("curve.csv", "model.pt", made.name) if made.name == "summary.json" else (made.name,):
+            (made.parent / name).write_text("{}\n")
+            os.utime(made.parent / name, (1e9, 1e9))  # all from one moment: none newer than a job that reads it
+    for path in report_outputs:
+        os.utime(tmp_path / path)  # the report written after them
+    _, text = _dry_run_jobs(tmp_path, target)
+    assert "Nothing to be done" in text
+    assert pending.read_text() == "" and pending.stat().st_mtime == 0
