@@ -1,6 +1,7 @@
 """The SLURM profile against a real one-node SLURM (tests/slurm/start.sh): a cell goes through sbatch to COMPLETED,
-and survives each fault a cluster deals out (preemption, its time limit, its node going down, the Snakemake that
-submitted it killed) with a result byte-identical to the same cell run locally with the same threads.
+and survives the faults a cluster deals out (preemption, its time limit, the Snakemake that submitted it killed) with
+a result byte-identical to the same cell run locally with the same threads. A node going down is not here yet
+(docs/running.md says what SLURM did when it was tried).
 
 Each test prints what SLURM did and what the harness did (`pytest -s` shows it; docs/running.md has the table).
 Skipped, with the reason, where SLURM cannot be started (not root, no apt, no Debian package)."""
@@ -24,9 +25,10 @@ SLURM = ROOT / "tests" / "slurm"
 CELL = "results/smoke/wmaug/hopper/random/td3/seed0"  # TD3 from scratch: no dataset, one job
 CELL_ARGS = ["--scale", "smoke", "--study", "wmaug", "--env", "hopper", "--dataset", "random", "--method", "td3",
              "--seed", "0"]
-# Online steps of the cell in these tests: long enough to be hit mid-run, and (LONG) to outlast a 1-minute time
-# limit, which SLURM enforces at its next 30-second check. The smoke scale's other numbers stay.
-STEPS, LONG = 2400, 9000
+# Online steps of the cell in these tests: long enough to be hit mid-run. The time-limit test's cell must outlast a
+# 1-minute limit, which SLURM enforces at its next 30-second check: its steps are scaled from the local run of STEPS
+# to about LONG_SECONDS on this machine. The smoke scale's other numbers stay.
+STEPS, LONG_SECONDS = 2400, 150
 # This cluster has no slurmdbd (plain sacct fails: status from squeue), no accounts and no GPUs (no GRES): the
 # profile's account, partitions and GPU requests are overridden the way docs/running.md says.
 OVERRIDES = ["--default-resources", "slurm_partition=cpu", "--set-resources", "cell:slurm_partition=cpu", "cell:gpu=0",
@@ -72,10 +74,11 @@ def workflow(where: Path, steps: int) -> Path:
 def local_curves(tmp_path_factory):
     """The cell run here without SLURM, at the threads the profile gives a cell (set-threads: cell: 2): curve.csv
     for each budget, computed once."""
-    made = {}
+    made, seconds = {}, {}
 
     def curve(steps: int) -> bytes:
         if steps not in made:
+            started = time.monotonic()
             work = workflow(tmp_path_factory.mktemp("local") / "work", steps)
             out = work / "local"
             run = subprocess.run([sys.executable, "-m", "wmaug.cli", "cell", *CELL_ARGS, "--threads", "2",
@@ -83,8 +86,15 @@ def local_curves(tmp_path_factory):
                                  timeout=1200)
             assert run.returncode == 0, run.stderr[-2000:]
             made[steps] = (out / "curve.csv").read_bytes()
+            seconds[steps] = time.monotonic() - started
         return made[steps]
 
+    def long_steps() -> int:
+        """Online steps that take about LONG_SECONDS here (a multiple of 1,200: an evaluation at half and end)."""
+        curve(STEPS)
+        return 1200 * max(5, round(STEPS * LONG_SECONDS / seconds[STEPS] / 1200))
+
+    curve.long_steps = long_steps
     return curve
 
 
@@ -214,13 +224,14 @@ def test_a_cell_past_its_time_limit_leaves_no_result_and_its_retry_resumes_to_th
     SLURM ends it at its next limit check (SIGTERM, SIGKILL after KillWait), the cell checkpoints and exits, the job
     is TIMEOUT, Snakemake counts it failed, and no summary.json is left. The profile's retries submit it again, with
     the rule's own limit; the retry resumes."""
-    work = workflow(tmp_path / "work", LONG)
+    long = local_curves.long_steps()
+    work = workflow(tmp_path / "work", long)
     proc = snakemake(work, slurm, "cell:runtime=60")  # retries get an hour: on a slow machine 10 minutes may not do
     first = running_job(proc, slurm)
     subprocess.run(["scontrol", "update", f"JobId={first}", "TimeLimit=1"], check=True, env=slurm)
     ended = wait_until(f"job {first} ended", lambda: (lambda s: s if s not in ("RUNNING", "COMPLETING") else None)(
         job(first, slurm).get("JobState")), timeout=300, every=0.2)
-    assert ended == "TIMEOUT", f"job {first} {ended} before its limit: make LONG larger on this machine"
+    assert ended == "TIMEOUT", f"job {first} {ended} before its limit: raise LONG_SECONDS on this machine"
     assert not (work / CELL / "summary.json").exists(), "a timed-out cell must not look finished"
     proc.wait(timeout=1500)
     log = log_of(proc)
@@ -229,45 +240,9 @@ def test_a_cell_past_its_time_limit_leaves_no_result_and_its_retry_resumes_to_th
     states = [job(i, slurm)["JobState"] for i in ids]
     assert ids[0] == first and states == ["TIMEOUT", "COMPLETED"], (ids, states)
     assert "resumed from" in cell_log(work)
-    assert (work / CELL / "curve.csv").read_bytes() == local_curves(LONG)
-    report("time limit", jobs=" ".join(f"{i} {s}" for i, s in zip(ids, states)),
+    assert (work / CELL / "curve.csv").read_bytes() == local_curves(long)
+    report(f"time limit ({long} steps)", jobs=" ".join(f"{i} {s}" for i, s in zip(ids, states)),
            harness="the attempt at the limit left no summary.json; Snakemake's retry resumed from the checkpoint",
-           identical=True)
-
-
-@pytest.mark.slow  # a smoke cell through SLURM whose node goes down mid-run
-def test_a_cell_whose_node_goes_down_is_requeued_and_resumes_to_the_local_result(slurm, local_curves, tmp_path):
-    """`scontrol update nodename=... state=down` mid-run: SLURM ends the job and requeues it (a node failure; the
-    profile's slurm-requeue). The node comes back (at once here: ReturnToService=2 and its slurmd answers; else
-    `state=resume`), Snakemake has waited, the cell resumes from its last checkpoint."""
-    work = workflow(tmp_path / "work", STEPS)
-    proc = snakemake(work, slurm)
-    job_id = mid_run(work, proc, slurm)
-    node = job(job_id, slurm)["NodeList"]
-    subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=wmaug-test"], check=True, env=slurm)
-    after_down = wait_until(f"job {job_id} off its node", lambda: (lambda s: s if s in (
-        "PENDING", "REQUEUED", "NODE_FAIL", "FAILED", "CANCELLED") else None)(job(job_id, slurm).get("JobState")),
-        timeout=120, every=0.2)
-    time.sleep(3)
-    node_state = lambda: subprocess.run(["sinfo", "-h", "-n", node, "-o", "%T"], capture_output=True, text=True,
-                                        env=slurm).stdout.strip()
-    came_back = node_state()  # ReturnToService=2: a DOWN node whose slurmd answers is back at once
-    if "down" in came_back:
-        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], check=True, env=slurm)
-    wait_until("the node up again", lambda: "down" not in node_state(), timeout=120)
-    if job(job_id, slurm).get("JobState") == "PENDING":
-        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, env=slurm)
-    proc.wait(timeout=1200)
-    log = log_of(proc)
-    assert proc.returncode == 0, log[-3000:]
-    ids = job_ids(log)
-    states = [job(i, slurm)["JobState"] for i in ids]
-    assert states[-1] == "COMPLETED", (ids, states)
-    assert "resumed from" in cell_log(work)
-    assert (work / CELL / "curve.csv").read_bytes() == local_curves(STEPS)
-    report("node down mid-job", jobs=" ".join(f"{i} {s}" for i, s in zip(ids, states)),
-           slurm=f"job {job_id} {after_down} when the node went down; node {came_back} 3 s later",
-           harness="Snakemake waited; the cell resumed from its last checkpoint",
            identical=True)
 
 

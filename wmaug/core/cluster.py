@@ -9,6 +9,7 @@ writing the same files. The Snakefile asks this module before it plans anything 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,20 +22,34 @@ class LiveJobsError(RuntimeError):
     """Jobs of an earlier, stopped Snakemake are still queued or running here."""
 
 
+def slurm_config_found() -> bool:
+    """Whether squeue has a config file to read. Without one it retries for a minute before it fails (SLURM 22.05),
+    which every Snakemake start would pay on a machine with SLURM's client but no cluster. (A configless cluster's
+    login node without a local file goes unchecked.)"""
+    candidates = [os.environ["SLURM_CONF"]] if os.environ.get("SLURM_CONF") else [
+        "/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/run/slurm/conf/slurm.conf"]
+    return any(Path(c).is_file() for c in candidates)
+
+
 def live_jobs(workdir: str | Path) -> list[dict]:
     """This user's SLURM jobs submitted by Snakemake from `workdir` that have not ended; [] without SLURM."""
-    if shutil.which("squeue") is None:
+    if shutil.which("squeue") is None or not slurm_config_found():
         return []
     try:
         out = subprocess.run(["squeue", "--me", "-h", "-o", SQUEUE_FORMAT], capture_output=True, text=True,
-                             timeout=60)
+                             timeout=20)
     except (OSError, subprocess.SubprocessError):
         return []
     if out.returncode != 0:  # no controller reachable: nothing of ours can be running there either
         return []
+    return jobs_from_squeue(out.stdout, workdir)
+
+
+def jobs_from_squeue(text: str, workdir: str | Path) -> list[dict]:
+    """Snakemake's jobs from `workdir` in squeue's output (format SQUEUE_FORMAT)."""
     here = Path(workdir).resolve()
     jobs = []
-    for line in out.stdout.splitlines():
+    for line in text.splitlines():
         parts = line.split("|", 3)
         if len(parts) != 4:
             continue
