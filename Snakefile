@@ -25,6 +25,15 @@ configfile: "config/config.yaml"
 CFG = C.validate(config, where="config/config.yaml (with --config overrides)")
 C.check_samples_current(CFG)  # a sample drawn from a source the config no longer names stops the run here
 SCALE = CFG["scale"]
+
+# SLURM jobs that a stopped Snakemake left queued or running here would be submitted a second time beside themselves:
+# stop first, naming them (wmaug/core/cluster.py). Not in a job's own Snakemake, which is one of those jobs.
+if not (getattr(workflow, "remote_exec", False) or getattr(workflow, "subprocess_exec", False)):
+    from wmaug.core.cluster import LiveJobsError, live_jobs, live_jobs_message
+
+    _live = live_jobs(Path.cwd())
+    if _live:
+        raise LiveJobsError(live_jobs_message(_live, Path.cwd()))
 S = C.scale_cfg(CFG)
 
 # The CLI reads the same effective config (including --config overrides) from this file.
