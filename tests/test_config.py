@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from wmaug.core import config as C
 from wmaug.core.methods import PAPER_A, PAPER_B
@@ -268,6 +269,18 @@ def test_slurm_profile_dry_run_asks_each_rule_for_its_resources():
     assert all(r["mem_mb"] == "16000" for r in jobs["pretrain"] + jobs["report_wmaug"])
     assert {r["runtime"] for r in jobs["cell"]} >= {str((200_000 + 500_000) // 6000)}
     assert len(jobs["cell"]) == 675 + 620
+    # The executor plugin submits a rule's ready jobs as one array with the FIRST job's runtime, memory and
+    # partition (snakemake-executor-plugin-slurm 2.8, run_array_jobs). Arrays are only sound for a rule whose jobs
+    # all ask the same: cells do not (their runtimes follow their budgets), so an array would cut the longer short.
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    arrayed = [r.strip() for r in str(profile.get("slurm-array-jobs", "")).replace(";", ",").split(",") if r.strip()]
+    assert "all" not in arrayed
+    sbatch_keys = ("runtime", "mem_mb", "mem_mb_per_cpu", "cpus_per_task", "gpu", "gres", "slurm_partition",
+                   "slurm_account", "constraint", "qos", "nodes", "tasks", "slurm_extra")
+    for rule in arrayed:
+        asks = {tuple(res.get(k) for k in sbatch_keys) for res in jobs.get(rule, [])}
+        assert len(asks) <= 1, f"profiles/slurm: slurm-array-jobs has {rule!r}, whose jobs ask for {len(asks)} " \
+                               f"different sbatch resources: {sorted(asks)[:3]}"
 
 
 def _leaves(obj, path=()):
