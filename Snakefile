@@ -70,18 +70,12 @@ wildcard_constraints:
     study=r"[a-z0-9_]+",
 
 
+include: "rules/common.smk"
 include: "rules/datasets.smk"
 include: "rules/pretrain.smk"
 include: "rules/cells.smk"
 include: "rules/analysis.smk"
 include: "rules/report.smk"
-
-
-def figures_inputs(wc):
-    """The whole grid's figures and verdicts; with `--config claims=[...]`, those claims' targets only."""
-    if CFG.get("claims"):
-        return [f"{S['figures_dir']}/claims/{cid}/claims.md" for cid in CFG["claims"]]
-    return [f for study in CFG["studies"] for f in figure_files(study)] + list(rules.claims.output)
 
 
 rule figures:

@@ -1,10 +1,6 @@
 # Paper A's analyses beside the cells: each world model's held-out one-step error, and Fig 5's critic traces.
 
 
-def _wm_study():
-    return [s for s in CFG["studies"] if study_paper(CFG, s).world_model_analyses]
-
-
 rule world_model_error:
     """Held-out one-step error of one world model, overall, by distance from its training states and by
     state dimension."""
@@ -51,13 +47,6 @@ rule world_model_error_converged:
         " --out-dir $(dirname {output.summary}) --threads {threads} 2> {log}"
 
 
-def _critic_trace_job(wc):
-    for job in C.critic_trace_jobs(CFG, wc.study):
-        if (job["env"], job["dataset"]) == (wc.env, wc.dataset):
-            return job
-    raise ValueError(f"study {wc.study} has no Fig 5 task {wc.env}/{wc.dataset}")
-
-
 rule critic_trace:
     """Fig 5: Q(s, a) of the pre-trained and online critics along one episode of the expert dataset."""
     input:
@@ -77,15 +66,3 @@ rule critic_trace:
         mem_mb=4000,
     shell:
         "wmaug critic-trace {CFG_ARG} --env {wildcards.env} --cells {params.cells} --out {output} 2> {log}"
-
-
-def analysis_outputs(study):
-    """What the study's report reads beside its cells."""
-    if not study_paper(CFG, study).world_model_analyses:
-        return []
-    out = [p for job in C.world_model_error_jobs(CFG, study)
-           for p in C.world_model_error_paths(CFG, study, job["env"], job["dataset"], job["seed"]).values()]
-    out += [C.critic_trace_path(CFG, study, j["env"], j["dataset"]) for j in C.critic_trace_jobs(CFG, study)]
-    out += [p for j in C.converged_world_model_jobs(CFG, study)
-            for p in C.world_model_error_paths(CFG, study, j["env"], j["dataset"], j["seed"], converged=True).values()]
-    return out

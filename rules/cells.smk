@@ -3,21 +3,6 @@ from types import SimpleNamespace
 # One training cell per (study, env, dataset, method, seed): `wmaug cell` with the resolved spec.
 
 
-def cell_spec(wc):
-    return C.cell_spec(CFG, wc.study, wc.env, wc.dataset, wc.method, int(wc.seed))
-
-
-def cell_inputs(wc):
-    spec = cell_spec(wc)
-    return paper(spec.pipeline).load("cell_inputs")(CFG, spec)
-
-
-def cell_runtime(wc):
-    """Minutes to ask a cluster for (the paper's estimate from its budget)."""
-    spec = cell_spec(wc)
-    return paper(spec.pipeline).load("cell_minutes")(CFG, spec)
-
-
 # `--spec-json` holds one spec, or the list of a seed group's specs; `--out` one folder per seed.
 CELL_SHELL = "wmaug cell --spec-json {params.spec:q} --out {params.out} --threads {threads} 2> {log}"
 CELL_DIR = C.cell_dir(CFG, "{study}", "{env}", "{dataset}", "{method}", "{seed}")
@@ -49,11 +34,6 @@ rule cell:
         CELL_SHELL
 
 
-def seed_wildcards(wc, study, seed):
-    """One seed's wildcards within a seed group's job (whose rule fixes study and seeds)."""
-    return SimpleNamespace(study=study, env=wc.env, dataset=wc.dataset, method=wc.method, seed=seed)
-
-
 # One rule per seed group (rule names: cell_<study>_seeds<first>_<last>; a cluster profile gives them the resources
 # it gives `cell`). Its outputs are the group's seed folders, so the aggregation reads them like any cell's.
 for _study, _groups in SEED_GROUPS.items():
@@ -82,7 +62,3 @@ for _study, _groups in SEED_GROUPS.items():
                 mem_mb=6000 + 1000 * (len(_seeds) - 1),
             shell:
                 CELL_SHELL
-
-
-def study_summaries(study):
-    return [f"{C.cell_dir(CFG, **cell)}/summary.json" for cell in C.grid_cells(CFG, study)]

@@ -39,14 +39,6 @@ rule behaviour:
         "wmaug behaviour-select {CFG_ARG} --env {wildcards.env} --candidates {input} --out {output} 2> {log}"
 
 
-def dataset_inputs(wc):
-    if wc.kind == "random":
-        return []
-    if wc.kind == "medium-expert":
-        return [C.dataset_marker(CFG, wc.env, k) for k in ("medium", "expert")]
-    return [C.behaviour_path(CFG, wc.env)]
-
-
 rule dataset:
     """One dataset kind written as a Minari dataset; the marker JSON (checksum, provenance) is written last."""
     input:
@@ -63,11 +55,6 @@ rule dataset:
         mem_mb=8000,
     shell:
         "wmaug dataset {CFG_ARG} --env {wildcards.env} --kind {wildcards.kind} --threads {threads} --out {output} 2> {log}"
-
-
-def sample_inputs(wc):
-    # A user-provided source replaces the built dataset (and everything upstream of it).
-    return [] if C.dataset_source(CFG, wc.env, wc.dataset) else [C.dataset_marker(CFG, wc.env, wc.dataset)]
 
 
 rule subsample:

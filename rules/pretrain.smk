@@ -1,17 +1,6 @@
 # Paper B's offline stage: blocks of batched agents (CQL, AWAC, BCQ) and FQE critics, shared by its methods.
 
 
-def pretrain_spec(wc):
-    return C.pretrain_spec(CFG, wc.algo, wc.env, wc.dataset, int(wc.block))
-
-
-def pretrain_inputs(wc):
-    inputs = C.dataset_input(CFG, wc.env, wc.dataset)
-    if wc.algo == "fqe":
-        inputs.append(C.pretrained_path(CFG, "cql", wc.env, wc.dataset, int(wc.block)))
-    return inputs
-
-
 rule pretrain:
     """One block of agents (the five of one fine-tuning seed), trained offline as one batched learner."""
     input:
