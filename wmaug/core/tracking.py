@@ -30,7 +30,7 @@ from pathlib import Path
 from wmaug.core.envs import unknown_name_message
 from wmaug.core.errors import InputError
 
-log = logging.getLogger("wmaug.cell")
+log = logging.getLogger("wmaug.tracking")
 
 PARTIAL_CURVE = "curve.partial.csv"
 BACKENDS = ("none", "tensorboard", "wandb")
