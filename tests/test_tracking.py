@@ -80,7 +80,7 @@ def test_the_backend_comes_from_flag_then_environment_then_config(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["tensorboard", "wandb"])
-def test_a_backend_chosen_but_not_installed_fails_before_any_compute(tmp_path, monkeypatch, backend):
+def test_a_backend_chosen_but_not_installed_fails_before_any_compute(tmp_path, monkeypatch, capsys, backend):
     monkeypatch.setitem(sys.modules, backend, None)  # what an environment without the package looks like to import
     with pytest.raises(InputError, match=rf"'{backend}' needs the {backend} package, which is not installed: "
                                          r"pip install -e '.\[tracking\]'"):
@@ -88,9 +88,11 @@ def test_a_backend_chosen_but_not_installed_fails_before_any_compute(tmp_path, m
     from wmaug import cli
 
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["cell", "--scale", "smoke", "--study", "wmaug", "--env", "hopper", "--dataset", "random",
-                  "--method", "td3", "--seed", "0", "--tracking", backend, "--out", str(tmp_path / "cell")])
+        cli.main(["cell", "--config", str(ROOT / "config" / "config.yaml"), "--scale", "smoke", "--study", "wmaug",
+                  "--env", "hopper", "--dataset", "random", "--method", "td3", "--seed", "0", "--tracking", backend,
+                  "--out", str(tmp_path / "cell")])
     assert exit_.value.code == 2 and not (tmp_path / "cell").exists()
+    assert f"--tracking: tracking backend '{backend}' needs the {backend} package" in capsys.readouterr().err
 
 
 # ---- curve.partial.csv --------------------------------------------------------------------------------------------
@@ -326,3 +328,16 @@ def test_export_names_an_empty_results_folder_and_a_bad_backend(tmp_path):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["export", "--backend", "tensorflow", str(tmp_path)])
     assert exit_.value.code == 2
+
+
+def test_a_tracking_dir_that_is_the_results_root_is_refused(tmp_path, monkeypatch):
+    """Runs go to <dir>/<cell folder>, and a restart empties that folder: with dir '.' it would be the cell's own."""
+    monkeypatch.chdir(tmp_path)
+    cell = Path("results/smoke/wmaug/hopper/random/td3/seed0")
+    cell.mkdir(parents=True)
+    (cell / "curve.csv").write_text("phase,step,normalized_score\nonline,0,1.0\n")
+    (cell / "summary.json").write_text(json.dumps({"finished": True, "cell": {
+        "study": "wmaug", "env": "hopper", "dataset": "random", "method": "td3", "seed": 0}}))
+    with pytest.raises(InputError, match="at the cell folder itself"):
+        export("results", Tracking("tensorboard", "."))
+    assert (cell / "curve.csv").exists() and (cell / "summary.json").exists()

@@ -123,7 +123,7 @@ def global_steps(rows: list[dict]) -> list[int]:
 
 
 def scalars(row: dict) -> dict[str, float]:
-    """A row's numbers (its phase is the x axis's: offline iterations come first)."""
+    """A row's numeric columns as floats; its phase is left out (the x axis shows it: offline iterations first)."""
     out = {}
     for key, value in row.items():
         if isinstance(value, bool) or key == "phase":
@@ -233,6 +233,9 @@ def open_tracker(tracking: Tracking, cell_dir: str | Path, spec_json: dict) -> T
         return None
     name = run_name(cell_dir)
     folder = Path(tracking.dir) / name.lstrip("/")
+    if Path(cell_dir).resolve().is_relative_to(folder.resolve()):  # a restart empties the run's folder
+        raise InputError(f"tracking dir {tracking.dir!r} puts the run of {cell_dir} at the cell folder itself: "
+                         f"choose another folder (default {DEFAULT_TRACKING_DIR})")
     return TRACKERS[tracking.backend](folder, name, run_group(spec_json["cell"]), spec_json)
 
 
