@@ -36,6 +36,13 @@ if not (getattr(workflow, "remote_exec", False) or getattr(workflow, "subprocess
         raise LiveJobsError(live_jobs_message(_live, Path.cwd()))
 S = C.scale_cfg(CFG)
 
+# The tracking backend reaches `wmaug cell` through its environment, not its spec or command: choosing one re-runs no
+# cell. The config decides (a missing package stops the run here, before any job); jobs elsewhere re-read this file.
+from wmaug.core.tracking import TRACKING_DIR_ENV, TRACKING_ENV, config_tracking
+
+_tracking = config_tracking(CFG)
+os.environ[TRACKING_ENV], os.environ[TRACKING_DIR_ENV] = _tracking.backend, _tracking.dir
+
 # The CLI reads the same effective config (including --config overrides) from this file.
 _cfg_text = json.dumps(CFG, sort_keys=True)
 CONFIG_JSON = f".snakemake/wmaug/config-{hashlib.sha256(_cfg_text.encode()).hexdigest()[:12]}.json"

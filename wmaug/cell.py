@@ -1,13 +1,12 @@
 """One (study, env, dataset, method, seed) cell: checks its inputs, runs the pipeline, writes its results.
 
 Outputs in the cell folder: curve.csv (one row per evaluation), model.pt (final networks) and summary.json,
-written last: a folder without summary.json is unfinished, whatever else it holds.
+written last: a folder without summary.json is unfinished, whatever else it holds. While it runs, the folder's
+curve.partial.csv shows the rows so far (deleted once summary.json is written; `wmaug.core.tracking`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from wmaug.core.runner import check_seed_group
 from wmaug.core.spec import CellSpec, cell_spec_from_json
 from wmaug.core.preemption import sigterm_handler_restored
 from wmaug.core.provenance import provenance
+from wmaug.core.tracking import Tracking, curve_csv, open_tracker
 
 log = logging.getLogger("wmaug.cell")
 
@@ -77,25 +77,18 @@ def check_inputs(spec: CellSpec) -> None:
             raise FileNotFoundError(f"{what} for cell {spec.to_json()['cell']} not found: {path}")
 
 
-def curve_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def run_cell(spec: CellSpec | dict, out_dir: str | Path, device: str = "auto", progress: bool = True,
-             compile: bool = False) -> dict:
+             compile: bool = False, tracking: Tracking | None = None) -> dict:
     """One seed of one cell; see :func:`run_cells`."""
-    return run_cells([spec], [out_dir], device, progress, compile)[0]
+    return run_cells([spec], [out_dir], device, progress, compile, tracking)[0]
 
 
 def run_cells(specs: list[CellSpec | dict], out_dirs: list[str | Path], device: str = "auto", progress: bool = True,
-              compile: bool = False) -> list[dict]:
+              compile: bool = False, tracking: Tracking | None = None) -> list[dict]:
     """Seeds of one cell as one job (paper A: trained side by side as one batched TD3), each into its own folder.
     A spec may come as its JSON (checked here). `compile`: the learner's losses as compiled graphs (same draws, same
-    update rule; float rounding aside)."""
+    update rule; float rounding aside). `tracking`: a backend that receives each seed's rows as they happen, besides
+    its folder's curve.partial.csv (none by default; it changes no result)."""
     if len(specs) != len(out_dirs):
         raise ValueError(f"{len(specs)} cell specs but {len(out_dirs)} result folders")
     specs = [cell_spec_from_json(spec, f"cell {spec.get('cell') if isinstance(spec, dict) else spec!r}")
@@ -112,12 +105,19 @@ def run_cells(specs: list[CellSpec | dict], out_dirs: list[str | Path], device: 
     started = time.time()
     with sigterm_handler_restored():
         run, seed_runs = paper(specs[0].pipeline).load("make_run")(specs, out_dirs, dev, progress)
-        compiled = compile_agent(run.agent, compile)
-        info = run.run()
+        for r in seed_runs:
+            r.live.tracker = open_tracker(tracking or Tracking(), r.out_dir, r.spec.to_json())
+        try:
+            compiled = compile_agent(run.agent, compile)
+            info = run.run()
+        finally:  # a preempted or failed run's tracker keeps the rows it showed
+            for r in seed_runs:
+                r.live.close()
     seeds = [r.seed for r in seed_runs]
     summaries = [write_result(r, info, started, dev, seeds, compiled) for r in seed_runs]
     for r in seed_runs:
         r.ckpt_path.unlink(missing_ok=True)  # every result is complete; the (large) checkpoints are not needed
+        r.live.finish()  # and curve.csv holds what curve.partial.csv showed
     return summaries
 
 

@@ -7,6 +7,8 @@
     wmaug subsample --env hopper --dataset medium --seed 0 --out ...npz
     wmaug world-model --env hopper --dataset medium --seed 0 --out ...pt
     wmaug cell      --study wmaug --env hopper --dataset medium-replay --method td3bc_td3 --seed 0 [--out DIR]
+                    [--tracking none|tensorboard|wandb]
+    wmaug export    --backend tensorboard|wandb results/smoke      (finished cells into TensorBoard / offline W&B)
     wmaug pretrain  --algo cql --env hopper --dataset medium --block 0 --out ...pt   (paper B's offline stage)
     wmaug likelihood-shift --env halfcheetah --dataset random --out ...csv            (paper B's Fig 1a)
     wmaug world-model-error --env hopper --dataset random --seed 0 --world-model P --sample P --out-dir D
@@ -227,7 +229,9 @@ def _spec_json(text: str):
 def cmd_cell(args) -> None:
     from wmaug.cell import pick_compile, run_cells
     from wmaug.core.spec import cell_spec_from_json
+    from wmaug.core.tracking import pick_tracking
 
+    cfg = None
     if args.spec_json:
         specs = _spec_json(args.spec_json)
         specs = [cell_spec_from_json(spec, "--spec-json") for spec in (specs if isinstance(specs, list) else [specs])]
@@ -247,7 +251,18 @@ def cmd_cell(args) -> None:
     outs = args.out or [C.cell_dir(_load(args), **spec.to_json()["cell"]) for spec in specs]
     if len(outs) != len(specs):
         raise InputError(f"--out names {len(outs)} folders for {len(specs)} seeds: give one per seed, in order")
-    run_cells(specs, outs, device=args.device, progress=not args.no_progress, compile=pick_compile(args.compile))
+    tracking = pick_tracking(args.tracking, args.tracking_dir, cfg)  # an unknown or missing backend fails here
+    run_cells(specs, outs, device=args.device, progress=not args.no_progress, compile=pick_compile(args.compile),
+              tracking=tracking)
+
+
+def cmd_export(args) -> None:
+    from wmaug.core.tracking import Tracking, check_backend, export
+
+    tracking = Tracking(check_backend(args.backend, "--backend"), args.tracking_dir)
+    cells = export(args.results_dir, tracking)
+    print(f"exported {len(cells)} finished cell(s) from {args.results_dir} to {args.backend} runs under "
+          f"{args.tracking_dir}")
 
 
 def cmd_pretrain(args) -> None:
@@ -452,7 +467,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, nargs="+", help="result folder per seed, in order (default: the config's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _compile_arg(p)
+    p.add_argument("--tracking", default=None, metavar="BACKEND",
+                   help="also log each evaluation row to none, tensorboard or wandb (offline); default: "
+                        "$WMAUG_TRACKING, else the config's tracking.backend when no --spec-json, else none")
+    p.add_argument("--tracking-dir", default=None,
+                   help="where the backend's runs go; default: $WMAUG_TRACKING_DIR, else the config's tracking.dir, "
+                        "else logs/tracking")
     p.set_defaults(func=cmd_cell)
+
+    p = sub.add_parser("export", help="replay finished cells (curve.csv, summary.json) into TensorBoard or W&B (offline)")
+    p.add_argument("--backend", required=True, help="tensorboard or wandb")
+    p.add_argument("--tracking-dir", default="logs/tracking", help="where the runs go (default: logs/tracking, as for "
+                                                                   "a running cell's)")
+    p.add_argument("results_dir", help="a folder of finished cells, e.g. results/evidence or one study's folder")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("pretrain", help="paper B's offline stage: one block of batched agents (or FQE critics)")
     _common(p)
@@ -538,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
     keep_freed_memory()  # training allocates the same large activations every update (wmaug/core/allocator.py)
-    if args.threads:
+    if getattr(args, "threads", None):  # `export` trains nothing
         import torch
 
         torch.set_num_threads(args.threads)

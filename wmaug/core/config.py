@@ -18,6 +18,7 @@ from wmaug.core.envs import ENV_SPECS, unknown_name_message
 from wmaug.core.errors import InputError
 from wmaug.core.papers import DEFAULT_PIPELINE, PAPERS, paper, study_paper
 from wmaug.core.methods import METHODS
+from wmaug.core.tracking import BACKENDS as TRACKING_BACKENDS
 from wmaug.core.spec import (CellSpec, FinetuneCellSpec, PaperACellSpec, PretrainSpec, cell_spec_from_json,
                              config_hash)
 
@@ -99,6 +100,8 @@ SCHEMA = {
                 },
             },
         },
+        # a logging backend each running cell also sends its rows to (wmaug.core.tracking); no part of any spec
+        "tracking": _section(backend={"enum": list(TRACKING_BACKENDS)}, dir={"type": "string", "minLength": 1}),
         "dataset_sources": {
             "type": ["object", "null"],
             "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},

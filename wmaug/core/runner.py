@@ -28,6 +28,7 @@ from wmaug.core.evaluation import evaluate_parallel
 from wmaug.core.io import torch_load, torch_save
 from wmaug.core.preemption import SigtermFlag
 from wmaug.core.spec import CellSpec
+from wmaug.core.tracking import LiveCurve
 
 log = logging.getLogger("wmaug.cell")
 
@@ -192,6 +193,7 @@ class Run(TrainingClock):
         self.data_meta: dict = {}
         self.obs: np.ndarray | None = None
         self.log_prefix = ""  # "seed k: " when several seeds share a log
+        self.live = LiveCurve(self.out_dir)  # each row as it happens (curve.partial.csv; a tracker if one is chosen)
 
     # ---- acting and evaluation --------------------------------------------------------------------
     def policy(self, obs: np.ndarray) -> np.ndarray:
@@ -227,9 +229,14 @@ class Run(TrainingClock):
         row.update(self.check_losses(phase, step))
         row.update(extra or {})
         self.loss_sums = {}
-        self.p.curve.append(row)
+        self.add_row(row)
         log.info("%s%s step %d: score %.1f (return %.1f), critic loss %.3g, Q %.3g", self.log_prefix,
                  phase, step, row["normalized_score"], row["raw_return"], row["critic_loss"], row["q_mean"])
+
+    def add_row(self, row: dict) -> None:
+        """A row of the curve, shown at once in curve.partial.csv (and the tracker)."""
+        self.p.curve.append(row)
+        self.live.append(self.p.curve)
 
     def record(self, metrics: dict[str, float | torch.Tensor]) -> None:
         # Tensors stay on the device until the next evaluation: no host sync per update.
@@ -295,6 +302,7 @@ class Run(TrainingClock):
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         if state["env_rng"] is not None:
             self.set_env_rng(state["env_rng"])
+        self.live.rewrite(self.p.curve)  # rows a killed run showed after this checkpoint are shown again as they come
 
     def set_env_rng(self, state: dict) -> None:
         set_env_rng(self.env, self.seed, state)

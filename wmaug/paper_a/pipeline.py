@@ -433,7 +433,7 @@ class CellRun(TrainingClock):
             if last is not None and last["phase"] == "offline" and self.recipe.keep_actor:
                 # The same policy on the same evaluation seeds: the final offline evaluation is online step 0.
                 for s in self.seeds:
-                    s.p.curve.append({**s.p.curve[-1], "phase": "online", "step": 0})
+                    s.add_row({**s.p.curve[-1], "phase": "online", "step": 0})
             else:
                 self.evaluate("online", 0)
             for s in self.seeds:
