@@ -717,7 +717,7 @@ def source_reference(source: str, env_name: str, root: str | Path | None) -> dic
     """The reference returns a source's scores are normalised with: a Minari dataset's own `ref_min_score` and
     `ref_max_score`, else D4RL's table (D4RL files carry none). A Minari dataset not (yet) installed gets D4RL's,
     saying so: an online-only cell names its task's dataset without reading it."""
-    from wmaug.data.references import d4rl_reference, metadata_reference
+    from wmaug.core.references import d4rl_reference, metadata_reference
 
     scheme, rest = parse_source(source)
     if scheme == "d4rl":
