@@ -46,3 +46,17 @@ def same_pair(a: dict, b: dict) -> bool:
 
 def describe(reference: dict) -> str:
     return f"{reference['ref_min']:g} / {reference['ref_max']:g} ({reference['from']})"
+
+
+def mixed_reference_note(references: dict[str, list]) -> str:
+    """'' when every env's cells were scored against one pair; else a figure's label naming each env's pairs and the
+    datasets scored with each. `references`: "study/env/dataset/method/seedN" -> [ref_min, ref_max, from] (the
+    `references` attribute of `wmaug.report.aggregate.collect_scores`' table)."""
+    by_env: dict[str, dict[tuple, set]] = {}
+    for key, (low, high, _) in references.items():
+        env, dataset = key.split("/")[1:3]
+        by_env.setdefault(env, {}).setdefault((low, high), set()).add(dataset)
+    mixed = [f"{env}: " + "; ".join(f"{low:g}/{high:g} for {', '.join(sorted(datasets))}"
+                                    for (low, high), datasets in sorted(pairs.items()))
+             for env, pairs in sorted(by_env.items()) if len(pairs) > 1]
+    return ("mixed reference returns, scores not on one scale (ref min/max): " + " | ".join(mixed)) if mixed else ""
