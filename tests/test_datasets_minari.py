@@ -290,3 +290,30 @@ def test_an_old_medium_expert_marker_reads_fine_and_a_changed_part_stops_the_run
     cfg["datasets"] = "minari"
     with pytest.raises(C.ConfigError, match=r"medium-expert.json concatenates.*delete"):
         C.check_samples_current(C.validate(cfg))
+
+
+@pytest.mark.slow  # starts Snakemake (a dry run of the smoke DAG)
+def test_the_dag_plans_a_minari_grid_building_only_what_minari_lacks(base_config, minari_root, tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import ROOT
+
+    for name in ("Snakefile", "rules", "config"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    cfg = small_grid(base_config, ["simple", "medium-expert"])
+    cfg["studies"]["wmaug"]["methods"] = ["td3bc_td3"]
+    del cfg["studies"]["balanced_replay"]
+    (tmp_path / "config/config.yaml").write_text(json.dumps(cfg))
+    cells = [f"results/smoke/wmaug/hopper/{d}/td3bc_td3/seed0/summary.json" for d in ("simple", "medium-expert")]
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", *cells, "--config", "scale=smoke", "datasets=minari"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MINARI_DATASETS_PATH": str(minari_root)})
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    planned = [line.split()[-1] for line in text.splitlines() if line.strip().startswith("output:")]
+    datasets = [p for p in planned if "/datasets/" in p]
+    assert datasets == ["resources/smoke/datasets/hopper/medium-expert.json"], datasets  # no behaviour SAC either
+    assert not any("/behaviour/" in p for p in planned)
+    assert any("samples/hopper/simple/" in p for p in planned)
