@@ -70,7 +70,7 @@ report: str(_claims_page) if _claims_page.is_file() else "rules/report/workflow.
 wildcard_constraints:
     env="|".join(ENV_SPECS),
     kind="|".join(k.replace("-", "\\-") for k in DATASET_KINDS),
-    dataset="|".join(k.replace("-", "\\-") for k in DATASET_KINDS),
+    dataset="|".join(k.replace("-", "\\-") for k in C.dataset_kinds(CFG)),  # with the kinds only a source provides
     seed=r"\d+",
     n=r"\d+",
     method=r"[a-z0-9_]+",

@@ -16,7 +16,8 @@ def dataset_inputs(wc):
     if wc.kind == "random":
         return []
     if wc.kind == "medium-expert":
-        return [C.dataset_marker(CFG, wc.env, k) for k in ("medium", "expert")]
+        # the parts' markers, where the harness builds them (a source stands ready)
+        return [m for k in ("medium", "expert") for m in C.dataset_input(CFG, wc.env, k)]
     return [C.behaviour_path(CFG, wc.env)]
 
 

@@ -193,6 +193,9 @@ def test_round_trip_real_rollouts(tmp_path, hopper_episodes):
         "source": f"minari:{DATASET_ID}",
         "checksum": mio.dataset_checksum(d / "data" / "main_data.hdf5"),
         "n_transitions": len(expected),
+        # the harness writes D4RL's pair into its datasets' metadata, and reads it back from there
+        "reference": {"ref_min": -20.272305, "ref_max": 3234.3,
+                      "from": f"dataset metadata (minari:{DATASET_ID})"},
     }
 
 
@@ -340,7 +343,8 @@ def test_d4rl_without_next_observations_matches_qlearning_dataset(tmp_path):
     mio.check_source(f"d4rl:{path}", "hopper", None)
     t2, prov = mio.load_source(f"d4rl:{path}", "hopper", None)
     assert_same(t2, t)
-    assert prov == {"source": f"d4rl:{path}", "checksum": mio.dataset_checksum(path), "n_transitions": 8}
+    assert prov == {"source": f"d4rl:{path}", "checksum": mio.dataset_checksum(path), "n_transitions": 8,
+                    "reference": {"ref_min": -20.272305, "ref_max": 3234.3, "from": "D4RL table (d4rl/infos.py)"}}
 
 
 def test_d4rl_with_next_observations_keeps_every_row(tmp_path):

@@ -47,7 +47,9 @@ def test_collect_scores_long_table(tmp_path):
                      envs=["hopper"], datasets=["random"], seeds=[2, 3])
     s = collect_scores(dirs)
     assert list(s.columns) == agg.SCORE_COLUMNS
-    assert s.attrs == {"scale": "smoke", "config_hash": "cfg0"}
+    assert {k: v for k, v in s.attrs.items() if k != "references"} == {"scale": "smoke", "config_hash": "cfg0"}
+    # summaries written before reference pairs were recorded were scored with D4RL's
+    assert set(map(tuple, s.attrs["references"].values())) == {(-20.272305, 3234.3, "D4RL table (d4rl/infos.py)")}
     assert set(s["phase"]) == {"offline", "online"}
     assert len(s) == 3 * 2 * 11 + 2 * 2 * 3  # td3 has no offline rows
     assert s[(s.method == "td3")]["phase"].eq("online").all()

@@ -117,6 +117,7 @@ def cmd_dataset(args) -> None:
     progress = not args.no_progress
     info: dict = {"env": env, "kind": kind, "scale": scale}
     sac_hidden = cfg["algorithms"]["sac"]["hidden"]
+    reference = None  # the normalised score's pair: D4RL's, unless the dataset is built from sources with their own
     if kind == "random":
         episodes = P.rollout_episodes(env, P.uniform_policy(env, args.seed), n, args.seed, progress, f"{env} random")
     elif kind in ("expert", "medium", "medium-replay"):
@@ -136,20 +137,17 @@ def cmd_dataset(args) -> None:
             policy = sac_policy(actor, env, sac_hidden, deterministic=False, seed=args.seed)
             episodes = P.rollout_episodes(env, policy, n, args.seed, progress, f"{env} {kind}")
     elif kind == "medium-expert":
-        from wmaug.data.minari_io import read_minari_episodes
-
-        episodes = []
-        for part in ("medium", "expert"):
-            episodes += read_minari_episodes(C.built_minari_id(scale, env, part), C.MINARI_ROOT)
+        episodes, info["parts"], reference = P.concatenated_parts(
+            {part: C.full_dataset_source(cfg, env, part) for part in ("medium", "expert")}, env, C.minari_root_of)
     else:
         raise ValueError(f"unknown dataset kind {kind!r}")
-    info["returns"] = P.dataset_returns(env, kind, episodes)
+    info["returns"] = P.dataset_returns(env, kind, episodes, reference)
     warning = P.strength_warning(env, kind, scale, info["returns"])
     if warning:
         logging.getLogger("wmaug").warning(warning)
         info["warning"] = warning
     dataset_id = C.built_minari_id(scale, env, kind)
-    path = write_minari_dataset(dataset_id, episodes, env, C.MINARI_ROOT,
+    path = write_minari_dataset(dataset_id, episodes, env, C.MINARI_ROOT, reference=info["returns"]["reference"],
                                 description=f"{kind} data for {env} built by wmaug with the D4RL protocol (scale {scale})",
                                 algorithm_name="SAC (D4RL protocol)" if kind != "random" else "uniform random",
                                 metadata={k: v for k, v in info.items() if k not in ("behaviour", "returns", "warning")})
@@ -178,7 +176,8 @@ def cmd_subsample(args) -> None:
         with open(tmp, "wb") as f:
             # `indices` (rows of the source) let the world-model error analysis hold out the other rows.
             np.savez(f, **sample.as_dict(), obs_mean=norm.mean, obs_std=norm.std, checksum=sample.checksum(),
-                     source=source, source_checksum=prov["checksum"], seed=args.seed, indices=indices)
+                     source=source, source_checksum=prov["checksum"], seed=args.seed, indices=indices,
+                     reference=json.dumps(prov["reference"]))
     logging.getLogger("wmaug").info("sample of %d from %s (%d transitions), checksum %s", len(sample), source,
                                     len(data), sample.checksum()[:12])
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from wmaug.core.envs import DATASET_KINDS
+from wmaug.core.presets import PRESETS as DATASET_PRESETS, apply_preset
 from wmaug.core.envs import ENV_SPECS, unknown_name_message
 from wmaug.core.errors import InputError
 from wmaug.core.papers import DEFAULT_PIPELINE, PAPERS, paper, study_paper
@@ -106,6 +108,8 @@ SCHEMA = {
             "type": ["object", "null"],
             "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
         },
+        # `--config datasets=minari`: Minari's published sets where they exist (wmaug/core/presets.py)
+        "datasets": {"enum": list(DATASET_PRESETS)},
         "scales": {
             "type": "object",
             "minProperties": 1,
@@ -239,6 +243,7 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
         raise ConfigError(f"{where}: config key '{_key(e.absolute_path)}' = {value!r}: {e.message}{hint}")
     config = copy.deepcopy(config)
     config["dataset_sources"] = config.get("dataset_sources") or {}
+    apply_preset(config)
     _apply_algorithm_overrides(config, where)
 
     if config["scale"] not in config["scales"]:
@@ -271,8 +276,9 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
         where_task = f"{where}: key 'algorithms.cql.task_overrides.{task}'"
         if env not in ENV_SPECS:
             raise ConfigError(unknown_name_message("env", env, list(ENV_SPECS), where_task + " (write env/dataset)"))
-        if kind not in DATASET_KINDS:
-            raise ConfigError(unknown_name_message("dataset", kind, DATASET_KINDS, where_task + " (write env/dataset)"))
+        if kind not in dataset_kinds(config):
+            raise ConfigError(unknown_name_message("dataset", kind, dataset_kinds(config),
+                                                   where_task + " (write env/dataset)"))
     for rule in ("awac", "bcq"):
         if config["algorithms"].get(rule):
             from wmaug.algos import check_settings  # torch only when these sections change a default
@@ -288,11 +294,13 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
         blocks = [(f"studies.{study}", grid)] + [
             (f"studies.{study}.ablations.{name}", block) for name, block in grid.get("ablations", {}).items()]
         for prefix, block in blocks:
-            for key, valid in (("envs", list(ENV_SPECS)), ("datasets", DATASET_KINDS), ("methods", list(METHODS))):
+            names = (("envs", list(ENV_SPECS)), ("datasets", dataset_kinds(config)), ("methods", list(METHODS)))
+            for key, valid in names:
                 for i, value in enumerate(block.get(key, [])):
                     if value not in valid:
                         kind = key[:-1] if key != "datasets" else "dataset"
                         raise ConfigError(unknown_name_message(kind, value, valid, f"{where}: key '{prefix}.{key}[{i}]'"))
+            _check_source_only_kinds(config, block.get("envs", grid["envs"]), block.get("datasets", []), prefix, where)
             for i, method in enumerate(block["methods"]):
                 if METHODS[method].pipeline != pipeline:
                     raise ConfigError(f"{where}: key '{prefix}.methods[{i}]' = {method!r} is a method of the "
@@ -303,8 +311,9 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
         if env not in ENV_SPECS:
             raise ConfigError(unknown_name_message("environment", env, list(ENV_SPECS), f"{where}: key 'dataset_sources'"))
         for kind, source in kinds.items():
-            if kind not in DATASET_KINDS:
-                raise ConfigError(unknown_name_message("dataset", kind, DATASET_KINDS, f"{where}: key 'dataset_sources.{env}'"))
+            if not DATASET_NAME.fullmatch(kind):
+                raise ConfigError(f"{where}: key 'dataset_sources.{env}.{kind}': a dataset name is lower-case letters, "
+                                  f"digits, '_' and '-' (it names folders and Snakemake wildcards)")
             if check_sources:
                 from wmaug.data.minari_io import check_finite_streaming, check_source  # h5py only when needed
 
@@ -314,6 +323,26 @@ def validate(config: dict, where: str = "config", check_sources: bool = True) ->
                 except Exception as exc:
                     raise ConfigError(f"{where}: key 'dataset_sources.{env}.{kind}' = {source!r}: {exc}") from exc
     return config
+
+
+DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_]*(-[a-z0-9_]+)*")
+
+
+def dataset_kinds(config: dict) -> list[str]:
+    """The dataset names a grid may use: the kinds the harness builds, then every other a source provides (Minari's
+    `simple`, say)."""
+    extra = (k for kinds in config["dataset_sources"].values() for k in kinds if k not in DATASET_KINDS)
+    return DATASET_KINDS + list(dict.fromkeys(extra))
+
+
+def _check_source_only_kinds(config: dict, envs: list[str], datasets: list[str], prefix: str, where: str) -> None:
+    """A dataset the harness cannot build needs a source for every env of its block."""
+    for i, kind in enumerate(datasets):
+        missing = [e for e in envs if kind not in DATASET_KINDS and not dataset_source(config, e, kind)]
+        if missing:
+            raise ConfigError(f"{where}: key '{prefix}.datasets[{i}]' = {kind!r}: the harness builds only "
+                              f"{', '.join(DATASET_KINDS)}; {kind!r} must come from dataset_sources, which names none "
+                              f"for {', '.join(missing)}")
 
 
 def _check_known_keys(config: dict, where: str) -> None:
@@ -467,8 +496,27 @@ def check_samples_current(config: dict) -> None:
     root = Path(resources_dir(config)) / "samples"
     for path in sorted(root.glob("*/*/n*/seed*.npz")):
         env, kind = path.parts[-4], path.parts[-3]
-        if env in ENV_SPECS and kind in DATASET_KINDS:
+        if env in ENV_SPECS and kind in dataset_kinds(config):
             check_sample_source(config, env, kind, path)
+    for marker in sorted(Path(resources_dir(config)).glob("datasets/*/medium-expert.json")):
+        check_built_parts(config, marker.parent.name, marker)
+
+
+def check_built_parts(config: dict, env: str, marker: Path) -> None:
+    """A built medium-expert concatenates the medium and expert datasets configured when it was built (recorded as
+    `parts` in its marker; a marker without them predates sources for parts: both were the harness's own). After
+    dataset_sources or the `datasets` preset changes them, the concatenation is stale."""
+    import json
+
+    if env not in ENV_SPECS or dataset_source(config, env, "medium-expert"):
+        return  # a user's own medium-expert replaces the built one
+    built = json.loads(marker.read_text()).get("parts") or {
+        part: f"minari:{built_minari_id(config['scale'], env, part)}" for part in ("medium", "expert")}
+    wanted = {part: full_dataset_source(config, env, part) for part in ("medium", "expert")}
+    if built != wanted:
+        raise ConfigError(f"{marker} concatenates {built}, but the config now names {wanted} for {env}'s medium and "
+                          f"expert: delete {marker} so that medium-expert is built again (its samples and world models "
+                          f"follow)")
 
 
 def world_model_path(config: dict, env: str, kind: str, seed: int, n: int | str | None = None,

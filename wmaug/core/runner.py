@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wmaug.core.envs import get_spec, make_env, normalized_score
+from wmaug.core.envs import get_spec, make_env
 from wmaug.core.errors import InputError, NonFiniteLoss
 from wmaug.core.evaluation import evaluate_parallel
 from wmaug.core.io import torch_load, torch_save
 from wmaug.core.preemption import SigtermFlag
+from wmaug.core.references import d4rl_reference, reference_score
 from wmaug.core.spec import CellSpec
 from wmaug.core.tracking import LiveCurve
 
@@ -220,7 +221,7 @@ class Run(TrainingClock):
         row = {
             "phase": phase,
             "step": step,
-            "normalized_score": float(normalized_score(self.env_name, returns.mean())),
+            "normalized_score": float(reference_score(self.reference(), returns.mean())),
             "raw_return": float(returns.mean()),
             "raw_return_std": float(returns.std()),
             "env_steps": self.p.env_steps,
@@ -237,6 +238,12 @@ class Run(TrainingClock):
         """A row of the curve, shown at once in curve.partial.csv (and the tracker)."""
         self.p.curve.append(row)
         self.live.append(self.p.curve)
+
+    def reference(self) -> dict:
+        """The reference returns of this cell's normalised score: those its dataset's loader recorded (a Minari
+        dataset's own), else D4RL's (a cell that reads no dataset; a sample drawn before they were recorded). Kept
+        in `data_meta`, so each result's summary.json records the pair it was scored with."""
+        return self.data_meta.setdefault("reference", d4rl_reference(self.env_name))
 
     def record(self, metrics: dict[str, float | torch.Tensor]) -> None:
         # Tensors stay on the device until the next evaluation: no host sync per update.

@@ -147,11 +147,41 @@ def replay_episodes_until(behaviour: dict, step: int) -> list[dict]:
     return out
 
 
-def dataset_returns(env: str, kind: str, episodes: list[dict]) -> dict:
-    """A dataset's mean episode return and normalised score, beside D4RL v2's published mean where known."""
+def concatenated_parts(sources: dict[str, str], env: str, root_of: Callable[[str], str]) -> tuple[list, dict, dict]:
+    """`medium-expert` as D4RL built it: the `medium` dataset's episodes, then the `expert`'s, each read from its
+    configured source (the harness's own datasets, or Minari's under the `minari` preset; `root_of` gives a source's
+    Minari root). Returns (episodes, the parts' sources, their shared reference pair)."""
+    from wmaug.core.errors import InputError
+    from wmaug.core.references import describe, same_pair
+    from wmaug.data.minari_io import parse_source, read_minari_episodes, source_reference
+
+    episodes, references = [], []
+    for part, source in sources.items():
+        scheme, rest = parse_source(source)
+        if scheme != "minari":
+            raise InputError(f"{env} medium-expert is built from the {part} dataset's episodes, but its source "
+                             f"{source} is a D4RL file (a flat table, not episodes): name a source for {env}'s "
+                             f"medium-expert too")
+        episodes += read_minari_episodes(rest, root_of(source))
+        references.append(source_reference(source, env, root_of(source)))
+    if not all(same_pair(references[0], r) for r in references):
+        raise InputError(f"{env} medium-expert: its parts' reference returns differ ("
+                         + "; ".join(f"{part}: {describe(r)}" for part, r in zip(sources, references))
+                         + "), so no one normalised score fits the concatenation")
+    return episodes, dict(sources), references[0]
+
+
+def dataset_returns(env: str, kind: str, episodes: list[dict], reference: dict | None = None) -> dict:
+    """A dataset's mean and sd episode return and normalised score against `reference` (D4RL's pair by default), beside
+    D4RL v2's published mean where known (scored against D4RL's pair, the one it was published with)."""
+    from wmaug.core.references import d4rl_reference, reference_score
+
+    reference = reference or d4rl_reference(env)
     returns = [float(np.sum(ep["rewards"])) for ep in episodes if len(ep["rewards"])]
     mean = float(np.mean(returns)) if returns else float("nan")
-    out = {"mean_return": mean, "normalized_score": float(normalized_score(env, mean)), "episodes": len(returns)}
+    out = {"mean_return": mean, "sd_return": float(np.std(returns)) if returns else float("nan"),
+           "normalized_score": float(reference_score(reference, mean)), "episodes": len(returns),
+           "reference": reference}
     published = D4RL_V2_MEAN_RETURN.get((env, kind))
     if published is not None:
         out.update(d4rl_v2_mean_return=published, d4rl_v2_normalized_score=float(normalized_score(env, published)))

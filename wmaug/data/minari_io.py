@@ -1,6 +1,7 @@
 """Reading and writing offline datasets: real Minari datasets under a local root, and D4RL HDF5 files.
 
-Minari layout (minari 0.5.4, HDF5 storage)::
+Minari layout (minari 0.5.4, HDF5 storage; the Arrow and Parquet storages keep the same metadata.json beside
+their own files, and are read through minari's API, which needs pyarrow)::
 
     <root>/<namespace...>/namespace_metadata.json
     <root>/<dataset_id>/data/metadata.json      # spaces, env_spec, totals, ref scores, ...
@@ -46,6 +47,20 @@ AUTHOR = "wmaug"
 SOURCE_SCHEMES = ("minari", "d4rl")
 D4RL_REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 EPISODE_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")
+
+# D4RL's ant files (Ant-v2 under mujoco-py): 27 joint positions and velocities, then 84 contact forces (14 bodies x
+# 6, the world body's included). Ant-v5 observes 105: 27 + 78 (v5 drops the world body's 6, always 0: Gymnasium
+# issue #214). Why no mapping is offered: docs/datasets.md, "D4RL's ant files".
+D4RL_ANT_OBS_DIM = 111
+D4RL_ANT_MESSAGE = (
+    "observations have 111 columns: a D4RL ant file (Ant-v2 under mujoco-py: 27 joint positions and velocities, then "
+    "84 contact forces of 14 bodies). The harness's ant is Ant-v5, with 105 (27 + 78: v5 drops the world body's 6, "
+    "always 0). Dropping those 6 would fit the shape but not the data: D4RL collected ant under mujoco-py with "
+    "MuJoCo 2, where the contact forces read 0 (columns 27-110 are all zero: D4RL issue #143, gym issue #2593), "
+    "while Ant-v5 observes real ones, so a policy trained on the file would meet inputs online it never saw, and the "
+    "file's rewards lack the contact cost Ant-v5 charges (zero forces cost nothing). Use Minari's "
+    "mujoco/ant/<kind>-v0 (collected on Ant-v5: dataset_sources or --config datasets=minari), or let the harness "
+    "build ant's datasets. docs/datasets.md, \"D4RL's ant files\".")
 
 _BUILD_PREFIX = ".wmaug-build-"
 _OLD_PREFIX = ".wmaug-old-"
@@ -152,10 +167,42 @@ def _locate_minari(dataset_id: str, root: str | Path | None) -> tuple[Path, dict
             f"{meta_path}: metadata says dataset_id '{meta.get('dataset_id')}', "
             f"but it sits where '{dataset_id}' belongs"
         )
+    if data_format(meta) != "hdf5":
+        _require_storage(meta, dataset_id, data_dir)
+        return data_dir, meta
     data_file = data_dir / MINARI_DATA_FILE
     if not data_file.is_file():
         raise DatasetError(f"{data_file}: Minari data file is missing (incomplete dataset?)")
     return data_dir, meta
+
+
+def data_format(meta: dict) -> str:
+    """The dataset's storage: 'hdf5' (also what datasets written before the key record), 'arrow' or 'parquet'."""
+    return str(meta.get("data_format") or "hdf5")
+
+
+def _require_storage(meta: dict, dataset_id: str, data_dir: Path) -> None:
+    """A storage other than HDF5 is read through minari's API: it must know the format, and its library must be
+    installed (minari's Arrow and Parquet storages import pyarrow, an optional dependency: `minari[arrow]`)."""
+    from minari.dataset._storages import get_storage_keys
+
+    fmt = data_format(meta)
+    if fmt not in get_storage_keys():
+        raise DatasetError(f"{data_dir / MINARI_METADATA_FILE}: data_format {fmt!r} is not one minari "
+                           f"{_minari_version()} reads ({', '.join(get_storage_keys())})")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise DatasetError(f"Minari dataset '{dataset_id}' ({data_dir}) is stored as {fmt}, which minari reads with "
+                           f"pyarrow, not installed here: pip install 'minari[arrow]' (or pyarrow)") from None
+    if not any(p.name != MINARI_METADATA_FILE for p in data_dir.iterdir()):
+        raise DatasetError(f"{data_dir}: the {fmt} dataset holds metadata but no episode data (incomplete dataset?)")
+
+
+def _minari_version() -> str:
+    import minari
+
+    return minari.__version__
 
 
 def _box_dim(meta: dict, key: str, where: Path) -> int:
@@ -233,6 +280,8 @@ def write_minari_dataset(
     description: str,
     algorithm_name: str,
     metadata: dict | None = None,
+    reference: dict | None = None,
+    data_format: str = "hdf5",
 ) -> Path:
     """Write ``episodes`` as Minari dataset ``dataset_id`` under ``root``; returns its directory.
 
@@ -242,7 +291,8 @@ def write_minari_dataset(
     existing dataset of the same id is replaced.  The dataset is built under a hidden build
     root inside ``root`` and renamed into place, so a killed write never leaves a directory
     that loads as a complete dataset.  ``metadata`` (JSON-serialisable, no keys minari itself
-    uses) is merged into the dataset's metadata.json.
+    uses) is merged into the dataset's metadata.json. ``reference`` (``ref_min``/``ref_max``): the pair recorded
+    as the dataset's ``ref_min_score``/``ref_max_score``, D4RL's by default. ``data_format``: minari's storage.
     """
     import gymnasium as gym
     import minari
@@ -303,10 +353,10 @@ def write_minari_dataset(
                 eval_env=spec.gym_id,
                 algorithm_name=algorithm_name,
                 author=AUTHOR,
-                ref_min_score=spec.ref_min,
-                ref_max_score=spec.ref_max,
+                ref_min_score=spec.ref_min if reference is None else reference["ref_min"],
+                ref_max_score=spec.ref_max if reference is None else reference["ref_max"],
                 description=description,
-                data_format="hdf5",
+                data_format=data_format,
             )
             if extra:
                 ds.storage.update_metadata(extra)
@@ -343,6 +393,9 @@ def _iter_episodes(dataset_id: str, root: str | Path | None) -> Iterator[tuple[d
     """Checked episodes of a Minari dataset read straight from its HDF5 file (h5py low-level API).
     Yields (episode arrays, total steps from metadata, data file)."""
     data_dir, meta = _locate_minari(dataset_id, root)
+    if data_format(meta) != "hdf5":
+        yield from _iter_episodes_api(dataset_id, root, data_dir, meta)
+        return
     data_file = data_dir / MINARI_DATA_FILE
     obs_dim = _box_dim(meta, "observation_space", data_dir / MINARI_METADATA_FILE)
     act_dim = _box_dim(meta, "action_space", data_dir / MINARI_METADATA_FILE)
@@ -360,25 +413,49 @@ def _iter_episodes(dataset_id: str, root: str | Path | None) -> Iterator[tuple[d
                 except (KeyError, ValueError, TypeError):
                     raise DatasetError(f"{where} is missing") from None
                 ep = {k: _read_h5(gid, k, where) for k in EPISODE_KEYS}
-                T = ep["rewards"].shape[0] if ep["rewards"].ndim else -1
-                shapes = {
-                    "observations": (T + 1, obs_dim),
-                    "actions": (T, act_dim),
-                    "rewards": (T,),
-                    "terminations": (T,),
-                    "truncations": (T,),
-                }
-                for k, shape in shapes.items():
-                    if ep[k].shape != shape:
-                        raise DatasetError(f"{where}/{k} has shape {ep[k].shape}, expected {shape}")
-                if pos + T > n:
-                    raise DatasetError(f"{data_file}: episodes hold more steps than the {n} in metadata")
-                pos += T
+                pos += _checked_length(ep, obs_dim, act_dim, where, pos, n, data_file)
                 yield ep, n, data_file
         except (OSError, RuntimeError) as e:  # h5py's errors for damaged objects/chunks
             raise DatasetError(f"{data_file}: corrupt data ({type(e).__name__}: {e})") from None
     if pos != n:
         raise DatasetError(f"{data_file}: episodes hold {pos} steps, metadata says {n}")
+
+
+def _checked_length(ep: dict, obs_dim: int, act_dim: int, where: str, pos: int, n: int, data: Path) -> int:
+    """An episode's steps T, after checking its arrays' shapes and that the dataset's total still holds them."""
+    T = ep["rewards"].shape[0] if ep["rewards"].ndim else -1
+    shapes = {"observations": (T + 1, obs_dim), "actions": (T, act_dim), "rewards": (T,), "terminations": (T,),
+              "truncations": (T,)}
+    for k, shape in shapes.items():
+        if ep[k].shape != shape:
+            raise DatasetError(f"{where}/{k} has shape {ep[k].shape}, expected {shape}")
+    if pos + T > n:
+        raise DatasetError(f"{data}: episodes hold more steps than the {n} in metadata")
+    return T
+
+
+def _iter_episodes_api(dataset_id: str, root, data_dir: Path, meta: dict) -> Iterator[tuple[dict, int, Path]]:
+    """The episodes of an Arrow or Parquet dataset, through minari's own reader, checked as the HDF5 reader checks."""
+    import minari
+
+    obs_dim = _box_dim(meta, "observation_space", data_dir / MINARI_METADATA_FILE)
+    act_dim = _box_dim(meta, "action_space", data_dir / MINARI_METADATA_FILE)
+    n_eps, n = int(meta["total_episodes"]), int(meta["total_steps"])
+    pos, seen = 0, 0
+    with minari_root(root):
+        try:
+            episodes = list(minari.load_dataset(dataset_id).iterate_episodes())
+        except Exception as e:  # pyarrow's and minari's errors for damaged files have no common base
+            raise DatasetError(f"{data_dir}: minari cannot read the {data_format(meta)} dataset "
+                               f"({type(e).__name__}: {e})") from None
+    for ep in episodes:
+        where = f"{data_dir}: episode {ep.id}"
+        arrays = {k: np.asarray(getattr(ep, k)) for k in EPISODE_KEYS}
+        pos += _checked_length(arrays, obs_dim, act_dim, where, pos, n, data_dir)
+        seen += 1
+        yield arrays, n, data_dir
+    if (seen, pos) != (n_eps, n):
+        raise DatasetError(f"{data_dir}: holds {seen} episodes / {pos} steps, metadata says {n_eps} / {n}")
 
 
 def read_minari_episodes(dataset_id: str, root: str | Path | None = None) -> list[dict]:
@@ -490,6 +567,8 @@ def _d4rl_headers(f: h5py.File, path: Path, env_name: str) -> int:
         )
     keys = list(D4RL_REQUIRED_KEYS) + (["next_observations"] if "next_observations" in f else [])
     shapes = {k: f[k].shape for k in keys}
+    if spec.gym_id.startswith("Ant-") and shapes["observations"][1:] == (D4RL_ANT_OBS_DIM,):
+        raise DatasetError(f"{path}: {D4RL_ANT_MESSAGE}")
     for k in ("observations", "next_observations"):
         if k in shapes and (len(shapes[k]) != 2 or shapes[k][1] != spec.obs_dim):
             raise DatasetError(
@@ -571,12 +650,25 @@ def _data_file(path_or_dir: str | Path) -> Path:
 
 
 def dataset_checksum(path_or_dir: str | Path) -> str:
-    """sha256 (hex) of a data file, streamed; for a Minari dataset dir, of its data/main_data.hdf5."""
+    """sha256 (hex) of a data file, streamed; for a Minari dataset dir, of its data/main_data.hdf5; for an Arrow or
+    Parquet dataset (many files, no main_data.hdf5), of each data file's relative path and content in path order."""
     h = hashlib.sha256()
-    with open(_data_file(path_or_dir), "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
+    files = _storage_files(Path(path_or_dir))
+    for path in files or [_data_file(path_or_dir)]:
+        if files:
+            h.update(str(path.relative_to(Path(path_or_dir))).encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(_HASH_CHUNK):
+                h.update(chunk)
     return h.hexdigest()
+
+
+def _storage_files(dataset_dir: Path) -> list[Path]:
+    """The data files of a Minari dataset directory stored without main_data.hdf5 (Arrow, Parquet); [] otherwise."""
+    data = dataset_dir / "data"
+    if not data.is_dir() or (data / MINARI_DATA_FILE).is_file():
+        return []
+    return sorted(p for p in data.rglob("*") if p.is_file() and p.name != MINARI_METADATA_FILE)
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -604,8 +696,9 @@ def _check_dims(t: Transitions, env_name: str, where: str) -> None:
 def load_source(source: str, env_name: str, root: str | Path | None) -> tuple[Transitions, dict[str, Any]]:
     """Load a dataset source string; returns (transitions, provenance).
 
-    provenance = {"source": source, "checksum": sha256 of the data file, "n_transitions": N}.
-    ``root`` is the Minari datasets root (unused for d4rl: paths).
+    provenance = {"source": source, "checksum": sha256 of the data file, "n_transitions": N, "reference": the
+    normalised score's reference returns (`source_reference`)}. ``root`` is the Minari datasets root (unused for
+    d4rl: paths).
     """
     scheme, rest = parse_source(source)
     if scheme == "minari":
@@ -616,7 +709,25 @@ def load_source(source: str, env_name: str, root: str | Path | None) -> tuple[Tr
     else:
         data_path = Path(rest)
         t = load_d4rl_hdf5(data_path, env_name)
-    return t, {"source": source, "checksum": dataset_checksum(data_path), "n_transitions": len(t)}
+    return t, {"source": source, "checksum": dataset_checksum(data_path), "n_transitions": len(t),
+               "reference": source_reference(source, env_name, root)}
+
+
+def source_reference(source: str, env_name: str, root: str | Path | None) -> dict:
+    """The reference returns a source's scores are normalised with: a Minari dataset's own `ref_min_score` and
+    `ref_max_score`, else D4RL's table (D4RL files carry none). A Minari dataset not (yet) installed gets D4RL's,
+    saying so: an online-only cell names its task's dataset without reading it."""
+    from wmaug.core.references import d4rl_reference, metadata_reference
+
+    scheme, rest = parse_source(source)
+    if scheme == "d4rl":
+        return d4rl_reference(env_name)
+    meta_path = minari_dataset_dir(rest, root) / "data" / MINARI_METADATA_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return d4rl_reference(env_name, f"{meta_path} not readable")
+    return metadata_reference(meta, env_name, f"minari:{rest}")
 
 
 def _environment_base(gym_id: str) -> str:
@@ -645,10 +756,20 @@ def check_finite_streaming(source: str, root: str | Path | None, cache_dir: str 
     over the file a chunk at a time, remembered per (file, size, mtime) in ``cache_dir`` so that it runs once."""
     scheme, rest = parse_source(source)
     path = Path(rest) if scheme == "d4rl" else minari_dataset_dir(rest, root) / "data" / MINARI_DATA_FILE
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    files = [] if scheme == "d4rl" else _storage_files(minari_dataset_dir(rest, root))
+    version = "|".join(f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files or [path])
+    key = hashlib.sha256(version.encode()).hexdigest()[:24]
     marker = Path(cache_dir) / f"finite-{key}" if cache_dir else None
     if marker is not None and marker.exists():
+        return
+    if files:  # Arrow or Parquet: minari's reader, one episode at a time
+        for ep, _, data_dir in _iter_episodes(rest, root):
+            for k in ("observations", "actions", "rewards"):
+                if not np.all(np.isfinite(ep[k])):
+                    raise DatasetError(f"{data_dir}: {k} contains NaN or inf in {source}")
+        if marker is not None:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{source}\n")
         return
     keys = ("observations", "next_observations", "actions", "rewards")
     with _open_hdf5(path, f"dataset source '{source}'") as f:
@@ -693,6 +814,10 @@ def check_source(source: str, env_name: str, root: str | Path | None) -> None:
     n_eps = int(meta["total_episodes"])
     if n_eps < 1 or int(meta["total_steps"]) < 1:
         raise DatasetError(f"{meta_path}: dataset is empty")
+    source_reference(source, env_name, root)  # a reference pair that cannot be used fails here, not in a cell
+    if data_format(meta) != "hdf5":
+        next(_iter_episodes(rest, root))  # minari opens it and the first episode fits (the finiteness pass reads all)
+        return
     data_file = data_dir / MINARI_DATA_FILE
     with _open_hdf5(data_file, f"Minari dataset '{rest}'") as f:
         if len(f) != n_eps:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,4 +81,6 @@ def load_sample(path: str | Path) -> tuple[Transitions, ObsNormalizer, dict]:
         data = Transitions.from_mapping(f, str(path))
         normalizer = ObsNormalizer(f["obs_mean"], f["obs_std"])
         meta = {"sample_checksum": str(f["checksum"]), "source": str(f["source"]), "source_checksum": str(f["source_checksum"])}
+        if "reference" in f:  # the source's reference returns (samples drawn before they were recorded lack them)
+            meta["reference"] = json.loads(str(f["reference"]))
     return data, normalizer, meta

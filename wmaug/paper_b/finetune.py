@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from wmaug.algos import build_agent
-from wmaug.core.config import cql_for_task
+from wmaug.core.config import cql_for_task, minari_root_of
 from wmaug.core.errors import InputError
 from wmaug.algos.ensemble_sac import EnsembleSACConfig
 from wmaug.core.evaluation import evaluate_steps
 from wmaug.core.runner import Progress, Run, run_loop
 from wmaug.core.spec import FinetuneCellSpec
+from wmaug.data.minari_io import source_reference
 from wmaug.paper_b.pretrain import load_block, load_full_dataset
 from wmaug.paper_b.samplers import make_sampler
 
@@ -52,6 +53,9 @@ class FinetuneRun(Run):
         offline = None
         if r.sampling != "online_only":
             offline, self.data_meta = load_full_dataset(spec.paths.dataset, self.env_name)
+        else:  # scored against its task's dataset's reference returns, like the task's other cells
+            self.data_meta = {"reference": source_reference(spec.paths.dataset, self.env_name,
+                                                            minari_root_of(spec.paths.dataset))}
         capacity = min(ft["online_buffer"], self.steps)
         self.sampler = make_sampler(r.sampling, offline, self.obs_dim, self.act_dim, capacity,
                                     algos["balanced_replay"], device)

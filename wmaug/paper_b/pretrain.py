@@ -19,7 +19,8 @@ import torch
 from wmaug.algos import LOOP_KEYS, build_agent, compile_agent
 from wmaug.core.config import minari_root_of
 from wmaug.data.buffer import ReplayBuffer
-from wmaug.core.envs import get_spec, make_env, normalized_score
+from wmaug.core.envs import get_spec, make_env
+from wmaug.core.references import reference_score
 from wmaug.core.evaluation import evaluate_members
 from wmaug.core.io import torch_load, torch_save
 from wmaug.core.preemption import sigterm_handler_restored
@@ -132,7 +133,7 @@ def run_pretrain(spec: PretrainSpec | dict, out: str | Path, device: torch.devic
 
     returns = evaluate_members(envs, act, spec.eval_episodes, seed=2_000_000 + 1000 * block).mean(1)
     eval_time = time.perf_counter() - t0
-    scores = [float(normalized_score(env, r)) for r in returns]
+    scores = [float(reference_score(data_meta["reference"], r)) for r in returns]  # the dataset's pair
     log.info("%s %s/%s block %d: agents' normalised scores %s", algo, env, job.dataset, block,
              ", ".join(f"{s:.1f}" for s in scores))
 

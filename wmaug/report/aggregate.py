@@ -37,6 +37,7 @@ import pandas as pd
 from rliable import library as rly
 
 from wmaug.core.errors import ReportInputError
+from wmaug.core.references import d4rl_reference
 from rliable import metrics as rlm
 
 __all__ = [
@@ -199,6 +200,7 @@ def collect_scores(cell_dirs: Sequence[Path | str],
     scale_groups: dict[str, list[str]] = {}
     hash_groups: dict[str, list[str]] = {}
     seen: dict[tuple, Path] = {}
+    references: dict[str, list] = {}
     for d in dirs:
         summary_path = d / "summary.json"
         if not summary_path.is_file():
@@ -227,6 +229,9 @@ def collect_scores(cell_dirs: Sequence[Path | str],
             problems.append(f"{d}: cell {label} also read from {seen[key]}")
             continue
         seen[key] = d
+        # the pair its scores were normalised with; a summary written before pairs were recorded used D4RL's
+        ref = (summary.get("dataset") or {}).get("reference") or d4rl_reference(cell["env"])
+        references[label] = [ref["ref_min"], ref["ref_max"], ref["from"]]
         curve_path = d / "curve.csv"
         if not curve_path.is_file():
             problems.append(f"{d}: no curve.csv")
@@ -289,6 +294,7 @@ def collect_scores(cell_dirs: Sequence[Path | str],
                         kind="stable").reset_index(drop=True)
     df.attrs["scale"] = next(iter(scale_groups))
     df.attrs["config_hash"] = next(iter(hash_groups))
+    df.attrs["references"] = references  # cell label -> [ref_min, ref_max, from]: figures label a mix
     return df
 
 
@@ -307,6 +313,10 @@ def _single(scores: pd.DataFrame, col: str) -> str | None:
 
 def _carry_attrs(out: pd.DataFrame, scores: pd.DataFrame, **extra) -> pd.DataFrame:
     out.attrs.update({k: v for k, v in scores.attrs.items() if k in ("scale", "config_hash")})
+    if "references" in scores.attrs and set(_CELL_KEYS) <= set(scores.columns):  # only the cells aggregated here
+        keys = scores[list(_CELL_KEYS)].drop_duplicates().itertuples(index=False)
+        cells = {_cell_label(dict(zip(_CELL_KEYS, key))) for key in keys}
+        out.attrs["references"] = {k: v for k, v in scores.attrs["references"].items() if k in cells}
     for col in ("scale", "study"):
         if col in scores.columns and len(scores):
             out.attrs[col] = _single(scores, col)

@@ -29,6 +29,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from wmaug.core.io import atomic_path
+from wmaug.core.references import mixed_reference_note
 
 __all__ = [
     "METHOD_COLORS",
@@ -351,8 +352,8 @@ def plot_curve_grid(intervals: pd.DataFrame, out_prefix: Path, *, rows: Sequence
                fontsize=9, frameon=False)
     fig.suptitle(wrap_title(f"{title}\nscale: {scale} \u00b7 seeds per curve: "
                        f"{_seed_text(full['n_seeds'].dropna())}"
-                       f" \u00b7 line: {_ESTIMATOR_NAMES[estimator]} over seeds, band: 95% CI", width),
-                 fontsize=11)
+                       f" \u00b7 line: {_ESTIMATOR_NAMES[estimator]} over seeds, band: 95% CI"
+                       + _reference_line(intervals), width), fontsize=11)
     table = full[columns].reset_index(drop=True)
     _save_all(fig, table, out_prefix)
     return table
@@ -374,6 +375,13 @@ def plot_note(out_prefix: Path, *, title: str, note: str, columns: Sequence[str]
 
 
 # --------------------------------------------------------------------------- aggregates
+def _reference_line(table: pd.DataFrame) -> str:
+    """A title line when the plotted cells were normalised against different reference returns (a Minari dataset's
+    own beside D4RL's: docs/datasets.md, "Reference scores"); '' otherwise."""
+    note = mixed_reference_note(table.attrs.get("references", {}))
+    return f"\n{note}" if note else ""
+
+
 def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_prefix: Path,
                            *, methods: Sequence[str], title: str,
                            scale: str | None = None, labels: dict[str, str] | None = None,
@@ -478,8 +486,8 @@ def plot_aggregate_metrics(metrics: pd.DataFrame, poi: pd.DataFrame | None, out_
     else:
         where = ""
     fig.suptitle(wrap_title(f"{title}\nscale: {scale} \u00b7 {where}{n_tasks} tasks \u00b7 seeds per task: "
-                       f"{n_seeds} \u00b7 bars: 95% stratified-bootstrap CI, tick: point estimate", width),
-                 fontsize=11)
+                       f"{n_seeds} \u00b7 bars: 95% stratified-bootstrap CI, tick: point estimate"
+                       + _reference_line(metrics), width), fontsize=11)
     table = pd.DataFrame(rows, columns=METRIC_PLOT_COLUMNS)
     _save_all(fig, table, out_prefix)
     return table

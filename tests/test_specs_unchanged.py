@@ -1,0 +1,64 @@
+"""The resolved spec of every existing cell and pre-training job is a Snakemake param: if one changes, the running
+experiment's finished jobs re-run. Hashes recorded from commit 6930548 (main, before issue 35's dataset work) with
+config/config.yaml as it was then; a change to config.yaml's grid or budgets must update them on purpose."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import yaml
+
+from wmaug.core import config as C
+from conftest import ROOT
+
+# scale -> (number of cells, sha256 over each cell's spec JSON in grid order)
+CELL_SPECS = {
+    "smoke": (109, "b1c958f4f57f863393936ef20b05fdd35b837044fbbbca11a9c916f6b6a0d220"),
+    "evidence": (78, "59df52d94901c85a2b0c12ea4ce9a3f0f060f6fd4a6cfc26003dc767045870e3"),
+}
+# scale -> sha256 over the cql, fqe and awac block-0 spec of each balanced_replay task
+PRETRAIN_SPECS = {
+    "smoke": "a1a36476e045e931838d7a75d3969eded58b5183668be39ea99a37c47c2fd750",
+    "evidence": "c1ff58f96226abba11f31833efc1cb85a2a43917a15728f264d4cc8140c3101c",
+}
+
+
+@pytest.mark.parametrize("scale", sorted(CELL_SPECS))
+def test_cell_specs_unchanged(scale):
+    cfg = C.load_config(ROOT / "config/config.yaml", scale)
+    digest, n = hashlib.sha256(), 0
+    for study in cfg["studies"]:
+        for c in C.grid_cells(cfg, study):
+            spec = C.cell_spec(cfg, study, c["env"], c["dataset"], c["method"], c["seed"]).to_json()
+            digest.update(json.dumps(spec, sort_keys=True).encode())
+            n += 1
+    assert (n, digest.hexdigest()) == CELL_SPECS[scale]
+
+
+@pytest.mark.parametrize("scale", sorted(PRETRAIN_SPECS))
+def test_pretrain_specs_unchanged(scale):
+    cfg = C.load_config(ROOT / "config/config.yaml", scale)
+    grid, digest = cfg["studies"]["balanced_replay"], hashlib.sha256()
+    for env in grid["envs"]:
+        for kind in grid["datasets"]:
+            for algo in ("cql", "fqe", "awac"):
+                digest.update(json.dumps(C.pretrain_spec(cfg, algo, env, kind, 0).to_json(), sort_keys=True).encode())
+    assert digest.hexdigest() == PRETRAIN_SPECS[scale]
+
+
+# scale -> sha256 of the validated config's JSON: the Snakefile names the config file every job's shell command
+# passes (CFG_ARG) after it, so a key the validation adds would change every rule's command
+RESOLVED_CONFIGS = {
+    "smoke": "359b6ff1e2225c9617499b96ddbfe1f71987371172d4c99f303e660749a6f8b7",
+    "evidence": "46ee05c0b3f5a8abaf6e5c38ae124657be01477ee635d16625b6b1ce67616334",
+}
+
+
+@pytest.mark.parametrize("scale", sorted(RESOLVED_CONFIGS))
+def test_resolved_config_unchanged(scale):
+    raw = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    raw["scale"] = scale
+    resolved = json.dumps(C.validate(raw, where="config/config.yaml"), sort_keys=True)
+    assert hashlib.sha256(resolved.encode()).hexdigest() == RESOLVED_CONFIGS[scale]
