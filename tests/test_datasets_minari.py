@@ -8,6 +8,7 @@ import copy
 import json
 import shutil
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import h5py
@@ -266,6 +267,8 @@ def test_built_datasets_record_their_returns_and_pairs(base_config, user_root, t
     main(["dataset", "--config", "config.yaml", "--env", "hopper", "--kind", "random", "--out", "random.json"])
     r = json.loads((tmp_path / "random.json").read_text())["returns"]
     assert r["reference"]["from"] == "D4RL table (d4rl/infos.py)" and r["sd_return"] > 0
+    packages = json.loads((tmp_path / "random.json").read_text())["provenance"]["packages"]
+    assert packages["mujoco"] == metadata.version("mujoco") and packages["gymnasium"] == metadata.version("gymnasium")
     assert "d4rl_v2_mean_return" not in r  # D4RL publishes no hopper-random mean in the harness's table
 
 

@@ -1,6 +1,8 @@
 """The resolved spec of every existing cell and pre-training job is a Snakemake param: if one changes, the running
 experiment's finished jobs re-run. Hashes recorded from commit 6930548 (main, before issue 35's dataset work) with
-config/config.yaml as it was then; a change to config.yaml's grid or budgets must update them on purpose."""
+config/config.yaml as it was then; a change to config.yaml's grid or budgets must update them on purpose. (A new
+config key only renames the effective config file the rules pass as CFG_ARG: Snakemake's code trigger compares a
+rule's shell command before formatting, `persistence._code` in 9.27, so no finished job re-runs for that.)"""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import hashlib
 import json
 
 import pytest
-import yaml
 
 from wmaug.core import config as C
 from conftest import ROOT
@@ -46,19 +47,3 @@ def test_pretrain_specs_unchanged(scale):
             for algo in ("cql", "fqe", "awac"):
                 digest.update(json.dumps(C.pretrain_spec(cfg, algo, env, kind, 0).to_json(), sort_keys=True).encode())
     assert digest.hexdigest() == PRETRAIN_SPECS[scale]
-
-
-# scale -> sha256 of the validated config's JSON: the Snakefile names the config file every job's shell command
-# passes (CFG_ARG) after it, so a key the validation adds would change every rule's command
-RESOLVED_CONFIGS = {
-    "smoke": "359b6ff1e2225c9617499b96ddbfe1f71987371172d4c99f303e660749a6f8b7",
-    "evidence": "46ee05c0b3f5a8abaf6e5c38ae124657be01477ee635d16625b6b1ce67616334",
-}
-
-
-@pytest.mark.parametrize("scale", sorted(RESOLVED_CONFIGS))
-def test_resolved_config_unchanged(scale):
-    raw = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    raw["scale"] = scale
-    resolved = json.dumps(C.validate(raw, where="config/config.yaml"), sort_keys=True)
-    assert hashlib.sha256(resolved.encode()).hexdigest() == RESOLVED_CONFIGS[scale]

@@ -109,6 +109,7 @@ def cmd_dataset(args) -> None:
     from wmaug.data import d4rl_protocol as P
     from wmaug.data.minari_io import dataset_checksum, write_minari_dataset
     from wmaug.core.io import write_json
+    from wmaug.core.provenance import code_version, package_versions
 
     cfg = _load(args)
     s = C.scale_cfg(cfg)
@@ -154,6 +155,8 @@ def cmd_dataset(args) -> None:
     info.update({"dataset_id": dataset_id, "minari_root": C.MINARI_ROOT, "path": str(path),
                  "checksum": dataset_checksum(path), "n_episodes": len(episodes),
                  "n_transitions": int(sum(len(e["actions"]) for e in episodes))})
+    # which simulator and library versions made the data (mujoco's physics changes between majors)
+    info["provenance"] = {"packages": package_versions(), "code": code_version()}
     write_json(args.out, info)
 
 
