@@ -41,11 +41,11 @@ WANDB_PROJECT = "wmaug"
 _PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}  # the package each backend imports
 
 
-def curve_csv(rows: list[dict], header: bool = True) -> str:
-    """Rows as CSV lines in the columns of the first row, after a header line if `header`: the text of curve.csv,
-    and of each line appended to curve.partial.csv."""
+def curve_csv(rows: list[dict], header: bool = True, columns: list[str] | None = None) -> str:
+    """Rows as CSV lines in `columns` (default: the first row's), after a header line if `header`: the text of
+    curve.csv, and of each line appended to curve.partial.csv (in the columns of the file's first row)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns or list(rows[0]), lineterminator="\n")
     if header:
         writer.writeheader()
     writer.writerows(rows)
@@ -268,7 +268,7 @@ class LiveCurve:
             return
         try:
             with open(self.path, "a") as f:
-                f.write(curve_csv(rows[-1:], header=len(rows) == 1))
+                f.write(curve_csv(rows[-1:], header=len(rows) == 1, columns=list(rows[0])))
         except OSError as exc:
             from wmaug.core.io import storage_error
 
